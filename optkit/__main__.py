@@ -1,0 +1,1 @@
+from optkit.cli import main; import sys; sys.exit(main())

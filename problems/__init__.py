@@ -1,0 +1,1 @@
+"""Problem kinds: validated instance data and independent checkers, one module per problem."""

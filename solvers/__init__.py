@@ -1,0 +1,1 @@
+"""Solver families, one subpackage each; modules register solvers with `optkit.registry.register`."""

@@ -1,0 +1,1 @@
+"""OR-Tools CP-SAT models, one module per problem."""

@@ -1,0 +1,1 @@
+"""Dispatch rules, constructive heuristics and local search (pure Python / NumPy)."""

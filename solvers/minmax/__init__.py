@@ -1,0 +1,1 @@
+"""Discrete min-max violation local search on CuPy, or NumPy without a GPU."""

@@ -1,0 +1,1 @@
+"""Mixed-integer programs through PuLP (HiGHS or CBC), one module per problem."""

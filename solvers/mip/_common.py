@@ -1,0 +1,98 @@
+"""What every PuLP model shares: the backend (HiGHS or CBC), its knobs, and an honest status.
+
+PuLP's HiGHS wrapper says "Optimal" when it stops at a time limit with an incumbent; this module
+reads HiGHS's own model status and dual bound instead, and CBC's `sol_status`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pulp
+
+from optkit.errors import InputError, SolverUnavailable
+from optkit.result import Termination
+from optkit.solve import SolveOptions
+
+BACKENDS = ("highs", "cbc")
+
+
+def backend_solver(opts: SolveOptions, *, mip: bool = True, warm_start: bool = False) -> Any:
+    """A configured PuLP solver for `opts.params['backend']` (default 'highs')."""
+    backend = opts.params.get("backend", "highs")
+    if backend not in BACKENDS:
+        raise InputError(f"parameter 'backend': expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    limit = opts.remaining() if opts.time_limit is not None else None
+    log = bool(opts.params.get("log", False))
+    if backend == "highs":
+        if not pulp.HiGHS(msg=False).available():
+            raise SolverUnavailable("PuLP's HiGHS backend needs highspy (pip install 'highspy>=1.11,<1.15')")
+        extra = {"random_seed": opts.seed}
+        return pulp.HiGHS(mip=mip, msg=log, timeLimit=limit, threads=opts.threads, **extra)
+    solver = pulp.PULP_CBC_CMD(mip=mip, msg=log, timeLimit=limit, threads=opts.threads,
+                               warmStart=warm_start, options=[f"randomSeed {opts.seed + 1}"])
+    if not solver.available():
+        raise SolverUnavailable("PuLP's bundled CBC is not available on this platform (use backend=highs)")
+    return solver
+
+
+class MipAnswer:
+    """The truth about a finished PuLP solve."""
+
+    def __init__(self, prob: pulp.LpProblem, solver: Any, status_code: int):
+        self.has_solution = False
+        self.proven_optimal = False
+        self.proven_infeasible = False
+        self.bound: float | None = None
+        self.termination = Termination.COMPLETED
+        self.detail = ""
+        if isinstance(solver, pulp.HiGHS):
+            self._from_highs(prob)
+        else:
+            self._from_cbc(prob, status_code)
+
+    def _from_highs(self, prob: pulp.LpProblem) -> None:
+        import highspy
+
+        h = prob.solverModel
+        status = h.getModelStatus()
+        info = h.getInfo()
+        S = highspy.HighsModelStatus
+        self.detail = h.modelStatusToString(status)
+        self.has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
+        self.proven_optimal = status == S.kOptimal and self.has_solution
+        self.proven_infeasible = status == S.kInfeasible
+        if status in (S.kTimeLimit, S.kIterationLimit, S.kSolutionLimit, S.kInterrupt):
+            self.termination = Termination.TIME_LIMIT if status == S.kTimeLimit else Termination.INTERRUPTED
+        elif status not in (S.kOptimal, S.kInfeasible, S.kUnboundedOrInfeasible, S.kUnbounded):
+            self.termination = Termination.ERROR
+        bound = getattr(info, "mip_dual_bound", None)
+        if bound is not None and math.isfinite(bound) and self.termination != Termination.ERROR:
+            # PuLP hands HiGHS the negated objective of a maximisation.
+            self.bound = -bound if prob.sense == pulp.LpMaximize else bound
+        if self.proven_optimal and self.bound is None:
+            self.bound = pulp.value(prob.objective)
+
+    def _from_cbc(self, prob: pulp.LpProblem, status_code: int) -> None:
+        sol = prob.sol_status
+        self.detail = pulp.LpSolution[sol]
+        self.has_solution = sol in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
+        self.proven_optimal = sol == pulp.LpSolutionOptimal
+        self.proven_infeasible = sol == pulp.LpSolutionInfeasible
+        if not self.proven_optimal and not self.proven_infeasible:
+            self.termination = Termination.TIME_LIMIT
+        if self.proven_optimal:
+            self.bound = pulp.value(prob.objective)
+
+
+def solve_problem(prob: pulp.LpProblem, opts: SolveOptions, *, warm_start: bool = False) -> MipAnswer:
+    """Solve `prob` with the backend chosen in `opts` and report what is really known."""
+    solver = backend_solver(opts, warm_start=warm_start)
+    code = prob.solve(solver)
+    return MipAnswer(prob, solver, code)
+
+
+def value(var: Any) -> float:
+    v = var.value() if hasattr(var, "value") else pulp.value(var)
+    return 0.0 if v is None else float(v)

@@ -1,0 +1,72 @@
+"""The behavioural suite every solver of every problem must pass, on the small instances that each
+problem ships in `instances/<problem>/suite/` (with known optima in `optima.json` beside them).
+
+For each (solver, instance): the answer passes the problem's checker and its objective is what the
+result says; a bound never beats the known optimum, nor does the objective; `optimal` means equal
+to the optimum; deterministic solvers give the same answer twice.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import optkit
+from optkit.registry import solver_specs
+from optkit.result import Status
+
+from conftest import INSTANCES
+
+TIME_LIMIT = 5.0
+
+
+def _cases():
+    for spec in solver_specs():
+        folder = INSTANCES / spec.problem / "suite"
+        for path in sorted(folder.glob("*.json")):
+            if path.name != "optima.json":
+                yield pytest.param(spec, path, id=f"{spec.problem}-{spec.name}-{path.stem}")
+
+
+def _optimum(path):
+    optima = path.parent / "optima.json"
+    return json.loads(optima.read_text()).get(path.stem) if optima.exists() else None
+
+
+def _solve(spec, path):
+    problem = optkit.load(path)
+    return problem, optkit.solve(problem, spec.name, time_limit=TIME_LIMIT, threads=1, seed=0)
+
+
+@pytest.mark.parametrize("spec,path", list(_cases()))
+def test_solver_answer_is_checked_and_honest(spec, path):
+    if not spec.available:
+        pytest.skip(spec.unavailable_reason())
+    problem, result = _solve(spec, path)
+    assert result.status in (Status.OPTIMAL, Status.FEASIBLE), result.message
+    report = optkit.check(problem, result.solution)
+    assert report.feasible, report.violations
+    assert report.objective == result.objective
+    assert result.solver == spec.name and result.threads == 1 and result.seed == 0
+    optimum = _optimum(path)
+    if optimum is not None:
+        assert not problem.better(result.objective, optimum), "objective beats the known optimum"
+        if result.bound is not None:  # a proven bound is never beyond the optimum
+            assert not problem.better(optimum, result.bound), "bound beats the known optimum"
+        if result.status == Status.OPTIMAL:
+            assert result.objective == optimum
+    if result.status == Status.OPTIMAL:
+        assert spec.exact, "only exact solvers may claim optimality"
+        assert result.gap == 0.0
+
+
+@pytest.mark.parametrize("spec,path", [c for c in _cases() if c.values[0].deterministic])
+def test_deterministic_solver_repeats_itself(spec, path):
+    if not spec.available:
+        pytest.skip(spec.unavailable_reason())
+    _, first = _solve(spec, path)
+    _, second = _solve(spec, path)
+    if first.termination.value == "completed" and second.termination.value == "completed":
+        assert first.objective == second.objective
+        assert first.solution == second.solution
