@@ -27,12 +27,8 @@ def check(problem: Problem, solution: Any) -> CheckReport:
     return problem.check(solution)
 
 
-def solvers(problem: str | None = None, available_only: bool = True) -> list[str]:
-    """Names of the solvers of `problem` (all problems if None) that can run here."""
-    from optkit.registry import solver_specs
-
-    return [s.name for s in solver_specs(problem) if s.available or not available_only]
-
+# `optkit.solvers(problem)` lists solver names; the same object is the package of solver families.
+from optkit import solvers  # noqa: E402
 
 __all__ = [
     "CheckReport", "InputError", "OptkitError", "Outcome", "Problem", "Result", "SolveOptions",

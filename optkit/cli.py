@@ -32,6 +32,13 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
+
+def print_table(table: Table) -> None:
+    """Tables go to a terminal at its width, and to a pipe or file unwrapped."""
+    if not out.is_terminal:
+        out.width = 200
+    out.print(table)
+
 #: modules that add their own commands with `register(app)` (batch/report, k8s)
 PLUGINS = ("optkit.batch.cli", "optkit.k8s.cli")
 
@@ -107,7 +114,7 @@ def print_result(result: Result) -> None:
             table.add_row(key, str(value))
     for key, value in result.metrics.items():
         table.add_row(f"  {key}", json.dumps(value) if isinstance(value, (dict, list)) else str(value))
-    out.print(table)
+    print_table(table)
 
 
 @app.command()
@@ -190,7 +197,7 @@ def list_solvers(problem: Optional[str] = typer.Argument(None, help="problem kin
         why = s.unavailable_reason()
         table.add_row(s.problem, s.name + (" *" if s.default else ""), s.family, yes(s.exact), yes(s.bounds),
                       yes(s.warm_start), yes(s.deterministic), "yes" if why is None else f"no: {why}")
-    out.print(table)
+    print_table(table)
     out.print("* default solver of the problem")
 
 

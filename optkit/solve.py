@@ -34,6 +34,8 @@ class SolveOptions:
     params: dict[str, Any] = field(default_factory=dict)
     callback: Callback | None = None
     started: float = field(default_factory=time.monotonic)
+    #: the last solution reported through `report`, kept for interruptions and the wall clock
+    incumbent: tuple[dict, Any] | None = field(default=None, repr=False)
 
     def remaining(self, default: float = float("inf")) -> float:
         """Seconds left of the time limit (never negative); `default` when there is no limit."""
@@ -46,6 +48,7 @@ class SolveOptions:
 
     def report(self, solution: dict, objective: Any = None) -> None:
         """Called by a solver with each improving solution."""
+        self.incumbent = (solution, objective)
         if self.callback is not None:
             self.callback(solution, objective)
 
@@ -116,7 +119,7 @@ def _run(spec: SolverSpec, problem: Problem, opts: SolveOptions) -> Outcome:
     except OptkitError:
         raise
     except KeyboardInterrupt:
-        return Outcome(termination=Termination.INTERRUPTED, message="interrupted")
+        return _fallback(opts, Termination.INTERRUPTED, "interrupted")
     except Exception as e:  # a solver bug must become a readable error result, not a crash
         return Outcome(
             termination=Termination.ERROR,
@@ -193,6 +196,15 @@ def _same(a: Any, b: Any) -> bool:
 
 # -- hard wall clock -------------------------------------------------------------------------------
 
+def _fallback(opts: SolveOptions, termination: Termination, why: str) -> Outcome:
+    """The best solution reported before the solver was stopped, if any."""
+    if opts.incumbent is None:
+        return Outcome(termination=termination, message=why)
+    solution, objective = opts.incumbent
+    return Outcome(solution=solution, objective=objective, termination=termination,
+                   message=f"{why}; best reported solution returned")
+
+
 def _child(spec: SolverSpec, problem: Problem, opts: SolveOptions, conn: Any) -> None:
     opts.callback = lambda sol, obj: conn.send(("incumbent", sol, obj))
     try:
@@ -218,8 +230,8 @@ def _run_with_wall_clock(spec: SolverSpec, problem: Problem, opts: SolveOptions)
     proc = ctx.Process(target=_child, args=(spec, problem, child_opts, child_conn), daemon=True)
     proc.start()
     child_conn.close()
-    best: tuple[dict, Any] | None = None
     outcome: Outcome | None = None
+    interrupted = False
     try:
         while outcome is None:
             left = deadline - time.monotonic()
@@ -230,21 +242,21 @@ def _run_with_wall_clock(spec: SolverSpec, problem: Problem, opts: SolveOptions)
             except EOFError:
                 break
             if msg[0] == "incumbent":
-                best = (msg[1], msg[2])
                 opts.report(msg[1], msg[2])
             else:
                 outcome = msg[1]
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         if proc.is_alive():
             proc.kill()
         proc.join(1.0)
         parent_conn.close()
+    if interrupted:
+        return _fallback(opts, Termination.INTERRUPTED, "interrupted")
     if outcome is not None:
         return outcome
     if proc.exitcode not in (None, 0, -9) and time.monotonic() < deadline:
         return Outcome(termination=Termination.ERROR,
                        message=f"solver process died with exit code {proc.exitcode}")
-    if best is None:
-        return Outcome(termination=Termination.TIME_LIMIT, message="killed at the wall-clock limit")
-    return Outcome(solution=best[0], objective=best[1], termination=Termination.TIME_LIMIT,
-                   message="killed at the wall-clock limit; best reported solution returned")
+    return _fallback(opts, Termination.TIME_LIMIT, "killed at the wall-clock limit")

@@ -30,11 +30,12 @@ def backend_solver(opts: SolveOptions, *, mip: bool = True, warm_start: bool = F
             raise SolverUnavailable("PuLP's HiGHS backend needs highspy (pip install 'highspy>=1.11,<1.15')")
         extra = {"random_seed": opts.seed}
         return pulp.HiGHS(mip=mip, msg=log, timeLimit=limit, threads=opts.threads, **extra)
-    solver = pulp.PULP_CBC_CMD(mip=mip, msg=log, timeLimit=limit, threads=opts.threads,
-                               warmStart=warm_start, options=[f"randomSeed {opts.seed + 1}"])
-    if not solver.available():
-        raise SolverUnavailable("PuLP's bundled CBC is not available on this platform (use backend=highs)")
-    return solver
+    try:  # PuLP 3.3 deprecates its bundled CBC; the cbcbox wheel (pulp[cbc]) ships the binary
+        import cbcbox
+    except ImportError:
+        raise SolverUnavailable("backend=cbc needs the CBC binary: pip install 'pulp[cbc]'") from None
+    return pulp.COIN_CMD(mip=mip, msg=log, timeLimit=limit, threads=opts.threads, warmStart=warm_start,
+                         path=cbcbox.cbc_bin_path(), options=[f"randomSeed {opts.seed + 1}"])
 
 
 class MipAnswer:

@@ -1,0 +1,425 @@
+"""Trigger, plan, check, act: the controller of the fallback scheduler.
+
+- Trigger: pods pending with `PodScheduled=False, reason=Unschedulable` (from a pod watch); a
+  burst is debounced (`debounce` seconds of quiet, at most `max_delay` after the first event);
+  one plan at a time (no new plan while the pins of the last one are live), and at most one plan
+  per `cooldown` seconds.
+- Plan: snapshot -> pod-packing instance -> `optkit.solve(..., time_limit=window, hard_limit=True,
+  initial_solution=current placement)`. Accepted only if the checker's objective is
+  lexicographically better than the current placement's (`problem.better`), it respects every
+  PodDisruptionBudget's `disruptionsAllowed`, and it still holds on a fresh snapshot taken just
+  before acting.
+- Act: pins first (so that pods recreated at once are caught), then evictions through the
+  Eviction API, node by node. A 429 (a PDB), a 409 (the pod changed) or a persistent 5xx stops
+  the plan; nothing already done is undone, and only the pins whose planned node was fully freed
+  are kept. Pins expire after `plan_ttl` seconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from optkit.errors import InputError, OptkitError
+from optkit.k8s.api import ApiError, ClusterAPI
+from optkit.k8s.extender import Metrics, PinSet, PinStore
+from optkit.k8s.snapshot import Snapshot, build_snapshot, is_unschedulable, meta
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class PlannerConfig:
+    window: float = 1.0  # seconds of wall clock for the solver (hard limit)
+    solver: str = "cpsat"
+    threads: int = 1
+    seed: int = 0
+    params: dict = field(default_factory=dict)
+    dry_run: bool = False
+    debounce: float = 2.0
+    max_delay: float = 10.0
+    cooldown: float = 5.0
+    plan_ttl: float = 120.0
+    retries: int = 2  # extra tries of an eviction that got a 5xx
+    retry_backoff: float = 0.2
+    scheduler_name: str = "default-scheduler"
+
+
+@dataclass
+class Action:
+    pod: str
+    priority: int
+    source: str | None
+    target: str | None
+
+    @property
+    def kind(self) -> str:
+        if self.source is None:
+            return "place"
+        if self.target is None:
+            return "evict"
+        return "move"
+
+
+@dataclass
+class Plan:
+    id: str
+    status: str  # planned | rejected | invalidated | dry-run | applied | partial | failed
+    reason: str = ""
+    snapshot: Snapshot | None = None
+    problem: Any = None
+    assignment: dict[str, str | None] = field(default_factory=dict)
+    objective: Any = None
+    current_objective: Any = None
+    solver_status: str | None = None
+    solve_s: float = 0.0
+    actions: list[Action] = field(default_factory=list)
+    evicted: list[str] = field(default_factory=list)
+    not_evicted: list[str] = field(default_factory=list)
+    pins: PinSet | None = None
+
+    @property
+    def evictions(self) -> list[Action]:
+        """Pods to evict (moved or dropped), node by node, lowest priority first."""
+        out = [a for a in self.actions if a.source is not None]
+        return sorted(out, key=lambda a: (a.source, a.priority, a.pod))
+
+    def to_dict(self) -> dict:
+        return {
+            "plan": self.id, "status": self.status, "reason": self.reason,
+            "objective": self.objective, "current_objective": self.current_objective,
+            "solver_status": self.solver_status, "solve_s": round(self.solve_s, 3),
+            "actions": [{"pod": a.pod, "priority": a.priority, "action": a.kind, "from": a.source, "to": a.target}
+                        for a in self.actions],
+            "evicted": self.evicted, "not_evicted": self.not_evicted,
+            "pins": self.pins.to_dict() if self.pins else None,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str)
+
+
+class Planner:
+    """One plan, end to end: `plan()` then `act(plan)` (or `plan_and_act()`)."""
+
+    def __init__(self, api: ClusterAPI, config: PlannerConfig | None = None, pins: PinStore | None = None,
+                 metrics: Metrics | None = None, solve: Callable[..., Any] | None = None,
+                 log: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep):
+        self.api = api
+        self.config = config or PlannerConfig()
+        self.pins = pins or PinStore()
+        self.metrics = metrics or Metrics()
+        self._solve = solve
+        self.log = log or (lambda msg: None)
+        self.sleep = sleep
+
+    # -- snapshot -------------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        nodes, _ = self.api.list_nodes()
+        pods, rv = self.api.list_pods()
+        pdbs, _ = self.api.list_pdbs()
+        return build_snapshot(nodes, pods, pdbs, scheduler_name=self.config.scheduler_name, resource_version=rv)
+
+    @staticmethod
+    def problem_of(snapshot: Snapshot) -> Any:
+        from optkit.problem import Problem
+
+        return Problem.from_dict(snapshot.instance, source="cluster snapshot")
+
+    # -- plan -----------------------------------------------------------------------------------
+    def plan(self, snapshot: Snapshot | None = None) -> Plan:
+        """Solve within the window; the plan is `planned` only if it beats the current placement."""
+        plan = Plan(f"p{int(time.time())}-{next(_ids)}", "rejected")
+        snap = snapshot or self.snapshot()
+        problem = self.problem_of(snap)
+        plan.snapshot, plan.problem = snap, problem
+        current = problem.current_solution()
+        report = problem.check(current)
+        plan.current_objective = report.objective if report.feasible else None
+        initial = current if report.feasible else None
+        if not report.feasible:
+            self.log(f"the current placement breaks the model ({'; '.join(report.violations[:2])}); "
+                     f"planning without a warm start")
+        solve = self._solve
+        if solve is None:
+            from optkit.solve import solve
+        started = time.monotonic()
+        try:
+            result = solve(problem, self.config.solver, time_limit=self.config.window, hard_limit=True,
+                           threads=self.config.threads, seed=self.config.seed, initial_solution=initial,
+                           **self.config.params)
+        except InputError:
+            raise
+        except OptkitError as e:
+            plan.solve_s = time.monotonic() - started
+            self.metrics.inc("optkit_k8s_plans_total")
+            return self._reject(plan, f"solver failed: {e}")
+        plan.solve_s = time.monotonic() - started
+        self.metrics.inc("optkit_k8s_plans_total")
+        self.metrics.observe("optkit_k8s_solve_seconds", plan.solve_s)
+        plan.solver_status = result.status.value
+        if not result.status.has_solution:
+            return self._reject(plan, f"no solution within the {self.config.window:g} s window "
+                                      f"({result.status.value}, {result.termination.value}"
+                                      f"{': ' + result.message if result.message else ''})")
+        plan.assignment = dict(result.solution["assignment"])
+        plan.objective = result.objective
+        if not problem.better(result.objective, plan.current_objective):
+            return self._reject(plan, f"not better than the current placement "
+                                      f"({result.objective} vs {plan.current_objective})")
+        why = self._budget_problem(snap, plan.assignment)
+        if why:
+            return self._reject(plan, why)
+        plan.actions = self._actions(snap, plan.assignment)
+        plan.status = "planned"
+        return plan
+
+    def _reject(self, plan: Plan, reason: str, status: str = "rejected") -> Plan:
+        plan.status, plan.reason = status, reason
+        self.metrics.inc("optkit_k8s_plans_rejected_total", reason=status)
+        self.log(f"plan {plan.id} {status}: {reason}")
+        return plan
+
+    @staticmethod
+    def _actions(snap: Snapshot, assignment: dict[str, str | None]) -> list[Action]:
+        out = []
+        for key, info in snap.pods.items():
+            target = assignment.get(key)
+            if target != info.node:
+                out.append(Action(key, info.priority, info.node, target))
+        return sorted(out, key=lambda a: (-a.priority, a.pod))
+
+    @staticmethod
+    def _budget_problem(snap: Snapshot, assignment: dict[str, str | None]) -> str | None:
+        for b in snap.budgets:
+            leaving = [k for k in b.pods if k in snap.pods and snap.pods[k].node is not None
+                       and assignment.get(k) != snap.pods[k].node]
+            if len(leaving) > b.disruptions_allowed:
+                return (f"PodDisruptionBudget {b.key} allows {b.disruptions_allowed} disruption(s), "
+                        f"the plan needs {len(leaving)}")
+        return None
+
+    # -- check against a fresh snapshot ----------------------------------------------------------
+    def recheck(self, plan: Plan) -> str | None:
+        """None if the plan still holds on a fresh snapshot, else why not."""
+        fresh = self.snapshot()
+        old = plan.snapshot
+        assert old is not None
+        for key, info in old.pods.items():
+            now = fresh.pods.get(key)
+            if now is None:
+                if info.node is not None:
+                    return f"pod {key} is gone"
+                continue  # a pending pod went away: its planned place stays free
+            if now.uid != info.uid:
+                return f"pod {key} was replaced"
+            if now.node != info.node:
+                return f"pod {key} is now on {now.node or 'no node'} (was {info.node or 'pending'})"
+        problem = self.problem_of(fresh)
+        assignment = {}
+        for p in problem.pods:
+            assignment[p.name] = plan.assignment[p.name] if p.name in plan.assignment else p.node
+        report = problem.check({"assignment": assignment})
+        if not report.feasible:
+            return "no longer feasible: " + "; ".join(report.violations[:2])
+        current = problem.check(problem.current_solution())
+        if current.feasible and not problem.better(report.objective, current.objective):
+            return f"no longer better than the current placement ({report.objective} vs {current.objective})"
+        why = self._budget_problem(fresh, assignment)
+        if why:
+            return why
+        plan.snapshot, plan.problem, plan.assignment = fresh, problem, assignment
+        plan.actions = self._actions(fresh, assignment)
+        return None
+
+    # -- act -------------------------------------------------------------------------------------
+    def _pins_of(self, plan: Plan) -> PinSet:
+        snap = plan.snapshot
+        assert snap is not None
+        pins = PinSet(plan.id, time.time() + self.config.plan_ttl,
+                      known_uids={i.uid for i in snap.pods.values() if i.uid})
+        for a in plan.actions:
+            if a.target is None:
+                continue
+            info = snap.pods[a.pod]
+            if a.source is None or (info.owner or "").startswith("StatefulSet/"):
+                pins.by_name[a.pod] = a.target  # pending pods, and pods recreated under the same name
+            elif info.owner:
+                counts = pins.by_owner.setdefault(f"{info.namespace}/{info.owner}", {})
+                counts[a.target] = counts.get(a.target, 0) + 1
+        return pins
+
+    def act(self, plan: Plan) -> Plan:
+        """Re-check, pin, evict. The plan's status becomes applied, partial, invalidated or failed."""
+        if plan.status != "planned":
+            return plan
+        why = self.recheck(plan)
+        if why:
+            return self._reject(plan, why, "invalidated")
+        self.metrics.inc("optkit_k8s_plans_accepted_total")
+        plan.pins = self._pins_of(plan)
+        if self.config.dry_run:
+            plan.status = "dry-run"
+            return plan
+        self.pins.set(plan.pins)
+        failure = None
+        todo = plan.evictions
+        for i, a in enumerate(todo):
+            info = plan.snapshot.pods[a.pod]  # type: ignore[union-attr]
+            error = self._evict(info.namespace, info.name, info.uid)
+            if error is None:
+                plan.evicted.append(a.pod)
+                continue
+            plan.not_evicted = [x.pod for x in todo[i:]]
+            failure = f"eviction of {a.pod} failed: {error}"
+            break
+        if failure is None:
+            plan.status = "applied"
+            self.log(f"plan {plan.id} applied: {len(plan.evicted)} eviction(s), "
+                     f"{sum(1 for a in plan.actions if a.target)} placement(s) pinned")
+        else:
+            self._trim_pins(plan)
+            plan.status = "partial" if plan.evicted else "failed"
+            plan.reason = failure
+            self.log(f"plan {plan.id} stopped: {failure}")
+        self.metrics.set("optkit_k8s_pinned_pods", self._pending_pins(plan.pins))
+        return plan
+
+    def _evict(self, namespace: str, name: str, uid: str | None) -> str | None:
+        """Evict one pod; None on success (or if it is gone already), else what stopped it."""
+        for attempt in range(self.config.retries + 1):
+            try:
+                self.api.evict(namespace, name, uid)
+                self.metrics.inc("optkit_k8s_evictions_total", result="ok")
+                return None
+            except ApiError as e:
+                if e.status == 404:
+                    self.metrics.inc("optkit_k8s_evictions_total", result="gone")
+                    return None
+                self.metrics.inc("optkit_k8s_evictions_total", result=str(e.status))
+                if e.status >= 500 and attempt < self.config.retries:
+                    self.sleep(self.config.retry_backoff * (2 ** attempt))
+                    continue
+                return str(e)
+        return "retries exhausted"  # pragma: no cover
+
+    def _trim_pins(self, plan: Plan) -> None:
+        """After a stop: keep pins only to nodes that every planned departure has left."""
+        pins = plan.pins
+        assert pins is not None
+        stuck = {a.source for a in plan.actions if a.pod in plan.not_evicted}
+        pins.by_name = {k: n for k, n in pins.by_name.items() if n not in stuck and k not in plan.not_evicted}
+        # replacements of pods that were not evicted will not come
+        for a in plan.actions:
+            info = plan.snapshot.pods[a.pod]  # type: ignore[union-attr]
+            if a.pod in plan.not_evicted and a.target and info.owner:
+                counts = pins.by_owner.get(f"{info.namespace}/{info.owner}", {})
+                if counts.get(a.target, 0) > 0:
+                    counts[a.target] -= 1
+        for counts in pins.by_owner.values():
+            for n in list(counts):
+                if n in stuck:
+                    counts[n] = 0
+        self.pins.set(pins if not pins.empty() else None)
+
+    @staticmethod
+    def _pending_pins(pins: PinSet | None) -> int:
+        if pins is None:
+            return 0
+        return len(pins.by_name) + sum(c for counts in pins.by_owner.values() for c in counts.values())
+
+    def plan_and_act(self) -> Plan:
+        plan = self.plan()
+        return self.act(plan) if plan.status == "planned" else plan
+
+
+class Controller:
+    """Watches pods, triggers plans, ticks off pins as pods get bound. Bounded loops throughout."""
+
+    def __init__(self, planner: Planner, clock: Callable[[], float] = time.monotonic):
+        self.planner = planner
+        self.api = planner.api
+        self.pins = planner.pins
+        self.metrics = planner.metrics
+        self.config = planner.config
+        self.clock = clock
+        self.first_trigger: float | None = None
+        self.last_trigger: float | None = None
+        self.last_plan: float | None = None
+        self.plans: list[Plan] = []
+        self.resource_version: str | None = None
+        self.healthy = True
+        self.last_error = ""
+
+    def handle_event(self, kind: str, pod: dict) -> None:
+        if kind == "DELETED":
+            return
+        if (pod.get("spec") or {}).get("nodeName"):
+            if self.pins.observe_bound(pod):
+                self.metrics.inc("optkit_k8s_pods_placed_total")
+                self.metrics.set("optkit_k8s_pinned_pods", Planner._pending_pins(self.pins.current()))
+            return
+        if is_unschedulable(pod):
+            now = self.clock()
+            if self.first_trigger is None:
+                self.first_trigger = now
+            self.last_trigger = now
+
+    def due(self) -> bool:
+        if self.first_trigger is None or self.last_trigger is None:
+            return False
+        now = self.clock()
+        if self.pins.current() is not None:
+            return False  # one plan at a time
+        if self.last_plan is not None and now - self.last_plan < self.config.cooldown:
+            return False
+        return now - self.last_trigger >= self.config.debounce or now - self.first_trigger >= self.config.max_delay
+
+    def resync(self) -> None:
+        """List pods (not a watch): triggers for pods already pending, and the watch's start."""
+        pods, rv = self.api.list_pods()
+        self.resource_version = rv
+        for pod in pods:
+            self.handle_event("ADDED", pod)
+
+    def step(self, watch_s: float = 0.5) -> Plan | None:
+        """Read events for up to `watch_s` seconds, then plan and act if due."""
+        try:
+            if self.resource_version is None:
+                self.resync()
+            for kind, pod in self.api.watch_pods(self.resource_version, watch_s):
+                self.resource_version = meta(pod).get("resourceVersion") or self.resource_version
+                self.handle_event(kind, pod)
+        except ApiError as e:
+            self.last_error = str(e)
+            if e.status == 410:
+                self.resource_version = None  # too old: list again
+            return None
+        if not self.due():
+            return None
+        self.first_trigger = self.last_trigger = None
+        self.last_plan = self.clock()
+        try:
+            plan = self.planner.plan_and_act()
+        except ApiError as e:
+            self.last_error = str(e)
+            self.planner.log(f"planning skipped: {e}")
+            return None
+        self.plans.append(plan)
+        return plan
+
+    def run(self, stop: threading.Event | None = None, max_plans: int | None = None,
+            max_seconds: float | None = None, watch_s: float = 0.5) -> list[Plan]:
+        stop = stop or threading.Event()
+        end = None if max_seconds is None else self.clock() + max_seconds
+        while not stop.is_set():
+            if end is not None and self.clock() >= end:
+                break
+            if max_plans is not None and len(self.plans) >= max_plans:
+                break
+            self.step(watch_s)
+        return self.plans

@@ -1,0 +1,101 @@
+"""The command line: exit codes, one-line errors naming file and field, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from optkit.cli import main
+
+GOOD = {"problem": "tardiness", "name": "cli", "processing_times": [3, 2, 4], "due_dates": [3, 2, 9],
+        "weights": [1, 2, 1]}
+
+
+def write(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+@pytest.mark.parametrize("content,expected", [
+    ("{not json", "malformed JSON at line 1"),
+    ("", "the file is empty"),
+    ("[1, 2]", "must be a JSON object"),
+    ({**GOOD, "processing_times": [3, "2", 4]}, "field 'processing_times.1'"),
+    ({**GOOD, "processing_times": [3, 2.5, 4]}, "field 'processing_times.1'"),
+    ({**GOOD, "due_dates": [3, -2, 9]}, "field 'due_dates.1'"),
+    ({**GOOD, "colour": "red"}, "field 'colour': unknown key"),
+    ({**GOOD, "processing_times": [], "due_dates": [], "weights": []}, "field 'processing_times'"),
+    ({**GOOD, "due_dates": [3]}, "field 'due_dates'"),
+    ({**GOOD, "problem": "knapsack"}, "field 'problem': unknown kind"),
+    ({"processing_times": [1]}, "field 'problem' is missing"),
+])
+def test_bad_instance_exits_2_with_file_and_field(tmp_path, capsys, content, expected):
+    path = write(tmp_path, "bad.json", content)
+    out = tmp_path / "result.json"
+    assert main(["solve", str(path), "--solver", "edd", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, "one line"
+    assert str(path) in err and expected in err
+    assert not out.exists(), "nothing half-written"
+
+
+def test_bad_yaml_and_missing_file(tmp_path, capsys):
+    assert main(["solve", str(write(tmp_path, "bad.yaml", "a: [1, 2"))]) == 2
+    assert "malformed YAML" in capsys.readouterr().err
+    assert main(["solve", str(tmp_path / "nope.json")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    path = write(tmp_path, "ok.json", GOOD)
+    assert main(["solve", str(path), "--solver", "nope"]) == 2
+    assert "unknown solver 'nope'" in capsys.readouterr().err
+    assert main(["solve", str(path), "--solver", "edd", "--param", "k"]) == 2
+    assert main(["solve", str(path), "--solver", "edd", "--param", "k=1"]) == 2
+    assert "unknown parameter" in capsys.readouterr().err
+    assert main(["solve"]) == 2
+    assert main(["generate", "tardiness", "-o", str(tmp_path / "g.json"), "--bogus", "1"]) == 2
+
+
+def test_solve_write_and_check_round_trip(tmp_path, capsys):
+    path = write(tmp_path, "ok.yaml", "problem: tardiness\nprocessing_times: [3, 2, 4]\n"
+                                      "due_dates: [3, 2, 9]\nweights: [1, 2, 1]\n")
+    out = tmp_path / "r.json"
+    assert main(["solve", str(path), "--solver", "dp", "--json", "-o", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads(out.read_text())
+    assert printed == saved and saved["status"] == "optimal" and saved["objective"] == 2
+    assert saved["instance"] == "ok" and saved["solver_version"].startswith("numpy")
+    assert main(["check", str(path), str(out)]) == 0
+    saved["objective"] = 1
+    lie = write(tmp_path, "lie.json", saved)
+    assert main(["check", str(path), str(lie)]) == 1
+    saved["objective"], saved["solution"] = 2, {"sequence": [0, 0, 1]}
+    assert main(["check", str(path), str(write(tmp_path, "bad_sol.json", saved))]) == 1
+    assert main(["check", str(path), str(write(tmp_path, "junk.json", {"x": 1}))]) == 2
+
+
+def test_solver_error_exits_3(tmp_path, capsys):
+    big = {**GOOD, "processing_times": [1] * 30, "due_dates": [1] * 30, "weights": [1] * 30}
+    assert main(["solve", str(write(tmp_path, "big.json", big)), "--solver", "dp"]) == 3
+    assert "max_n" in capsys.readouterr().out
+
+
+def test_generate_and_import(tmp_path, shared_benchmarks):
+    gen = tmp_path / "g.json"
+    assert main(["generate", "tardiness", "--seed", "4", "-o", str(gen), "--n", "12", "--tf", "0.4"]) == 0
+    data = json.loads(gen.read_text())
+    assert len(data["processing_times"]) == 12
+    assert main(["import", "orlib-wt", str(shared_benchmarks / "tardiness/weighted/wt40.txt"),
+                 "-o", str(tmp_path / "wt40")]) == 0
+    files = sorted((tmp_path / "wt40").glob("*.json"))
+    assert len(files) == 125 and files[0].name == "wt40_001.json"
+
+
+def test_solvers_table_lists_availability(capsys):
+    assert main(["solvers", "tardiness"]) == 0
+    out = capsys.readouterr().out
+    assert "cpsat" in out and "dp" in out and "available" in out
+    assert main(["solvers", "knapsack"]) == 2

@@ -1,0 +1,159 @@
+"""The facade's promises, independent of any real solver: status and bound honesty, the checker as
+judge, parameter validation, availability, and the hard wall clock."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+import optkit
+from optkit import registry
+from optkit.errors import InputError, SolverUnavailable
+from optkit.problems.tardiness import Tardiness
+from optkit.registry import SolverSpec
+from optkit.result import Result, Status, Termination, relative_gap
+from optkit.solve import Outcome
+
+PROBLEM = Tardiness(name="tiny", processing_times=[3, 2, 4], due_dates=[3, 2, 9], weights=[1, 2, 1])
+# sequence [1, 0, 2]: completions 2, 5, 9 -> tardiness 0, 2, 0 -> objective 2 (the optimum)
+
+
+@pytest.fixture
+def fake_solver(monkeypatch):
+    """Register a throw-away solver for 'tardiness' for the duration of one test."""
+
+    def add(fn, name="fake", **caps):
+        spec = SolverSpec(name, "tardiness", fn, "test", **caps)
+        monkeypatch.setitem(registry._SOLVERS, ("tardiness", name), spec)
+        return name
+
+    return add
+
+
+def test_checked_solution_gets_status_feasible_and_checker_metrics(fake_solver):
+    name = fake_solver(lambda p, o: Outcome(solution={"sequence": [1, 0, 2]}))
+    result = optkit.solve(PROBLEM, name)
+    assert result.status == Status.FEASIBLE and result.termination == Termination.COMPLETED
+    assert result.objective == 2 and result.bound is None and result.gap is None
+    assert result.metrics["tardy_jobs"] == 1
+
+
+def test_solution_rejected_by_checker_is_an_error(fake_solver):
+    name = fake_solver(lambda p, o: Outcome(solution={"sequence": [0, 0, 2]}))
+    result = optkit.solve(PROBLEM, name)
+    assert result.status == Status.ERROR and "checker rejects" in result.message
+
+
+def test_wrong_claimed_objective_is_an_error(fake_solver):
+    name = fake_solver(lambda p, o: Outcome(solution={"sequence": [1, 0, 2]}, objective=1))
+    result = optkit.solve(PROBLEM, name)
+    assert result.status == Status.ERROR and "claimed objective 1" in result.message
+
+
+def test_bound_beaten_by_solution_is_an_error(fake_solver):
+    name = fake_solver(lambda p, o: Outcome(solution={"sequence": [1, 0, 2]}, bound=3), exact=True)
+    assert optkit.solve(PROBLEM, name).status == Status.ERROR
+
+
+def test_proven_optimal_gets_bound_and_zero_gap(fake_solver):
+    name = fake_solver(lambda p, o: Outcome(solution={"sequence": [1, 0, 2]}, proven_optimal=True), exact=True)
+    result = optkit.solve(PROBLEM, name)
+    assert (result.status, result.bound, result.gap) == (Status.OPTIMAL, 2, 0.0)
+
+
+def test_no_solution_is_unknown_or_infeasible(fake_solver):
+    unknown = fake_solver(lambda p, o: Outcome(termination=Termination.TIME_LIMIT), name="a")
+    infeasible = fake_solver(lambda p, o: Outcome(proven_infeasible=True), name="b")
+    assert optkit.solve(PROBLEM, unknown).status == Status.UNKNOWN
+    assert optkit.solve(PROBLEM, infeasible).status == Status.INFEASIBLE
+
+
+def test_solver_exception_becomes_error_result(fake_solver):
+    def boom(p, o):
+        raise RuntimeError("kaput")
+
+    result = optkit.solve(PROBLEM, fake_solver(boom))
+    assert result.status == Status.ERROR and "kaput" in result.message
+
+
+def test_interrupted_solver_keeps_its_incumbent(fake_solver):
+    def interrupted(p, o):
+        o.report({"sequence": [2, 1, 0]}, 14)
+        raise KeyboardInterrupt
+
+    result = optkit.solve(PROBLEM, fake_solver(interrupted))
+    assert (result.status, result.termination, result.objective) == (Status.FEASIBLE, Termination.INTERRUPTED, 14)
+
+
+def test_params_are_validated_and_coerced(fake_solver):
+    seen = {}
+    name = fake_solver(lambda p, o: seen.update(o.params) or Outcome(solution={"sequence": [1, 0, 2]}),
+                       params={"k": 2.0, "flag": False})
+    optkit.solve(PROBLEM, name, k=3, flag="true")
+    assert seen == {"k": 3.0, "flag": True}
+    with pytest.raises(InputError, match="unknown parameter"):
+        optkit.solve(PROBLEM, name, nope=1)
+    with pytest.raises(InputError, match="expected float"):
+        optkit.solve(PROBLEM, name, k="abc")
+
+
+def test_unknown_and_unavailable_solvers(fake_solver):
+    with pytest.raises(InputError, match="unknown solver"):
+        optkit.solve(PROBLEM, "no-such-solver")
+    name = fake_solver(lambda p, o: None, requires=("surely_not_a_module_xyz",), extra="gpu")
+    with pytest.raises(SolverUnavailable, match=r"optkit\[gpu\]"):
+        optkit.solve(PROBLEM, name)
+    assert name not in optkit.solvers("tardiness") and name in optkit.solvers("tardiness", available_only=False)
+
+
+def test_infeasible_initial_solution_is_rejected(fake_solver):
+    name = fake_solver(lambda p, o: Outcome(solution=o.initial_solution))
+    with pytest.raises(InputError, match="initial_solution"):
+        optkit.solve(PROBLEM, name, initial_solution={"sequence": [0]})
+    assert optkit.solve(PROBLEM, name, initial_solution={"sequence": [2, 1, 0]}).objective == 2 * 4 + 6
+
+
+def test_hard_limit_kills_a_hanging_solver_and_keeps_its_incumbent(fake_solver):
+    def hang(p, o):
+        o.report({"sequence": [2, 1, 0]}, None)
+        time.sleep(60)
+
+    start = time.monotonic()
+    result = optkit.solve(PROBLEM, fake_solver(hang), time_limit=0.5, hard_limit=True)
+    assert time.monotonic() - start < 30  # killed, not waited for (generous: the machine is shared)
+    assert result.status == Status.FEASIBLE and result.termination == Termination.TIME_LIMIT
+    assert result.solution == {"sequence": [2, 1, 0]}
+
+
+def test_hard_limit_reports_a_child_that_dies(fake_solver):
+    def die(p, o):
+        os._exit(7)
+
+    result = optkit.solve(PROBLEM, fake_solver(die), time_limit=20, hard_limit=True)
+    assert result.status == Status.ERROR and "exit code 7" in result.message
+
+
+def test_hard_limit_returns_the_childs_answer_when_in_time(fake_solver):
+    name = fake_solver(lambda p, o: Outcome(solution={"sequence": [1, 0, 2]}, proven_optimal=True), exact=True)
+    result = optkit.solve(PROBLEM, name, time_limit=20, hard_limit=True)
+    assert result.status == Status.OPTIMAL and result.objective == 2
+
+
+def test_result_json_round_trip():
+    result = optkit.solve(PROBLEM, "edd")
+    again = Result.from_dict(__import__("json").loads(result.to_json()))
+    assert again == result
+
+
+@pytest.mark.parametrize("objective,bound,gap", [(10, 8, 0.2), (0, 0, 0.0), (5, None, None), ([1, 2], [1, 2], None)])
+def test_gap_is_computed_in_one_place(objective, bound, gap):
+    assert relative_gap(objective, bound) == gap
+
+
+def test_bad_common_knobs():
+    with pytest.raises(InputError):
+        optkit.solve(PROBLEM, "edd", time_limit=0)
+    with pytest.raises(InputError):
+        optkit.solve(PROBLEM, "edd", threads=0)

@@ -1,0 +1,111 @@
+"""Exact tardiness solvers (dp, cpsat, mip) against brute force and the published optima."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import optkit
+from optkit.problems.tardiness import Tardiness, generate, read_optima, read_orlib
+from optkit.result import Status
+
+
+@st.composite
+def tiny_instances(draw, release: bool = False):
+    n = draw(st.integers(1, 6))
+    ints = lambda lo, hi: st.lists(st.integers(lo, hi), min_size=n, max_size=n)  # noqa: E731
+    return Tardiness(
+        processing_times=draw(ints(1, 9)), due_dates=draw(ints(0, 25)),
+        weights=draw(st.none() | ints(0, 5)),
+        release_dates=draw(ints(0, 12)) if release else None,
+    )
+
+
+def brute_force(problem: Tardiness) -> int:
+    return min(problem.total_weighted_tardiness(s) for s in itertools.permutations(range(problem.n)))
+
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(tiny_instances())
+def test_dp_equals_brute_force(problem):
+    result = optkit.solve(problem, "dp")
+    assert result.status == Status.OPTIMAL and result.objective == brute_force(problem)
+
+
+@SETTINGS
+@given(tiny_instances(release=True))
+def test_cpsat_equals_brute_force_with_release_dates(problem):
+    result = optkit.solve(problem, "cpsat", time_limit=10)
+    assert result.status == Status.OPTIMAL and result.objective == brute_force(problem)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tiny_instances(release=True), st.sampled_from(["positional", "time-indexed"]))
+def test_mip_equals_brute_force(problem, formulation):
+    result = optkit.solve(problem, "mip", time_limit=20, formulation=formulation)
+    assert result.status == Status.OPTIMAL and result.objective == brute_force(problem)
+
+
+def test_mip_cbc_backend_agrees():
+    problem = generate(seed=5, n=6)
+    highs = optkit.solve(problem, "mip", time_limit=20, formulation="positional")
+    cbc = optkit.solve(problem, "mip", time_limit=20, formulation="positional", backend="cbc")
+    assert highs.status == cbc.status == Status.OPTIMAL and highs.objective == cbc.objective
+
+
+def test_dp_refuses_release_dates_and_large_n():
+    with_release = Tardiness(processing_times=[1, 2], due_dates=[1, 1], release_dates=[0, 3])
+    assert optkit.solve(with_release, "dp").status == Status.ERROR
+    assert optkit.solve(generate(seed=0, n=25), "dp").status == Status.ERROR
+
+
+def test_dp_proves_n18():
+    result = optkit.solve(generate(seed=1, n=18), "dp")
+    assert result.status == Status.OPTIMAL and result.bound == result.objective
+
+
+@pytest.fixture(scope="module")
+def wt40(shared_benchmarks):
+    folder = shared_benchmarks / "tardiness" / "weighted"
+    return list(zip(read_orlib(folder / "wt40.txt"), read_optima(folder / "wt40.opt")))
+
+
+@pytest.mark.parametrize("k", [0, 2, 19])
+def test_cpsat_on_wt40_respects_the_known_optimum(wt40, k):
+    problem, optimum = wt40[k]
+    result = optkit.solve(problem, "cpsat", time_limit=2, seed=0)
+    assert result.status in (Status.OPTIMAL, Status.FEASIBLE)
+    assert result.objective >= optimum and result.bound is not None and result.bound <= optimum
+    if result.status == Status.OPTIMAL:
+        assert result.objective == optimum
+
+
+def test_cpsat_is_never_worse_than_its_warm_start():
+    problem = generate(seed=2, n=14)
+    optimum = optkit.solve(problem, "dp")
+    result = optkit.solve(problem, "cpsat", time_limit=0.05, initial_solution=optimum.solution)
+    assert result.objective == optimum.objective
+
+
+@pytest.mark.parametrize("first,second", [("highspy", "ortools"), ("ortools", "highspy")])
+def test_ortools_and_highspy_load_and_solve_in_one_process(first, second):
+    code = f"""
+import {first}, {second}
+import optkit
+from optkit.problems.tardiness import generate
+p = generate(seed=3, n=6)
+a = optkit.solve(p, "cpsat", time_limit=10)
+b = optkit.solve(p, "mip", time_limit=10, backend="highs")
+assert a.status.value == b.status.value == "optimal" and a.objective == b.objective, (a, b)
+print("ok", a.objective)
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.startswith("ok"), run.stderr
