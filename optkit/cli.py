@@ -6,6 +6,7 @@ Exit codes (spec): 0 success; 1 infeasible instance or failed check; 2 bad input
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import json
@@ -183,6 +184,20 @@ def _close(a: Any, b: Any) -> bool:
         return False
 
 
+@app.command()
+def render(
+    instance: Path = typer.Argument(..., help="instance file"),
+    result_file: Path = typer.Argument(..., metavar="RESULT.json", help="result of `optkit solve -o`"),
+) -> None:
+    """Print a solution for people (e.g. the modulo reservation table and loop listing of a pipeline)."""
+    problem = load(instance)
+    result = load_result(result_file)
+    if result.solution is None:
+        err.print(f"{result_file}: no solution (status {result.status.value})", highlight=False)
+        raise typer.Exit(1)
+    print(problem.render(result.solution))
+
+
 @app.command("solvers")
 def list_solvers(problem: Optional[str] = typer.Argument(None, help="problem kind")) -> None:
     """Table of problems x solvers: capabilities, and whether each runs here (or why not)."""
@@ -272,7 +287,9 @@ def import_(
     err.print(f"wrote {len(problems)} instances to {output}", highlight=False)
 
 
+@functools.cache
 def _register_plugins() -> None:
+    """Add the plugin commands once per process."""
     for name in PLUGINS:
         try:
             module = importlib.import_module(name)

@@ -113,6 +113,14 @@ class Problem(Model):
     def evaluate(self, solution: Model) -> CheckReport:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def render(self, solution: Any) -> str:
+        """A text picture of a solution for people; problems with a natural one override this."""
+        report = self.check(solution)
+        lines = [f"{self.label}: " + (f"objective {report.objective}" if report.feasible else "INFEASIBLE")]
+        lines += [f"  {v}" for v in report.violations]
+        lines += [f"  {k}: {v}" for k, v in report.metrics.items()]
+        return "\n".join(lines)
+
     def better(self, a: Any, b: Any) -> bool:
         """True if objective `a` is strictly better than `b` (lists compare lexicographically)."""
         if b is None:

@@ -147,7 +147,7 @@ def test_result_json_round_trip():
     assert again == result
 
 
-@pytest.mark.parametrize("objective,bound,gap", [(10, 8, 0.2), (0, 0, 0.0), (5, None, None), ([1, 2], [1, 2], None)])
+@pytest.mark.parametrize("objective,bound,gap", [(10, 8, 0.2), (0, 0, 0.0), (5, None, None), ([1, 2], [1, 2], 0.0), ([1, 3], [1, 2], None)])
 def test_gap_is_computed_in_one_place(objective, bound, gap):
     assert relative_gap(objective, bound) == gap
 

@@ -9,7 +9,8 @@ it in memory for tests and demos.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
 
 from optkit.errors import OptkitError
 
@@ -57,7 +58,7 @@ class ClusterAPI(Protocol):
 
 def require_kubernetes() -> Any:
     try:
-        import kubernetes  # noqa: F401
+        import kubernetes
     except ModuleNotFoundError:
         raise K8sUnavailable(f"the Kubernetes client is not installed: {INSTALL_HINT}") from None
     return kubernetes
@@ -68,19 +69,20 @@ class KubernetesAPI:
     account of the pod; otherwise the kubeconfig file (default ~/.kube/config) and `context`."""
 
     def __init__(self, kubeconfig: str | None = None, context: str | None = None, in_cluster: bool = False,
-                 request_timeout: float = 10.0):
+                 request_timeout: float = 10.0, api_client: Any = None):
         k8s = require_kubernetes()
         from kubernetes import client, config
 
-        try:
-            if in_cluster:
-                config.load_incluster_config()
-            else:
-                config.load_kube_config(config_file=kubeconfig, context=context)
-        except Exception as e:  # noqa: BLE001 - config errors come in many types
-            raise OptkitError(f"cannot configure the Kubernetes client: {e}") from None
+        if api_client is None:
+            try:
+                if in_cluster:
+                    config.load_incluster_config()
+                else:
+                    config.load_kube_config(config_file=kubeconfig, context=context)
+            except Exception as e:  # noqa: BLE001 - config errors come in many types
+                raise OptkitError(f"cannot configure the Kubernetes client: {e}") from None
         self._k8s = k8s
-        self._api_client = client.ApiClient()
+        self._api_client = api_client or client.ApiClient()
         self.core = client.CoreV1Api(self._api_client)
         self.policy = client.PolicyV1Api(self._api_client)
         self.timeout = request_timeout

@@ -25,7 +25,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from optkit.k8s.snapshot import meta, owner_of
 
@@ -43,18 +43,31 @@ class PinSet:
     by_name: dict[str, str] = field(default_factory=dict)  # "ns/name" -> node
     by_owner: dict[str, dict[str, int]] = field(default_factory=dict)  # "ns/Kind/name" -> node -> count
     known_uids: set[str] = field(default_factory=set)  # pods of the snapshot: not "recreated"
+    # new pod uid -> (owner, node) it was steered to and is not bound yet: kube-scheduler binds pods
+    # back to back, faster than we see bindings, so a slot is reserved at filter time
+    assumed: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def empty(self) -> bool:
         return not self.by_name and not any(c for counts in self.by_owner.values() for c in counts.values())
 
+    def free_slots(self, owner: str, exclude_uid: str | None = None) -> dict[str, int]:
+        """Planned slots of `owner` per node, minus those bound or reserved by other pods."""
+        free = dict(self.by_owner.get(owner, {}))
+        for uid, (o, node) in self.assumed.items():
+            if o == owner and uid != exclude_uid and node in free:
+                free[node] -= 1
+        return {n: c for n, c in free.items() if c > 0}
+
     def to_dict(self) -> dict:
         return {"plan_id": self.plan_id, "expires_at": self.expires_at, "by_name": self.by_name,
-                "by_owner": self.by_owner, "known_uids": sorted(self.known_uids)}
+                "by_owner": self.by_owner, "known_uids": sorted(self.known_uids),
+                "assumed": {u: list(v) for u, v in self.assumed.items()}}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PinSet":
+    def from_dict(cls, d: dict) -> PinSet:
         return cls(d["plan_id"], float(d["expires_at"]), dict(d.get("by_name") or {}),
-                   {k: dict(v) for k, v in (d.get("by_owner") or {}).items()}, set(d.get("known_uids") or []))
+                   {k: dict(v) for k, v in (d.get("by_owner") or {}).items()}, set(d.get("known_uids") or []),
+                   {u: (v[0], v[1]) for u, v in (d.get("assumed") or {}).items()})
 
 
 def owner_key(pod: dict) -> str | None:
@@ -113,8 +126,13 @@ class PinStore:
                 self._save()
             return self._pins
 
-    def target_nodes(self, pod: dict) -> tuple[set[str] | None, str]:
-        """The nodes a pod is pinned to (None: not pinned) and why."""
+    def target_nodes(self, pod: dict, candidates: list[str] | None = None) -> tuple[set[str] | None, str]:
+        """The nodes a pod is pinned to (None: not pinned) and why.
+
+        A new pod of an owner with planned slots is steered to one node: its reserved slot if it
+        has one among `candidates`, else the first candidate with a free slot (reserved now),
+        else the nodes with free slots (none of which fits yet: the pod waits).
+        """
         pins = self.current()
         if pins is None or (pod.get("spec") or {}).get("nodeName"):
             return None, ""
@@ -122,12 +140,26 @@ class PinStore:
         with self._lock:
             if key in pins.by_name:
                 return {pins.by_name[key]}, f"optkit plan {pins.plan_id} places {key} on {pins.by_name[key]}"
-            owner = owner_key(pod)
-            if owner and owner in pins.by_owner and meta(pod).get("uid") not in pins.known_uids:
-                nodes = {n for n, c in pins.by_owner[owner].items() if c > 0}
-                if nodes:
-                    return nodes, f"optkit plan {pins.plan_id} places new {owner} pods on {sorted(nodes)}"
-        return None, ""
+            owner, uid = owner_key(pod), meta(pod).get("uid") or key
+            if not owner or owner not in pins.by_owner or uid in pins.known_uids:
+                return None, ""
+            free = pins.free_slots(owner, exclude_uid=uid)
+            if not free:
+                pins.assumed.pop(uid, None)
+                return None, ""
+            held = pins.assumed.get(uid)
+            if held and held[1] in free and (candidates is None or held[1] in candidates):
+                node = held[1]
+            else:
+                node = next((n for n in (candidates or []) if n in free), None)
+            why = f"optkit plan {pins.plan_id} places new {owner} pods on "
+            if node is None:
+                pins.assumed.pop(uid, None)
+                return set(free), why + str(sorted(free))
+            if held != (owner, node):
+                pins.assumed[uid] = (owner, node)
+                self._save()
+            return {node}, why + node
 
     def observe_bound(self, pod: dict) -> bool:
         """A pod got bound to a node: tick off its pin; True if it was one."""
@@ -137,21 +169,25 @@ class PinStore:
             if pins is None or not node:
                 return False
             key = f"{meta(pod).get('namespace') or 'default'}/{meta(pod).get('name')}"
+            uid = meta(pod).get("uid") or key
             hit = False
-            if pins.by_name.get(key) == node:
-                del pins.by_name[key]
-                hit = True
+            if key in pins.by_name:
+                hit = pins.by_name.pop(key) == node  # bound elsewhere: the pin cannot be honoured now
             else:
-                owner = owner_key(pod)
-                counts = pins.by_owner.get(owner or "")
-                uid = meta(pod).get("uid")
+                pins.assumed.pop(uid, None)
+                counts = pins.by_owner.get(owner_key(pod) or "")
                 if counts and counts.get(node, 0) > 0 and uid not in pins.known_uids:
                     counts[node] -= 1
-                    pins.known_uids.add(uid)  # count each new pod once
                     hit = True
-            if hit:
-                self._save()
+                pins.known_uids.add(uid)  # count each new pod once
+            self._save()
             return hit
+
+    def forget(self, pod: dict) -> None:
+        """A pod went away: release the slot it had reserved."""
+        with self._lock:
+            if self._pins is not None and self._pins.assumed.pop(meta(pod).get("uid") or "", None):
+                self._save()
 
 
 # -- metrics ----------------------------------------------------------------------------------------
@@ -159,7 +195,7 @@ class PinStore:
 class Metrics:
     """Counters for /metrics (Prometheus text format 0.0.4)."""
 
-    HELP = {
+    HELP: ClassVar[dict[str, tuple[str, str]]] = {
         "optkit_k8s_plans_total": ("counter", "Plans computed"),
         "optkit_k8s_plans_accepted_total": ("counter", "Plans better than the current placement and still valid"),
         "optkit_k8s_plans_rejected_total": ("counter", "Plans not carried out, by reason"),
@@ -192,20 +228,17 @@ class Metrics:
             return self._values.get((name, tuple(sorted(labels.items()))), 0.0)
 
     def render(self) -> str:
-        lines = []
         with self._lock:
             values = dict(self._values)
+        lines = []
         for name, (kind, text) in self.HELP.items():
             lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
-            series = [(n, lab, v) for (n, lab), v in values.items()
-                      if n == name or (kind == "summary" and n in (name + "_sum", name + "_count"))]
-            if not series and kind != "summary":
-                series = [(name, (), 0.0)] if not any(n == name for n, _ in values) else []
-            if kind == "summary" and not series:
-                series = [(name + "_sum", (), 0.0), (name + "_count", (), 0.0)]
-            for n, lab, v in sorted(series):
-                label = "{" + ",".join(f'{k}="{_escape(val)}"' for k, val in lab) + "}" if lab else ""
-                lines.append(f"{n}{label} {_num(v)}")
+            names = (name + "_sum", name + "_count") if kind == "summary" else (name,)
+            for n in names:
+                series = sorted((lab, v) for (m, lab), v in values.items() if m == n) or [((), 0.0)]
+                for lab, v in series:
+                    label = "{" + ",".join(f'{k}="{_escape(val)}"' for k, val in lab) + "}" if lab else ""
+                    lines.append(f"{n}{label} {_num(v)}")
         return "\n".join(lines) + "\n"
 
 
@@ -247,7 +280,7 @@ class Extender:
             return {"Nodes": None, "NodeNames": None, "FailedNodes": {}, "FailedAndUnresolvableNodes": {},
                     "Error": "ExtenderArgs: field 'Pod' is missing"}
         names, by_name = self._candidates(args)
-        targets, why = self.pins.target_nodes(args["Pod"])
+        targets, why = self.pins.target_nodes(args["Pod"], names)
         keep = names if targets is None else [n for n in names if n in targets]
         failed = {} if targets is None else {n: why for n in names if n not in targets}
         result: dict[str, Any] = {"Nodes": None, "NodeNames": None, "FailedNodes": {},
@@ -266,7 +299,7 @@ class Extender:
         if not isinstance(args, dict) or not isinstance(args.get("Pod"), dict):
             return []
         names, _ = self._candidates(args)
-        targets, _ = self.pins.target_nodes(args["Pod"])
+        targets, _ = self.pins.target_nodes(args["Pod"], names)
         return [{"Host": n, "Score": MAX_EXTENDER_PRIORITY if targets and n in targets else 0} for n in names]
 
 
@@ -294,7 +327,7 @@ class ExtenderServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 path = self.path.split("?")[0].rstrip("/")
                 if path.endswith("/healthz") or path == "/healthz":
                     ok, text = outer.health()
@@ -305,7 +338,7 @@ class ExtenderServer:
                 else:
                     self._send(404, b"not found\n", "text/plain")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 verb = self.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
                 if verb not in ("filter", "prioritize"):
                     self._send(404, b'{"Error": "unknown verb"}', "application/json")
@@ -333,7 +366,7 @@ class ExtenderServer:
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "ExtenderServer":
+    def start(self) -> ExtenderServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         daemon=True)
         self._thread.start()
@@ -345,10 +378,10 @@ class ExtenderServer:
         if self._thread:
             self._thread.join(2.0)
 
-    def __enter__(self) -> "ExtenderServer":
+    def __enter__(self) -> ExtenderServer:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

@@ -24,7 +24,8 @@ import itertools
 import random
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from optkit.k8s.api import ApiError
 from optkit.k8s.quantity import resource_amount
@@ -100,6 +101,7 @@ class FakeCluster:
         self.node_cache_capable = node_cache_capable
         self.extender_ignorable = extender_ignorable
         self.extender_errors: list[str] = []
+        self._usage_cache: dict[str, dict[str, int]] | None = None  # during one scheduling pass
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def _bump(self, obj: dict) -> None:
@@ -288,14 +290,22 @@ class FakeCluster:
                     created.append(self._new_replica(rs))
         return created
 
-    def _used(self, node: str) -> dict[str, int]:
-        used: dict[str, int] = {"pods": 0}
+    def _usage(self) -> dict[str, dict[str, int]]:
+        """Requests bound to each node (terminating pods included: they hold their resources)."""
+        usage: dict[str, dict[str, int]] = {n: {"pods": 0} for n in self.nodes}
         for p in self.pods.values():
-            if (p.get("spec") or {}).get("nodeName") == node:
+            node = (p.get("spec") or {}).get("nodeName")
+            if node in usage:
+                used = usage[node]
                 used["pods"] += 1
                 for r, v in pod_requests(p).items():
                     used[r] = used.get(r, 0) + v
-        return used
+        return usage
+
+    def _used(self, node: str) -> dict[str, int]:
+        if self._usage_cache is not None:
+            return self._usage_cache[node]
+        return self._usage()[node]
 
     def _fits(self, pod: dict, node: dict) -> bool:
         spec, labels = pod.get("spec") or {}, meta(node).get("labels") or {}
@@ -356,33 +366,44 @@ class FakeCluster:
                        if not p["spec"].get("nodeName") and not meta(p).get("deletionTimestamp")
                        and p["spec"].get("schedulerName", "default-scheduler") == "default-scheduler"]
             pending.sort(key=lambda p: (-int(p["spec"].get("priority") or 0), meta(p)["creationTimestamp"]))
-            for pod in pending:
-                key = f"{meta(pod)['namespace']}/{meta(pod)['name']}"
-                feasible = [n for n, node in sorted(self.nodes.items()) if self._fits(pod, node)]
-                asked = self._ask_extender(pod, feasible)
-                kept, scores = asked if asked is not None else ([], {})
-                if kept:
-                    def rank(n: str) -> tuple:
-                        alloc = resource_amount("cpu", self.nodes[n]["status"]["allocatable"]["cpu"])
-                        free = alloc - self._used(n).get("cpu", 0)
-                        return (-scores.get(n, 0), -free, n)  # extender score, then least allocated
-                    node = min(kept, key=rank)
-                    self._bind(pod, node)
+            self._usage_cache = self._usage()
+            try:
+                self._schedule_pods(pending, placed)
+            finally:
+                self._usage_cache = None
+        return placed
+
+    def _schedule_pods(self, pending: list[dict], placed: dict[str, str | None]) -> None:
+        for pod in pending:
+            key = f"{meta(pod)['namespace']}/{meta(pod)['name']}"
+            feasible = [n for n, node in sorted(self.nodes.items()) if self._fits(pod, node)]
+            asked = self._ask_extender(pod, feasible)
+            kept, scores = asked if asked is not None else ([], {})
+            if kept:
+                def rank(n: str, scores: dict = scores) -> tuple:
+                    alloc = resource_amount("cpu", self.nodes[n]["status"]["allocatable"]["cpu"])
+                    free = alloc - self._used(n).get("cpu", 0)
+                    return (-scores.get(n, 0), -free, n)  # extender score, then least allocated
+                node = min(kept, key=rank)
+                used = self._usage_cache[node] if self._usage_cache is not None else {}
+                used["pods"] = used.get("pods", 0) + 1
+                for r, v in pod_requests(pod).items():
+                    used[r] = used.get(r, 0) + v
+                self._bind(pod, node)
+                self._bump(pod)
+                self._emit("MODIFIED", pod)
+                placed[key] = node
+            else:
+                msg = (f"0/{len(self.nodes)} nodes are available: {len(self.nodes) - len(feasible)} "
+                       f"node(s) did not fit or match; {len(feasible) - len(kept)} rejected by the extender.")
+                cond = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg}
+                old = [c for c in pod["status"].get("conditions") or [] if c.get("type") == "PodScheduled"]
+                if not old or old[0].get("reason") != "Unschedulable" or old[0].get("message") != msg:
+                    pod["status"]["conditions"] = [c for c in pod["status"].get("conditions") or []
+                                                   if c.get("type") != "PodScheduled"] + [cond]
                     self._bump(pod)
                     self._emit("MODIFIED", pod)
-                    placed[key] = node
-                else:
-                    msg = (f"0/{len(self.nodes)} nodes are available: {len(self.nodes) - len(feasible)} "
-                           f"node(s) did not fit or match; {len(feasible) - len(kept)} rejected by the extender.")
-                    cond = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg}
-                    old = [c for c in pod["status"].get("conditions") or [] if c.get("type") == "PodScheduled"]
-                    if not old or old[0].get("reason") != "Unschedulable" or old[0].get("message") != msg:
-                        pod["status"]["conditions"] = [c for c in pod["status"].get("conditions") or []
-                                                       if c.get("type") != "PodScheduled"] + [cond]
-                        self._bump(pod)
-                        self._emit("MODIFIED", pod)
-                    placed[key] = None
-        return placed
+                placed[key] = None
 
     def settle(self, rounds: int = 5) -> None:
         """Let kubelets, ReplicaSets and the scheduler run until nothing changes (bounded)."""

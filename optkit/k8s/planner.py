@@ -7,8 +7,9 @@
 - Plan: snapshot -> pod-packing instance -> `optkit.solve(..., time_limit=window, hard_limit=True,
   initial_solution=current placement)`. Accepted only if the checker's objective is
   lexicographically better than the current placement's (`problem.better`), it respects every
-  PodDisruptionBudget's `disruptionsAllowed`, and it still holds on a fresh snapshot taken just
-  before acting.
+  PodDisruptionBudget's `disruptionsAllowed` (if not, the excess pods are frozen and the solver
+  runs again, `budget_retries` times), and it still holds on a fresh snapshot taken just before
+  acting.
 - Act: pins first (so that pods recreated at once are caught), then evictions through the
   Eviction API, node by node. A 429 (a PDB), a 409 (the pod changed) or a persistent 5xx stops
   the plan; nothing already done is undone, and only the pins whose planned node was fully freed
@@ -21,8 +22,9 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from optkit.errors import InputError, OptkitError
 from optkit.k8s.api import ApiError, ClusterAPI
@@ -45,6 +47,7 @@ class PlannerConfig:
     cooldown: float = 5.0
     plan_ttl: float = 120.0
     retries: int = 2  # extra tries of an eviction that got a 5xx
+    budget_retries: int = 1  # solves again (each within `window`) when a plan needs more than a PDB allows
     retry_backoff: float = 0.2
     scheduler_name: str = "default-scheduler"
 
@@ -96,7 +99,8 @@ class Plan:
             "actions": [{"pod": a.pod, "priority": a.priority, "action": a.kind, "from": a.source, "to": a.target}
                         for a in self.actions],
             "evicted": self.evicted, "not_evicted": self.not_evicted,
-            "pins": self.pins.to_dict() if self.pins else None,
+            "pins": ({k: v for k, v in self.pins.to_dict().items() if k not in ("known_uids", "assumed")}
+                     if self.pins else None),
         }
 
     def to_json(self) -> str:
@@ -139,41 +143,49 @@ class Planner:
         plan.snapshot, plan.problem = snap, problem
         current = problem.current_solution()
         report = problem.check(current)
-        plan.current_objective = report.objective if report.feasible else None
-        initial = current if report.feasible else None
         if not report.feasible:
-            self.log(f"the current placement breaks the model ({'; '.join(report.violations[:2])}); "
-                     f"planning without a warm start")
+            # e.g. pods bound with spec.nodeName past the scheduler: any plan would have to evict to
+            # repair what the kubelets run happily; we do not take that decision
+            return self._reject(plan, "the current placement breaks the model's rules ("
+                                      + "; ".join(report.violations[:2]) + "); not planning")
+        plan.current_objective = report.objective
         solve = self._solve
         if solve is None:
             from optkit.solve import solve
-        started = time.monotonic()
-        try:
-            result = solve(problem, self.config.solver, time_limit=self.config.window, hard_limit=True,
-                           threads=self.config.threads, seed=self.config.seed, initial_solution=initial,
-                           **self.config.params)
-        except InputError:
-            raise
-        except OptkitError as e:
-            plan.solve_s = time.monotonic() - started
-            self.metrics.inc("optkit_k8s_plans_total")
-            return self._reject(plan, f"solver failed: {e}")
-        plan.solve_s = time.monotonic() - started
         self.metrics.inc("optkit_k8s_plans_total")
-        self.metrics.observe("optkit_k8s_solve_seconds", plan.solve_s)
-        plan.solver_status = result.status.value
-        if not result.status.has_solution:
-            return self._reject(plan, f"no solution within the {self.config.window:g} s window "
-                                      f"({result.status.value}, {result.termination.value}"
-                                      f"{': ' + result.message if result.message else ''})")
-        plan.assignment = dict(result.solution["assignment"])
-        plan.objective = result.objective
-        if not problem.better(result.objective, plan.current_objective):
-            return self._reject(plan, f"not better than the current placement "
-                                      f"({result.objective} vs {plan.current_objective})")
-        why = self._budget_problem(snap, plan.assignment)
-        if why:
-            return self._reject(plan, why)
+        for attempt in range(1 + self.config.budget_retries):
+            started = time.monotonic()
+            try:
+                result = solve(problem, self.config.solver, time_limit=self.config.window, hard_limit=True,
+                               threads=self.config.threads, seed=self.config.seed, initial_solution=current,
+                               **self.config.params)
+            except InputError:
+                raise
+            except OptkitError as e:
+                plan.solve_s += time.monotonic() - started
+                return self._reject(plan, f"solver failed: {e}")
+            plan.solve_s += time.monotonic() - started
+            self.metrics.observe("optkit_k8s_solve_seconds", time.monotonic() - started)
+            plan.solver_status = result.status.value
+            if not result.status.has_solution:
+                return self._reject(plan, f"no solution within the {self.config.window:g} s window "
+                                          f"({result.status.value}, {result.termination.value}"
+                                          f"{': ' + result.message if result.message else ''})")
+            plan.assignment = dict(result.solution["assignment"])
+            plan.objective = result.objective
+            if not problem.better(result.objective, plan.current_objective):
+                return self._reject(plan, f"not better than the current placement "
+                                          f"({result.objective} vs {plan.current_objective})")
+            why = self._budget_problem(snap, plan.assignment)
+            if not why:
+                break
+            if attempt == self.config.budget_retries:
+                return self._reject(plan, why)
+            # a PDB allows fewer disruptions than the plan needs: keep the first ones it allows
+            # movable, freeze the rest of its pods, and solve again
+            problem = self._freeze_excess(problem, snap, plan.assignment)
+            plan.problem = problem
+            self.log(f"plan {plan.id}: {why}; solving again with the excess pods frozen")
         plan.actions = self._actions(snap, plan.assignment)
         plan.status = "planned"
         return plan
@@ -192,6 +204,20 @@ class Planner:
             if target != info.node:
                 out.append(Action(key, info.priority, info.node, target))
         return sorted(out, key=lambda a: (-a.priority, a.pod))
+
+    def _freeze_excess(self, problem: Any, snap: Snapshot, assignment: dict[str, str | None]) -> Any:
+        frozen: set[str] = set()
+        for b in snap.budgets:
+            bound = [k for k in sorted(b.pods) if k in snap.pods and snap.pods[k].node is not None]
+            leaving = [k for k in bound if assignment.get(k) != snap.pods[k].node]
+            if len(leaving) > b.disruptions_allowed:
+                keep = set(leaving[:b.disruptions_allowed])
+                frozen.update(k for k in bound if k not in keep)
+        data = problem.to_dict()
+        for pod in data["pods"]:
+            if pod["name"] in frozen:
+                pod["movable"] = False
+        return type(problem).from_dict(data, source="cluster snapshot")
 
     @staticmethod
     def _budget_problem(snap: Snapshot, assignment: dict[str, str | None]) -> str | None:
@@ -222,12 +248,14 @@ class Planner:
         problem = self.problem_of(fresh)
         assignment = {}
         for p in problem.pods:
-            assignment[p.name] = plan.assignment[p.name] if p.name in plan.assignment else p.node
+            assignment[p.name] = plan.assignment.get(p.name, p.node)
         report = problem.check({"assignment": assignment})
         if not report.feasible:
             return "no longer feasible: " + "; ".join(report.violations[:2])
         current = problem.check(problem.current_solution())
-        if current.feasible and not problem.better(report.objective, current.objective):
+        if not current.feasible:
+            return "the current placement now breaks the model's rules: " + "; ".join(current.violations[:2])
+        if not problem.better(report.objective, current.objective):
             return f"no longer better than the current placement ({report.objective} vs {current.objective})"
         why = self._budget_problem(fresh, assignment)
         if why:
@@ -357,6 +385,7 @@ class Controller:
 
     def handle_event(self, kind: str, pod: dict) -> None:
         if kind == "DELETED":
+            self.pins.forget(pod)
             return
         if (pod.get("spec") or {}).get("nodeName"):
             if self.pins.observe_bound(pod):
@@ -405,7 +434,7 @@ class Controller:
         self.last_plan = self.clock()
         try:
             plan = self.planner.plan_and_act()
-        except ApiError as e:
+        except OptkitError as e:  # API errors, or a cluster object optkit cannot read
             self.last_error = str(e)
             self.planner.log(f"planning skipped: {e}")
             return None
@@ -421,5 +450,11 @@ class Controller:
                 break
             if max_plans is not None and len(self.plans) >= max_plans:
                 break
-            self.step(watch_s)
+            try:
+                self.step(watch_s)
+            except Exception as e:  # noqa: BLE001 - a long-running service logs and goes on
+                self.last_error = f"{type(e).__name__}: {e}"
+                self.planner.log(f"controller error: {self.last_error}")
+                self.resource_version = None
+                stop.wait(1.0)
         return self.plans

@@ -31,7 +31,7 @@ _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "
 _SHAPE = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?([eEinumkKMGTP]*)([+-]?[0-9]*)")
 
 
-def parse_quantity(value: str | int | float, field: str = "quantity") -> Fraction:
+def parse_quantity(value: str | float, field: str = "quantity") -> Fraction:
     """The exact value of a Kubernetes quantity; `InputError` naming `field` if it is malformed."""
     if isinstance(value, bool):
         raise InputError(f"field '{field}': expected a quantity such as '500m' or '1Gi', got {value!r}")
@@ -72,7 +72,7 @@ def ceil_fraction(x: Fraction) -> int:
     return -((-x.numerator) // x.denominator)
 
 
-def resource_amount(resource: str, value: str | int | float, field: str | None = None,
+def resource_amount(resource: str, value: str | float, field: str | None = None,
                     allow_negative: bool = False) -> int:
     """The integer the scheduler uses: millicores for "cpu", `Value()` (rounded up) for the rest."""
     field = field or resource

@@ -14,8 +14,9 @@ Terminating, Succeeded and Failed pods hold no resources and are left out.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from optkit.errors import InputError
 from optkit.k8s.quantity import resource_amount
@@ -248,6 +249,7 @@ def build_snapshot(nodes: Iterable[dict], pods: Iterable[dict], pdbs: Iterable[d
     # PDBs: which pods each covers, and whether it allows a disruption now
     budgets: list[Budget] = []
     frozen: set[str] = set()
+    covered_by: dict[str, int] = {}
     for pdb in pdb_list:
         ns = meta(pdb).get("namespace") or "default"
         selector = (pdb.get("spec") or {}).get("selector")
@@ -257,6 +259,9 @@ def build_snapshot(nodes: Iterable[dict], pods: Iterable[dict], pdbs: Iterable[d
         budgets.append(Budget(f"{ns}/{meta(pdb).get('name')}", allowed, covered))
         if allowed <= 0:
             frozen.update(covered)
+        for k in covered:
+            covered_by[k] = covered_by.get(k, 0) + 1
+    frozen.update(k for k, n in covered_by.items() if n > 1)  # the Eviction API refuses those (500)
 
     entries, infos, skipped = [], {}, {}
     for p in live:
@@ -277,7 +282,8 @@ def build_snapshot(nodes: Iterable[dict], pods: Iterable[dict], pdbs: Iterable[d
                 continue
             reason = reason or why_not
         if node is not None and key in frozen:
-            reason = reason or "its PodDisruptionBudget allows no disruption"
+            reason = reason or ("more than one PodDisruptionBudget covers it" if covered_by.get(key, 0) > 1
+                                else "its PodDisruptionBudget allows no disruption")
         entry: dict[str, Any] = {"name": key, "requests": pod_requests(p),
                                  "priority": int(spec.get("priority") or 0), "node": node}
         if reason is not None:
