@@ -221,7 +221,7 @@ def generate(
     ctx: typer.Context,
     problem: str = typer.Argument(..., help="problem kind"),
     seed: int = typer.Option(0, "--seed"),
-    output: Path = typer.Option(..., "-o", "--output", help="instance file to write"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="instance file to write"),
 ) -> None:
     """Generate an instance; generator options follow as --name value (see `optkit generate PROBLEM --help-options`)."""
     from optkit.registry import generators
@@ -235,6 +235,8 @@ def generate(
             if name != "seed":
                 out.print(f"--{name.replace('_', '-')}  (default {prm.default!r})", highlight=False)
         return
+    if output is None:
+        raise InputError("generate: -o FILE is required")
     dump(fn(seed=seed, **_generator_options(fn, ctx.args)), output)
     err.print(f"wrote {output}", highlight=False)
 

@@ -45,10 +45,10 @@ def _reject_constant(name: str) -> Any:
 
 def load(path: str | os.PathLike) -> Problem:
     """Load and validate an instance file of any problem kind (named by its `"problem"` key)."""
-    problem = Problem.from_dict(read_data(path), source=str(path))
-    if problem.name is None:
-        problem = problem.model_copy(update={"name": Path(path).stem})
-    return problem
+    data = read_data(path)
+    if isinstance(data, dict) and "name" not in data:
+        data = {**data, "name": Path(path).stem}
+    return Problem.from_dict(data, source=str(path))
 
 
 def dump(problem: Problem, path: str | os.PathLike) -> None:
@@ -76,9 +76,16 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a written file gets the usual mode
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

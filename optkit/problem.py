@@ -86,6 +86,11 @@ class Problem(Model):
     def to_dict(self) -> dict:
         return self.model_dump(mode="json", exclude_none=True)
 
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> "Problem":
+        """A copy with `update` applied, validated like a fresh instance; cached derived data
+        (`functools.cached_property`) is recomputed, never carried over from the original."""
+        return type(self).model_validate({**self.model_dump(), **(update or {})})
+
     @property
     def label(self) -> str:
         return self.name or self.kind

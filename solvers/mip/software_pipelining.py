@@ -40,9 +40,9 @@ def build(problem: SoftwarePipelining, ii: int):
     n = problem.n
     K = H // ii
     prob = pulp.LpProblem(f"modulo_ii{ii}", pulp.LpMinimize)
-    a = [[pulp.LpVariable(f"a_{v}_{r}", cat="Binary") for r in range(ii)] for v in range(n)]
-    k = [pulp.LpVariable(f"k_{v}", lowBound=0, upBound=K, cat="Integer") for v in range(n)]
-    length = pulp.LpVariable("length", lowBound=problem.length_lower_bound(), upBound=H)
+    a = [[prob.add_variable(f"a_{v}_{r}", cat="Binary") for r in range(ii)] for v in range(n)]
+    k = [prob.add_variable(f"k_{v}", lowBound=0, upBound=K, cat="Integer") for v in range(n)]
+    length = prob.add_variable("length", lowBound=problem.length_lower_bound(), upBound=H)
     prob += length
     start = [pulp.lpSum(r * a[v][r] for r in range(ii)) + ii * k[v] for v in range(n)]
     for v, op in enumerate(problem.ops):

@@ -71,7 +71,7 @@ def time_indexed(problem: Tardiness):
 
 @register("mip", "tardiness", exact=True, bounds=True, deterministic=True, requires=("pulp",),
           versions=("pulp", "highspy"),
-          params={"backend": "highs", "formulation": "auto", "max_time_indexed_vars": 3000, "log": False})
+          params={"backend": "highs", "formulation": "auto", "max_time_indexed_vars": 1500, "log": False})
 def mip(problem: Tardiness, opts: SolveOptions) -> Outcome:
     """Positional or time-indexed MIP (auto: time-indexed when the horizon is short)."""
     from optkit.solvers.mip._common import solve_problem

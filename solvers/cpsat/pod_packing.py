@@ -1,0 +1,624 @@
+"""CP-SAT for pod packing: the lexicographic assignment model, one weighted objective or tier by tier.
+
+Model (see docs/pod_packing.md): x[i, j] = 1 if pod i runs on node j, only for the nodes pod i is
+allowed on and fits on when empty; sum_j x[i, j] <= 1; per node and resource, sum_i q_ir x[i, j] <= C_jr;
+non-movable pods fixed on their node. Objective terms, in lexicographic order: -c_p for each priority p
+from the highest down (c_p = pods of priority p placed; lexicographic on these is the same as on the
+cumulative counts of the objective), evictions, moves.
+
+- `mode=weighted` (default): one objective sum_k W_k t_k with W_k = 1 + sum_{l>k} W_l * range(t_l), so that
+  it orders solutions exactly lexicographically; falls back to tiers when the weights exceed 2^53.
+  The bound CP-SAT proves on the weighted sum is mapped back to a lexicographic bound term by term
+  (valid: every solution L with L_1..L_{k-1} equal to the bound's has L_k >= the k-th bound term).
+- `mode=tiers`: one solve per term, fixing each proven optimum before the next; the bound is the
+  proven prefix, the current term's bound, then the trivial minimum of every later term.
+Redundant constraints: total requests of placed pods <= total capacity per resource. Symmetry
+breaking: identical pending pods are placed in order; identical nodes with nothing running on them
+are ordered by cpu (or first resource) load. Hint: `initial_solution` if given, else kube-default's
+placement of the pending pods around the running ones.
+`lns=auto|on|off`: on clusters above `lns_vars` candidate pairs, a large-neighbourhood search that
+re-packs a few nodes at a time (see `_lns`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import time
+from collections import defaultdict
+
+from optkit.problems.pod_packing import PodPacking
+
+from optkit.registry import register
+from optkit.result import Termination
+from optkit.solve import Outcome, SolveOptions
+
+
+def term_ranges(problem: PodPacking) -> list[tuple[int, int]]:
+    """(min, max) of each objective term in the per-priority form: -c_p, evictions, moves."""
+    count = defaultdict(int)
+    for pod in problem.pods:
+        count[pod.priority] += 1
+    running = sum(1 for j in problem.current if j is not None)
+    return [(-count[p], 0) for p in problem.priorities] + [(0, running), (0, running)]
+
+
+def to_cumulative(terms: list[int]) -> list[int]:
+    """Per-priority terms (-c_p ..., evictions, moves) -> the problem's objective list."""
+    k = len(terms) - 2
+    out, acc = [], 0
+    for t in terms[:k]:
+        acc += t
+        out.append(acc)
+    return out + list(terms[k:])
+
+
+def weights_for(ranges: list[tuple[int, int]]) -> list[int]:
+    w = [0] * len(ranges)
+    acc = 0
+    for k in range(len(ranges) - 1, -1, -1):
+        w[k] = 1 + acc
+        acc += w[k] * (ranges[k][1] - ranges[k][0])
+    return w
+
+
+def lex_bound_from_weighted(lb: float, weights: list[int], ranges: list[tuple[int, int]]) -> list[int]:
+    """A per-priority-term lexicographic bound implied by sum_k W_k t_k >= lb."""
+    out = []
+    rest = math.ceil(lb - 1e-6)
+    for k, (w, (lo, hi)) in enumerate(zip(weights, ranges)):
+        tail_max = sum(weights[l] * ranges[l][1] for l in range(k + 1, len(ranges)))
+        b = max(lo, math.ceil((rest - tail_max) / w))
+        out.append(b)
+        rest -= w * b
+    return out
+
+
+class PodModel:
+    def __init__(self, problem: PodPacking, pods: list[int] | None = None, nodes: list[int] | None = None,
+                 fixed_load=None, counting: bool = False):
+        """The assignment model over `pods` x `nodes` (default all); `fixed_load[j]` = load already on node j."""
+        from ortools.sat.python import cp_model
+
+        self.cp_model = cp_model
+        self.p = problem
+        self.m = cp_model.CpModel()
+        P = problem
+        self.pods = list(range(P.n_pods)) if pods is None else pods
+        self.counting = counting  # only the placement and eviction terms: nodes interchangeable
+        node_set = set(range(P.n_nodes)) if nodes is None else set(nodes)
+        self.nodes = sorted(node_set)
+        R = P.resources
+        req, cap = P.request_matrix, P.capacity_matrix
+        self.x: dict[tuple[int, int], object] = {}
+        self.placed: dict[int, object] = {}
+        by_node: dict[int, list[int]] = defaultdict(list)
+        for i in self.pods:
+            cands = [j for j in P.candidates[i] if j in node_set]
+            pod = P.pods[i]
+            for j in cands:
+                self.x[i, j] = self.m.new_bool_var(f"x{i}_{j}")
+                by_node[j].append(i)
+            if not pod.movable:
+                cur = P.current[i]
+                if (i, cur) in self.x:
+                    self.m.add(self.x[i, cur] == 1)
+                else:
+                    self.m.add_bool_or([])  # a non-movable pod that cannot stay: infeasible
+            lits = [self.x[i, j] for j in cands]
+            if len(lits) == 1:
+                self.placed[i] = lits[0]
+            else:
+                y = self.m.new_bool_var(f"y{i}")
+                self.m.add(sum(lits) == y)
+                self.placed[i] = y
+        for j in self.nodes:
+            for r in range(len(R)):
+                c = cap[j][r]
+                if c is None:
+                    continue
+                if fixed_load is not None:
+                    c -= fixed_load[j][r]
+                terms = [(req[i][r], self.x[i, j]) for i in by_node[j] if req[i][r] > 0]
+                if sum(q for q, _ in terms) > c:
+                    self.m.add(sum(q * v for q, v in terms) <= c)
+        # redundant aggregate capacity per resource
+        for r in range(len(R)):
+            caps = [cap[j][r] for j in self.nodes]
+            if any(c is None for c in caps):
+                continue
+            total = sum(caps) - (sum(fixed_load[j][r] for j in self.nodes) if fixed_load is not None else 0)
+            terms = [(req[i][r], self.placed[i]) for i in self.pods if req[i][r] > 0]
+            if sum(q for q, _ in terms) > total:
+                self.m.add(sum(q * v for q, v in terms) <= total)
+        self._cardinality(by_node, fixed_load)
+        self._symmetry(by_node)
+        # objective terms (per priority form)
+        self.terms = []
+        for prio in P.priorities:
+            self.terms.append(-sum(self.placed[i] for i in self.pods if P.pods[i].priority == prio))
+        running = [i for i in self.pods if P.current[i] is not None]
+        self.terms.append(sum(1 - self.placed[i] for i in running))
+        self.terms.append(sum(self.placed[i] - self.x[i, P.current[i]] if (i, P.current[i]) in self.x
+                              else self.placed[i] for i in running))
+
+    def _cardinality(self, by_node, fixed_load) -> None:
+        """Counting cuts: per node, and per priority threshold over the cluster, at most k pods fit,
+        where k is the largest count whose k smallest requests fit the capacity (per resource)."""
+        P = self.p
+        req, cap = P.request_matrix, P.capacity_matrix
+        R = range(len(P.resources))
+
+        def max_count(pods, capacity):
+            k = len(pods)
+            for r in R:
+                c = capacity[r]
+                if c is None:
+                    continue
+                acc = n = 0
+                for q in sorted(req[i][r] for i in pods):
+                    if acc + q > c:
+                        break
+                    acc += q
+                    n += 1
+                k = min(k, n)
+            return k
+
+        for j in self.nodes:
+            pods = by_node[j]
+            c = [None if cap[j][r] is None else cap[j][r] - (fixed_load[j][r] if fixed_load else 0) for r in R]
+            k = max_count(pods, c)
+            if k < len(pods):
+                self.m.add(sum(self.x[i, j] for i in pods) <= k)
+        total = []
+        for r in R:
+            caps = [cap[j][r] for j in self.nodes]
+            total.append(None if any(c is None for c in caps) else
+                         sum(caps) - (sum(fixed_load[j][r] for j in self.nodes) if fixed_load else 0))
+        for prio in P.priorities:
+            pods = [i for i in self.pods if P.pods[i].priority >= prio]
+            k = max_count(pods, total)
+            if k < len(pods):
+                self.m.add(sum(self.placed[i] for i in pods) <= k)
+
+    def _symmetry(self, by_node) -> None:
+        P = self.p
+        if self.counting:
+            return self._symmetry_counting(by_node)
+        groups = defaultdict(list)
+        for i in self.pods:
+            pod = P.pods[i]
+            if P.current[i] is None:
+                groups[(P._pod_signature[i], tuple(P.request_matrix[i]), pod.priority, P.candidates[i])].append(i)
+        for members in groups.values():
+            for a, b in itertools.pairwise(members):
+                self.m.add_implication(self.placed[b], self.placed[a])
+        busy = {P.current[i] for i in range(P.n_pods) if P.current[i] is not None}
+        classes = defaultdict(list)
+        for j in self.nodes:
+            if j in busy:
+                continue
+            n = P.nodes[j]
+            key = (tuple(P.capacity_matrix[j]), tuple(sorted(n.labels.items())), n.taints, n.unschedulable)
+            classes[key].append(j)
+        R = P.resources
+        r0 = R.index("cpu") if "cpu" in R else 0
+        for members in classes.values():
+            if len(members) < 2 or not R:
+                continue
+            loads = [sum(P.request_matrix[i][r0] * self.x[i, j] for i in by_node[j]) for j in members]
+            for a, b in itertools.pairwise(loads):
+                self.m.add(a >= b)
+
+    def _symmetry_counting(self, by_node) -> None:
+        """Placement counts and evictions do not depend on which of two identical nodes a pod is on:
+        identical movable pods are placed in order, and within a class of identical nodes (same capacity,
+        labels, taints, no non-movable pod, every pod allowed on all or none) the t-th pod that may use
+        the class goes to one of its first t+1 nodes."""
+        P = self.p
+        groups = defaultdict(list)
+        for i in self.pods:
+            if P.pods[i].movable:
+                groups[(P._pod_signature[i], tuple(P.request_matrix[i]), P.pods[i].priority,
+                        P.current[i] is not None, P.candidates[i])].append(i)
+        for members in groups.values():
+            for a, b in itertools.pairwise(members):
+                self.m.add_implication(self.placed[b], self.placed[a])
+        pinned = {P.current[i] for i in self.pods if not P.pods[i].movable}
+        classes = defaultdict(list)
+        for j in self.nodes:
+            if j in pinned:
+                continue
+            n = P.nodes[j]
+            classes[(tuple(P.capacity_matrix[j]), tuple(sorted(n.labels.items())), n.taints, n.unschedulable)].append(j)
+        for members in classes.values():
+            if len(members) < 2:
+                continue
+            mset = set(members)
+            users = sorted({i for j in members for i in by_node[j]})
+            if any(len(mset.intersection(P.candidates[i])) not in (0, len(members)) for i in users):
+                continue
+            for t, i in enumerate(users):
+                for j in members[t + 1:]:
+                    self.m.add(self.x[i, j] == 0)
+
+    def hint(self, where: list[int | None]) -> None:
+        for (i, j), v in self.x.items():
+            self.m.add_hint(v, 1 if where[i] == j else 0)
+        for i, y in self.placed.items():
+            if not any(y is self.x.get((i, j)) for j in self.p.candidates[i]):
+                self.m.add_hint(y, 1 if where[i] is not None else 0)
+
+    def read(self, value) -> list[int | None]:
+        where: list[int | None] = list(self.p.current) if len(self.pods) < self.p.n_pods else [None] * self.p.n_pods
+        for i in self.pods:
+            where[i] = None
+        for (i, j), v in self.x.items():
+            if value(v):
+                where[i] = j
+        return where
+
+
+class CountModel:
+    """The placement and eviction terms over groups of identical pods: n[g, j] = pods of group g on node j.
+
+    Groups: same requests, priority, allowed nodes, running or pending (movable pods only; non-movable
+    pods are fixed load). Identical nodes are ordered by cpu load (placement counts and evictions do not
+    depend on which identical node holds what)."""
+
+    def __init__(self, problem: PodPacking):
+        from ortools.sat.python import cp_model
+
+        P = self.p = problem
+        self.m = cp_model.CpModel()
+        R = range(len(P.resources))
+        req, cap = P.request_matrix, P.capacity_matrix
+        fixed = [[0] * len(R) for _ in range(P.n_nodes)]
+        self.fixed_count = defaultdict(int)
+        self.pinned: set[int] = set()
+        self.groups: dict[tuple, list[int]] = defaultdict(list)
+        self.ok = True
+        for i, pod in enumerate(P.pods):
+            if not pod.movable:
+                j = P.current[i]
+                if j not in P.candidates[i]:
+                    self.ok = False
+                for r in R:
+                    fixed[j][r] += req[i][r]
+                self.fixed_count[pod.priority] += 1
+                self.pinned.add(j)
+            else:
+                self.groups[(tuple(req[i]), pod.priority, P.candidates[i], P.current[i] is not None)].append(i)
+        self.keys = list(self.groups)
+        self.n: dict[tuple[int, int], object] = {}
+        self.placed = []
+        by_node = defaultdict(list)
+        for g, key in enumerate(self.keys):
+            size = len(self.groups[key])
+            cands = key[2]
+            for j in cands:
+                self.n[g, j] = self.m.new_int_var(0, size, f"n{g}_{j}")
+                by_node[j].append(g)
+            t = self.m.new_int_var(0, size, f"t{g}")
+            self.m.add(sum(self.n[g, j] for j in cands) == t)
+            self.placed.append(t)
+        for j in range(P.n_nodes):
+            for r in R:
+                c = cap[j][r]
+                if c is None:
+                    continue
+                terms = [(self.keys[g][0][r], self.n[g, j]) for g in by_node[j] if self.keys[g][0][r] > 0]
+                if sum(q * len(self.groups[self.keys[g]]) for q, g in
+                       ((self.keys[g][0][r], g) for g in by_node[j] if self.keys[g][0][r] > 0)) > c - fixed[j][r]:
+                    self.m.add(sum(q * v for q, v in terms) <= c - fixed[j][r])
+                if c - fixed[j][r] < 0:
+                    self.ok = False
+        for r in R:
+            caps = [cap[j][r] for j in range(P.n_nodes)]
+            if any(c is None for c in caps):
+                continue
+            total = sum(caps) - sum(f[r] for f in fixed)
+            terms = [(self.keys[g][0][r], self.placed[g]) for g in range(len(self.keys)) if self.keys[g][0][r] > 0]
+            self.m.add(sum(q * v for q, v in terms) <= total)
+        # counting cuts: per node and per priority threshold, at most k pods (k smallest requests fit)
+        def max_count(sizes_by_r, capacity):
+            k = None
+            for r in R:
+                c = capacity[r]
+                if c is None:
+                    continue
+                acc = n = 0
+                for q in sorted(sizes_by_r[r]):
+                    if acc + q > c:
+                        break
+                    acc += q
+                    n += 1
+                k = n if k is None else min(k, n)
+            return k
+
+        def expand(gs):
+            return [[self.keys[g][0][r] for g in gs for _ in self.groups[self.keys[g]]] for r in R]
+
+        for j in range(P.n_nodes):
+            gs = by_node[j]
+            k = max_count(expand(gs), [None if cap[j][r] is None else cap[j][r] - fixed[j][r] for r in R])
+            if k is not None and k < sum(len(self.groups[self.keys[g]]) for g in gs):
+                self.m.add(sum(self.n[g, j] for g in gs) <= k)
+        totals = []
+        for r in R:
+            caps = [cap[j][r] for j in range(P.n_nodes)]
+            totals.append(None if any(c is None for c in caps) else sum(caps) - sum(f[r] for f in fixed))
+        for prio in P.priorities:
+            gs = [g for g, key in enumerate(self.keys) if key[1] >= prio]
+            k = max_count(expand(gs), totals)
+            if k is not None and k < sum(len(self.groups[self.keys[g]]) for g in gs):
+                self.m.add(sum(self.placed[g] for g in gs) <= k)
+        # identical nodes: order by load of the first resource
+        classes = defaultdict(list)
+        for j in range(P.n_nodes):
+            if j in self.pinned:
+                continue
+            n = P.nodes[j]
+            classes[(tuple(cap[j]), tuple(sorted(n.labels.items())), n.taints, n.unschedulable)].append(j)
+        for members in classes.values():
+            mset = set(members)
+            if len(members) < 2 or any(len(mset.intersection(k[2])) not in (0, len(members)) for k in self.keys):
+                continue
+            users = [g for g in range(len(self.keys)) if members[0] in self.keys[g][2]]
+            loads = [sum(self.keys[g][0][0] * self.n[g, j] for g in users) for j in members] if P.resources else []
+            for a, b in itertools.pairwise(loads):
+                self.m.add(a >= b)
+        self.terms = []
+        for prio in P.priorities:
+            self.terms.append(-sum(self.placed[g] for g, k in enumerate(self.keys) if k[1] == prio)
+                              - self.fixed_count[prio])
+        self.terms.append(sum(len(self.groups[k]) - self.placed[g] for g, k in enumerate(self.keys) if k[3]))
+
+    def hint(self, where) -> None:
+        for (g, j), v in self.n.items():
+            self.m.add_hint(v, sum(1 for i in self.groups[self.keys[g]] if where[i] == j))
+
+    def read(self, value) -> list[int | None]:
+        """A placement: running pods of a group keep their node where the counts allow."""
+        P = self.p
+        where: list[int | None] = [None] * P.n_pods
+        for i, pod in enumerate(P.pods):
+            if not pod.movable:
+                where[i] = P.current[i]
+        for g, key in enumerate(self.keys):
+            left = {j: value(self.n[g, j]) for j in key[2] if value(self.n[g, j])}
+            rest = []
+            for i in self.groups[key]:
+                j = P.current[i]
+                if j is not None and left.get(j, 0) > 0:
+                    where[i] = j
+                    left[j] -= 1
+                else:
+                    rest.append(i)
+            slots = [j for j, c in left.items() for _ in range(c)]
+            for i, j in zip(rest, slots):
+                where[i] = j
+        return where
+
+
+def _warm(problem: PodPacking, opts: SolveOptions) -> list[int | None]:
+    if opts.initial_solution is not None:
+        return problem.placement_of(opts.initial_solution)
+    from optkit.solvers.heuristics.pod_packing import _fit_decreasing, kube_schedule
+
+    best, best_obj = list(problem.current), None
+    # on big clusters the repair moves get a share of the time (highest priorities are repaired first)
+    big = problem.n_pods > 2000
+    deadline = time.monotonic() + 0.5 * opts.remaining(default=10.0) if big else None
+    heuristics = [lambda: kube_schedule(problem, order="priority"),
+                  lambda: _fit_decreasing(problem, True, True, deadline)]
+    if not big:
+        heuristics.append(lambda: _fit_decreasing(problem, False, True))
+    for run in heuristics:
+        where = run()
+        report = problem.check(problem.to_solution(where))
+        if report.feasible and (best_obj is None or report.objective < best_obj):
+            best, best_obj = where, report.objective
+    return best
+
+
+@register("cpsat", "pod-packing", exact=True, bounds=True, warm_start=True, deterministic=True,
+          requires=("ortools",), versions=("ortools",),
+          params={"mode": "tiers", "lns": "auto", "lns_vars": 400_000, "log": False}, default=True)
+def cpsat(problem: PodPacking, opts: SolveOptions) -> Outcome:
+    """Lexicographic assignment model (weighted or tier by tier), hinted, with symmetry breaking."""
+    from optkit.errors import InputError
+
+    mode, lns = opts.params["mode"], opts.params["lns"]
+    if mode not in ("weighted", "tiers"):
+        raise InputError(f"parameter 'mode': expected weighted or tiers, got {mode!r}")
+    if lns not in ("auto", "on", "off"):
+        raise InputError(f"parameter 'lns': expected auto, on or off, got {lns!r}")
+    pairs = sum(len(c) for c in problem.candidates)
+    if lns == "on" or (lns == "auto" and pairs > opts.params["lns_vars"]):
+        return _lns(problem, opts)
+    ranges = term_ranges(problem)
+    weights = weights_for(ranges)
+    if mode == "tiers" or weights[0] * max(1, -ranges[0][0]) > 2 ** 53:
+        return _tiers(problem, opts, ranges)
+    return _weighted(problem, opts, ranges, weights)
+
+
+def _weighted(problem, opts, ranges, weights) -> Outcome:
+    from optkit.solvers.cpsat._common import solve_model
+
+    pm = PodModel(problem)
+    pm.m.minimize(sum(w * t for w, t in zip(weights, pm.terms)))
+    pm.hint(_warm(problem, opts))
+
+    def extract(value):
+        return problem.to_solution(pm.read(value))
+
+    def objective_of(sol):
+        return problem.objective_of(problem.placement_of(sol))
+
+    out = solve_model(pm.m, opts, extract, objective_of=objective_of,
+                      bound_of=lambda lb: to_cumulative(lex_bound_from_weighted(lb, weights, ranges)))
+    if out.proven_optimal and out.solution is not None:
+        out.bound = None  # the facade sets bound = objective
+    out.stats["mode"] = "weighted"
+    return out
+
+
+def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
+    from optkit.solvers.cpsat._common import parameters, proven_bound
+    from ortools.sat.python import cp_model
+
+    pm = CountModel(problem)
+    if not pm.ok:
+        return Outcome(proven_infeasible=True, message="non-movable pods do not fit where they are",
+                       stats={"mode": "tiers"})
+    where = _warm(problem, opts)
+    pm.hint(where)
+    best_where = where if problem.check(problem.to_solution(where)).feasible else None
+    best_obj = problem.objective_of(best_where) if best_where is not None else None
+    proven: list[int] = []
+    status_names = []
+    tier_times: list[float] = []
+    bound_terms = None
+    for k in range(len(ranges)):
+        if k == len(ranges) - 1:
+            # moves: a model without node symmetry breaking, the proven counts and evictions fixed
+            counted = pm
+            pm = PodModel(problem)
+            for t, v in zip(pm.terms, proven):
+                pm.m.add(t == v)
+            if best_where is not None:
+                pm.hint(best_where)
+            del counted
+        term = pm.terms[k]
+        pm.m.minimize(term)
+        solver = cp_model.CpSolver()
+        parameters(solver, opts)
+        if opts.time_limit is not None:
+            left = opts.remaining()
+            # leave a share of the time to the later terms
+            solver.parameters.max_time_in_seconds = max(1e-3, left)
+        status = solver.solve(pm.m)
+        status_names.append(solver.status_name(status))
+        tier_times.append(round(solver.wall_time, 4))
+        if status == cp_model.INFEASIBLE:
+            return Outcome(proven_infeasible=True, stats={"mode": "tiers", "statuses": status_names})
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            found = pm.read(solver.value)
+            obj = problem.objective_of(found)
+            if best_obj is None or obj <= best_obj:
+                best_where, best_obj = found, obj
+                opts.report(problem.to_solution(best_where), best_obj)
+            pm.m.clear_hints()
+            pm.hint(found)
+        if status != cp_model.OPTIMAL:
+            lb = proven_bound(solver, status)
+            if lb is not None:
+                bound_terms = proven + [max(ranges[k][0], math.ceil(lb - 1e-6))] + [lo for lo, _ in ranges[k + 1:]]
+            elif k > 0:
+                bound_terms = proven + [lo for lo, _ in ranges[k:]]
+            break
+        value = round(solver.objective_value)
+        proven.append(value)
+        pm.m.add(term == value)
+    stats = {"mode": "tiers", "statuses": status_names, "tier_wall_s": tier_times}
+    if best_where is None:
+        return Outcome(termination=Termination.TIME_LIMIT,
+                       bound=to_cumulative(bound_terms) if bound_terms else None, stats=stats)
+    sol = problem.to_solution(best_where)
+    if len(proven) == len(pm.terms):
+        return Outcome(solution=sol, proven_optimal=True, stats=stats)
+    return Outcome(solution=sol, termination=Termination.TIME_LIMIT,
+                   bound=to_cumulative(bound_terms) if bound_terms else None, stats=stats)
+
+
+def _lns(problem: PodPacking, opts: SolveOptions) -> Outcome:
+    """Large-neighbourhood search for big clusters: start from kube-default (or the warm start), then
+    repeatedly free a few nodes (the fullest-fragmented ones plus random ones), and let CP-SAT re-pack the
+    pods on them together with the highest-priority pending pods that could use the space, everything
+    else fixed; a neighbourhood's answer is kept when the lexicographic objective improves. No bound."""
+    from ortools.sat.python import cp_model
+
+    P = problem
+    rng = random.Random(opts.seed)
+    where = _warm(P, opts)
+    best = P.objective_of(where)
+    opts.report(P.to_solution(where), best)
+    R = P.resources
+    req, cap = P.request_matrix, P.capacity_matrix
+    load = [[0] * len(R) for _ in range(P.n_nodes)]
+    for i, j in enumerate(where):
+        if j is not None:
+            for r in range(len(R)):
+                load[j][r] += req[i][r]
+    iters = improved = 0
+    size = min(P.n_nodes, 8)
+    deadline = opts.remaining(default=10.0)
+    t_end = time.monotonic() + deadline
+    while time.monotonic() < t_end - 0.05:
+        pending = [i for i in range(P.n_pods) if where[i] is None and P.candidates[i]]
+        if not pending:
+            break
+        iters += 1
+        # neighbourhood: nodes with the most free capacity (normalised), plus random nodes
+        def free(j):
+            return sum((cap[j][r] - load[j][r]) / cap[j][r] for r in range(len(R)) if cap[j][r])
+        by_free = sorted(range(P.n_nodes), key=lambda j: -free(j) + rng.random() * 0.05)
+        chosen = set(by_free[: size // 2])
+        while len(chosen) < size:
+            chosen.add(rng.randrange(P.n_nodes))
+        nodes = sorted(chosen)
+        top = max(P.pods[i].priority for i in pending)
+        cand_pending = [i for i in pending if P.pods[i].priority == top and any(j in chosen for j in P.candidates[i])]
+        rng.shuffle(cand_pending)
+        sub_pods = [i for i in range(P.n_pods) if where[i] in chosen]
+        sub_pods += cand_pending[: 4 * size]
+        # every pod on the chosen nodes is in sub_pods, so those nodes start empty; the rest stays fixed
+        pm = PodModel(P, pods=sub_pods, nodes=nodes)
+        sub_where = list(where)
+        before_terms = _terms(P, sub_pods, where)
+        ranges = [(-sum(1 for i in sub_pods if P.pods[i].priority == p), 0) for p in P.priorities]
+        nrun = sum(1 for i in sub_pods if P.current[i] is not None)
+        ranges += [(0, nrun), (0, nrun)]
+        weights = weights_for(ranges)
+        if weights[0] * max(1, -ranges[0][0]) > 2 ** 62:
+            break
+        pm.m.minimize(sum(w * t for w, t in zip(weights, pm.terms)))
+        pm.m.add(sum(w * t for w, t in zip(weights, pm.terms)) <= sum(w * t for w, t in zip(weights, before_terms)))
+        pm.hint(where)
+        solver = cp_model.CpSolver()
+        solver.parameters.num_workers = opts.threads
+        solver.parameters.random_seed = opts.seed
+        solver.parameters.max_time_in_seconds = max(0.05, min(0.3, t_end - time.monotonic()))
+        status = solver.solve(pm.m)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            continue
+        for i in sub_pods:
+            sub_where[i] = None
+        for (i, j), v in pm.x.items():
+            if solver.value(v):
+                sub_where[i] = j
+        obj = P.objective_of(sub_where)
+        if obj < best:
+            for i in sub_pods:
+                if where[i] is not None:
+                    for r in range(len(R)):
+                        load[where[i]][r] -= req[i][r]
+                if sub_where[i] is not None:
+                    for r in range(len(R)):
+                        load[sub_where[i]][r] += req[i][r]
+            where, best = sub_where, obj
+            improved += 1
+            opts.report(P.to_solution(where), best)
+    return Outcome(solution=P.to_solution(where), objective=best, termination=Termination.TIME_LIMIT,
+                   stats={"mode": "lns", "iterations": iters, "improvements": improved})
+
+
+def _terms(P: PodPacking, pods: list[int], where) -> list[int]:
+    out = [-sum(1 for i in pods if P.pods[i].priority == p and where[i] is not None) for p in P.priorities]
+    running = [i for i in pods if P.current[i] is not None]
+    out.append(sum(1 for i in running if where[i] is None))
+    out.append(sum(1 for i in running if where[i] is not None and where[i] != P.current[i]))
+    return out

@@ -1,0 +1,277 @@
+"""pod-packing: schema validation, checker, kube-default scoring by hand, exact solvers vs brute force."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import pytest
+from conftest import INSTANCES
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from optkit.problems.pod_packing import PodPacking, generate, node_size, read_kwok, with_placement
+from optkit.solvers.heuristics.pod_packing import Cluster, kube_schedule
+
+import optkit
+from optkit.cli import main
+from optkit.errors import InputError
+from optkit.result import Status
+
+SUITE = INSTANCES / "pod-packing" / "suite"
+
+
+def brute_force(problem: PodPacking):
+    """The best objective over every assignment (tiny instances only)."""
+    best = None
+    options = [list(problem.candidates[i]) + [None] for i in range(problem.n_pods)]
+    for combo in itertools.product(*options):
+        report = problem.check(problem.to_solution(list(combo)))
+        if report.feasible and (best is None or report.objective < best):
+            best = report.objective
+    return best
+
+
+def pp(nodes, pods, **kw):
+    return PodPacking.from_dict({"nodes": nodes, "pods": pods, **kw})
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("data,field", [
+    ({"nodes": [{"name": "a"}, {"name": "a"}], "pods": []}, "nodes.1.name"),
+    ({"nodes": [{"name": "a"}], "pods": [{"name": "p"}, {"name": "p"}]}, "pods.1.name"),
+    ({"nodes": [{"name": "a"}], "pods": [{"name": "p", "node": "b"}]}, "pods.0.node"),
+    ({"nodes": [{"name": "a"}], "pods": [{"name": "p", "movable": False}]}, "pods.0.movable"),
+    ({"nodes": [{"name": "a", "capacity": {"cpu": -1}}], "pods": []}, "nodes.0.capacity.cpu"),
+    ({"nodes": [{"name": "a"}], "pods": [{"name": "p", "requests": {"memory": -5}}]}, "pods.0.requests.memory"),
+    ({"nodes": [{"name": "a"}], "pods": [{"name": "p", "requests": {"cpu": 1.5}}]}, "pods.0.requests.cpu"),
+    ({"nodes": [{"name": "a"}], "pods": [{"name": "p", "colour": "red"}]}, "pods.0.colour"),
+])
+def test_bad_instances_name_the_field(data, field):
+    with pytest.raises(InputError, match=field.replace(".", r"\.")):
+        PodPacking.from_dict(data, source="x.json")
+
+
+def test_cli_bad_input_exits_2_naming_the_field(tmp_path, capsys):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"problem": "pod-packing", "nodes": [{"name": "a"}],
+                                "pods": [{"name": "p", "node": "nowhere"}]}))
+    assert main(["solve", str(path), "--solver", "kube-default"]) == 2
+    err = capsys.readouterr().err
+    assert "pods.0.node" in err and "bad.json" in err
+
+
+def test_unknown_resource_makes_pod_unplaceable_not_an_error():
+    p = pp([{"name": "a", "capacity": {"cpu": 10}}],
+           [{"name": "x", "requests": {"example.com/fpga": 1}}, {"name": "y", "requests": {"example.com/fpga": 0}}])
+    assert p.candidates == ((), (0,))
+    for solver in ("kube-default", "ffd", "bfd", "cpsat", "mip"):
+        r = optkit.solve(p, solver, time_limit=5)
+        assert r.solution["assignment"] == {"x": None, "y": "a"}, solver
+
+
+def test_degenerate_inputs():
+    # no nodes: everything pending, optimal
+    p = pp([], [{"name": "x", "requests": {"cpu": 1}, "priority": 2}])
+    r = optkit.solve(p, "cpsat", time_limit=5)
+    assert r.status == Status.OPTIMAL and r.objective == [0, 0, 0]
+    # no pods at all
+    p = pp([{"name": "a", "capacity": {"cpu": 1}}], [])
+    for solver in ("kube-default", "ffd", "bfd", "cpsat", "mip"):
+        r = optkit.solve(p, solver, time_limit=5)
+        assert r.status.has_solution and r.objective == [0, 0], solver
+    # a pod larger than every node stays pending; zero requests always fit
+    p = pp([{"name": "a", "capacity": {"cpu": 100, "memory": 100}}],
+           [{"name": "big", "requests": {"cpu": 101}, "priority": 5}, {"name": "zero", "requests": {"cpu": 0}}])
+    for solver in ("kube-default", "ffd", "bfd", "cpsat", "mip"):
+        r = optkit.solve(p, solver, time_limit=5)
+        assert r.solution["assignment"] == {"big": None, "zero": "a"}, solver
+        assert r.metrics["pending_by_priority"] == {"5": 1, "0": 0}
+
+
+def test_non_movable_overflow_is_infeasible():
+    p = pp([{"name": "a", "capacity": {"cpu": 10}}],
+           [{"name": "x", "requests": {"cpu": 8}, "node": "a", "movable": False},
+            {"name": "y", "requests": {"cpu": 8}, "node": "a", "movable": False}])
+    assert not p.evaluate_current().feasible
+    for solver in ("cpsat", "mip"):
+        assert optkit.solve(p, solver, time_limit=5).status == Status.INFEASIBLE, solver
+
+
+# -- checker ------------------------------------------------------------------------------------
+
+def test_checker_objective_and_metrics():
+    p = optkit.load(SUITE / "tiny_priorities.json")
+    sol = {"assignment": {"a": "n1", "b": None, "c": "n2", "d": "n1", "e": None}}
+    rep = p.check(sol)
+    assert rep.feasible
+    assert rep.objective == [-2, -3, 1, 0]
+    assert rep.metrics["evictions"] == 1 and rep.metrics["moves"] == 0
+    assert rep.metrics["placed_by_priority"] == {"10": 2, "0": 1}
+    moved = {"assignment": {"a": "n2", "b": "n1", "c": None, "d": None, "e": None}}
+    assert p.check(moved).objective == [0, -2, 0, 2]
+    over = {"assignment": {"a": "n1", "b": "n1", "c": None, "d": None, "e": None}}
+    assert not p.check(over).feasible
+    assert not p.check({"assignment": {"a": "n1"}}).feasible  # pods missing
+    assert not p.check({"assignment": {**sol["assignment"], "zz": None}}).feasible
+
+
+def test_eligibility_rules():
+    p = optkit.load(SUITE / "tiny_constraints.json")
+    idx, node = p.pod_index, p.node_index
+    assert p.eligible(idx["train"], node["gpu-1"]) and p.eligible(idx["train"], node["cpu-1"])
+    assert not p.eligible(idx["web-1"], node["gpu-1"])  # selector
+    assert not p.eligible(idx["tiny"], node["gpu-1"])  # taint not tolerated
+    assert p.eligible(idx["batch"], node["gpu-1"])  # affinity + toleration
+    assert not p.eligible(idx["old"], node["cordoned"])  # unschedulable ...
+    assert p.allowed(idx["old"], node["cordoned"])  # ... but a running pod may stay
+    assert not p.allowed(idx["ds"], node["gpu-1"])  # non-movable
+    cur = p.evaluate_current()
+    assert cur.feasible and cur.metrics["evictions"] == 0
+
+
+# -- generator ----------------------------------------------------------------------------------
+
+def test_generator_follows_the_paper():
+    p = generate(seed=7, nodes=4, pods_per_node=8, priorities=4, util=0.95)
+    assert p.n_pods == 32 and p.n_nodes == 4
+    cpu = [x.requests["cpu"] for x in p.pods]
+    mem = [x.requests["memory"] for x in p.pods]
+    assert all(100 <= c <= 1000 for c in cpu) and all(10**8 <= m <= 10**9 for m in mem)
+    assert {x.priority for x in p.pods} <= {1, 2, 3, 4}
+    per_node = math.ceil(math.ceil(sum(cpu) * 100 / 95) / 4)
+    assert p.nodes[0].capacity["cpu"] == max(max(cpu), per_node)
+    before = p.evaluate_current()
+    assert before.feasible  # kube-default's placement in creation order
+    blank = with_placement(p, [None] * p.n_pods)
+    assert kube_schedule(blank, order="arrival") == list(p.current)
+    assert generate(seed=7, nodes=4, pods_per_node=8, priorities=4, util=0.95) == p
+
+
+def test_node_size_formula_matches_kwok(shared_benchmarks):
+    rows = read_kwok(shared_benchmarks / "podpacking" / "kwok" / "instances.jsonl")
+    assert len(rows) == 168
+    for inst, meta in rows:
+        util = int(meta["combo"].rsplit("util", 1)[1]) / 100
+        for r in ("cpu", "memory"):
+            size = node_size([p.requests[r] for p in inst.pods], inst.n_nodes, util)
+            assert inst.nodes[0].capacity[r] == size, (inst.name, r)
+        assert inst.evaluate_current().feasible
+
+
+# -- kube-default scoring by hand -------------------------------------------------------------
+
+def test_least_and_balanced_scores_by_hand():
+    # node a: cpu 4000, memory 8 GiB, running 1000m / 2 GiB; node b empty, same size
+    gib = 1024 ** 3
+    p = pp([{"name": "a", "capacity": {"cpu": 4000, "memory": 8 * gib}},
+            {"name": "b", "capacity": {"cpu": 4000, "memory": 8 * gib}}],
+           [{"name": "run", "requests": {"cpu": 1000, "memory": 2 * gib}, "node": "a"},
+            {"name": "new", "requests": {"cpu": 1000, "memory": 1 * gib}},
+            {"name": "be", "requests": {}}])
+    c = Cluster(p)
+    c.place(0, 0)
+    import numpy as np
+    nodes = np.array([0, 1])
+    # new on a: least cpu (4000-2000)*100/4000 = 50, mem (8-3)*100/8 = 62 -> (50+62)//2 = 56;
+    #           balanced |0.5 - 0.375|/2 = 0.0625 -> int(93.75) = 93; taint 3*100; total 56+93+300 = 449
+    # new on b: least cpu 75, mem 87 -> 81; balanced |0.25-0.125|/2 -> 93; total 81+93+300 = 474
+    assert c.scores(1, nodes).tolist() == [449, 474]
+    # best-effort pod: non-zero defaults 100m / 200 MiB for least; balanced skipped
+    # on a: cpu (4000-1100)*100//4000 = 72, mem (8 GiB - 2 GiB - 200 MiB)*100//8 GiB = 72 -> 72 + 300
+    # on b: cpu 97, mem 97 -> 97 + 300
+    assert c.scores(2, nodes).tolist() == [372, 397]
+
+
+def test_spread_and_tie_break_by_hand():
+    # three empty identical nodes, a ReplicaSet of 3 identical replicas: LeastAllocated and the
+    # default topology spread send each replica to a different node; ties go to the smallest name
+    p = pp([{"name": n, "capacity": {"cpu": 1000, "memory": 1000}} for n in ("n3", "n1", "n2")],
+           [{"name": f"r{k}", "requests": {"cpu": 100, "memory": 100}, "owner": "ReplicaSet/r"} for k in range(3)])
+    where = kube_schedule(p)
+    assert [p.nodes[j].name for j in where] == ["n1", "n2", "n3"]
+    assert [p.nodes[j].name for j in kube_schedule(p, tie_break="index")] == ["n3", "n1", "n2"]
+
+
+def test_preemption_evicts_lower_priority():
+    p = pp([{"name": "a", "capacity": {"cpu": 1000, "memory": 1000}}],
+           [{"name": "low", "requests": {"cpu": 800, "memory": 100}, "priority": 0, "node": "a"},
+            {"name": "low2", "requests": {"cpu": 100, "memory": 100}, "priority": 0, "node": "a"},
+            {"name": "high", "requests": {"cpu": 500, "memory": 100}, "priority": 10}])
+    r = optkit.solve(p, "kube-default", preemption=True)
+    assert r.solution["assignment"] == {"low": None, "low2": "a", "high": "a"}  # low2 reprieved
+    r = optkit.solve(p, "kube-default")
+    assert r.solution["assignment"]["high"] is None
+
+
+# -- exact solvers vs brute force ------------------------------------------------------------
+
+@st.composite
+def tiny_instances(draw):
+    n_nodes = draw(st.integers(0, 2))
+    nodes = [{"name": f"n{j}", "capacity": {"cpu": draw(st.integers(0, 10)), "memory": draw(st.integers(0, 10))},
+              "labels": {"z": draw(st.sampled_from(["a", "b"]))}} for j in range(n_nodes)]
+    pods = []
+    for i in range(draw(st.integers(0, 5))):
+        pod = {"name": f"p{i}", "requests": {"cpu": draw(st.integers(0, 6)), "memory": draw(st.integers(0, 6))},
+               "priority": draw(st.integers(0, 2))}
+        if n_nodes and draw(st.booleans()):
+            pod["node"] = f"n{draw(st.integers(0, n_nodes - 1))}"
+            pod["movable"] = draw(st.integers(0, 3)) > 0
+        if draw(st.integers(0, 3)) == 0:
+            pod["node_selector"] = {"z": "a"}
+        pods.append(pod)
+    return PodPacking.from_dict({"nodes": nodes, "pods": pods})
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tiny_instances())
+def test_exact_solvers_match_brute_force(problem):
+    best = brute_force(problem)
+    for solver in ("cpsat", "mip"):
+        r = optkit.solve(problem, solver, time_limit=10)
+        if best is None:
+            assert r.status == Status.INFEASIBLE
+            continue
+        assert r.status == Status.OPTIMAL, (solver, r.message)
+        assert r.objective == best, solver
+    if best is not None:
+        for solver in ("kube-default", "ffd", "bfd"):
+            r = optkit.solve(problem, solver)
+            assert r.status == Status.FEASIBLE and not problem.better(r.objective, best), solver
+
+
+def test_cpsat_weighted_mode_agrees():
+    for path in sorted(SUITE.glob("*.json")):
+        if path.name == "optima.json":
+            continue
+        p = optkit.load(path)
+        a = optkit.solve(p, "cpsat", mode="weighted", time_limit=10)
+        b = optkit.solve(p, "cpsat", mode="tiers", time_limit=10)
+        assert a.status == b.status == Status.OPTIMAL and a.objective == b.objective
+
+
+def test_suite_optima_by_brute_force():
+    optima = json.loads((SUITE / "optima.json").read_text())
+    for path in sorted(SUITE.glob("*.json")):
+        if path.name != "optima.json":
+            assert brute_force(optkit.load(path)) == optima[path.stem], path.stem
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-4, 0), st.integers(0, 4)), min_size=1, max_size=4), st.data())
+def test_weighted_bound_maps_to_a_valid_lexicographic_bound(ranges, data):
+    from optkit.solvers.cpsat.pod_packing import lex_bound_from_weighted, weights_for
+
+    w = weights_for(ranges)
+    vec = st.tuples(*[st.integers(lo, hi) for lo, hi in ranges]).map(list)
+    lb = sum(a * b for a, b in zip(w, data.draw(vec))) - data.draw(st.integers(0, 3))
+    bound = lex_bound_from_weighted(lb, w, ranges)
+    for _ in range(20):
+        v = data.draw(vec)
+        if sum(a * b for a, b in zip(w, v)) >= lb:
+            assert bound <= v  # every solution the weighted bound allows is lexicographically >= bound
+    u, v = data.draw(vec), data.draw(vec)
+    wu, wv = sum(a * b for a, b in zip(w, u)), sum(a * b for a, b in zip(w, v))
+    assert (u < v) == (wu < wv)  # the weights order solutions exactly lexicographically
