@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -20,24 +19,24 @@ def _stdout() -> Console:
 
 
 def batch(
-    paths: List[str] = typer.Argument(..., help="instance files, folders (searched recursively) or globs"),
-    solver: List[str] = typer.Option([], "--solver", "-s",
+    paths: list[str] = typer.Argument(..., help="instance files, folders (searched recursively) or globs"),
+    solver: list[str] = typer.Option([], "--solver", "-s",
                                      help="solver names, comma-separated or repeated (default: each problem's)"),
-    time_limit: Optional[float] = typer.Option(None, "--time-limit", "-t", help="seconds per task"),
+    time_limit: float | None = typer.Option(None, "--time-limit", "-t", help="seconds per task"),
     threads: int = typer.Option(1, "--threads", help="threads per task (Ray: CPUs reserved per task)"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
     jobs: int = typer.Option(1, "--jobs", "-j", help="tasks at a time (local executor)"),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: start a local one)"),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: start a local one)"),
     output: Path = typer.Option(Path("results.jsonl"), "-o", "--output", help="JSON Lines results file (appended)"),
     force: bool = typer.Option(False, "--force", help="run pairs again even if the results file has them"),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="run again the pairs whose line is an error"),
-    param: List[str] = typer.Option([], "--param", "-p",
+    param: list[str] = typer.Option([], "--param", "-p",
                                     help="KEY=VALUE for every solver that takes KEY, or SOLVER.KEY=VALUE"),
     grace: float = typer.Option(5.0, "--grace", help="seconds past the time limit before a task is killed"),
-    hard_limit: Optional[float] = typer.Option(None, "--hard-limit",
+    hard_limit: float | None = typer.Option(None, "--hard-limit",
                                                help="kill a task after this many seconds when there is no --time-limit"),
-    memory_limit: Optional[int] = typer.Option(None, "--memory-limit", help="address-space cap per task, MiB"),
+    memory_limit: int | None = typer.Option(None, "--memory-limit", help="address-space cap per task, MiB"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
 ) -> None:
     """Solve many instances with one or more solvers; one JSON line per (instance, solver), resumable."""
@@ -76,7 +75,7 @@ class _Display:
         self._last = 0.0
         self._last_print = time.monotonic()
 
-    def start(self, run) -> None:  # noqa: ANN001
+    def start(self, run) -> None:
         for note in run.notes:
             err.print(f"optkit batch: {note}", highlight=False)
         self.total = len(run.todo)
@@ -86,8 +85,14 @@ class _Display:
         if self.quiet or not self.total:
             return
         if err.is_terminal:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self.progress = Progress(
                 TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(),
@@ -127,7 +132,7 @@ class _Display:
 
 def report(
     results: Path = typer.Argument(..., help="results file written by `optkit batch`"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="folder (default: RESULTS-report/)"),
+    output: Path | None = typer.Option(None, "-o", "--output", help="folder (default: RESULTS-report/)"),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="draw plots (needs matplotlib: optkit[plot])"),
 ) -> None:
     """Markdown and HTML tables and plots (performance profile, gap over time, one solution per problem)."""

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import wait
-from typing import Any, Iterator
+from typing import Any
 
 from optkit.batch.tasks import Task
 from optkit.batch.worker import describe_exit, error_line, mp_context, now_iso, worker_main

@@ -9,7 +9,8 @@ other machines need optkit installed, not the instance files.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from optkit.batch.tasks import Task
 from optkit.batch.worker import error_line, run_isolated
@@ -27,6 +28,9 @@ def import_ray() -> Any:
 
 
 def _ray_task(task: Task, hard_limit: float | None, memory_limit_mb: int | None) -> dict:
+    from optkit.registry import discover
+
+    discover()  # once per Ray worker, before the fork, so that each task's child starts warm
     return run_isolated(task, hard_limit, memory_limit_mb)
 
 

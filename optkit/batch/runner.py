@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from optkit.batch.records import ResultsWriter, done_keys, latest, read_lines, resolve_instance
 from optkit.batch.tasks import Task, make_tasks

@@ -1,0 +1,87 @@
+"""`optkit report`: tables and plots from a small results file; pictures of each problem's solution."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from optkit.problems.tardiness import generate
+
+import optkit
+from optkit.batch import run_batch
+from optkit.batch.pictures import PICTURES
+from optkit.batch.report import performance_profile, primal_gap
+from optkit.cli import main
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    folder = tmp_path / "inst"
+    for seed in range(3):
+        optkit.dump(generate(seed=seed, n=6), folder / f"t{seed}.json")
+    out = tmp_path / "r.jsonl"
+    run_batch([str(folder)], ["edd", "dp", "wspt"], output=out, jobs=1)
+    return out
+
+
+def test_report_files(tmp_path: Path, results: Path, capsys):
+    target = tmp_path / "rep"
+    assert main(["report", str(results), "-o", str(target)]) == 0
+    for name in ("report.md", "report.html", "profile_tardiness.png", "gap_tardiness.png",
+                 "solution_tardiness.png"):
+        assert (target / name).stat().st_size > 0, name
+    md = (target / "report.md").read_text()
+    assert "| tardiness | dp | 3 | 3 | 3 |" in md and "![" in md
+    assert "<table>" in (target / "report.html").read_text()
+
+
+def test_report_without_matplotlib(tmp_path: Path, results: Path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["report", str(results), "-o", str(tmp_path / "a")]) == 3
+    assert "pip install 'optkit[plot]'" in capsys.readouterr().err
+    assert main(["report", str(results), "-o", str(tmp_path / "b"), "--no-plots"]) == 0
+    assert (tmp_path / "b" / "report.md").exists()
+
+
+def test_report_bad_file_exits_2(tmp_path: Path, capsys):
+    (tmp_path / "empty.jsonl").write_text("")
+    assert main(["report", str(tmp_path / "empty.jsonl")]) == 2
+    assert main(["report", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_profile_and_gap_math():
+    ratios = performance_profile({"a": {"i": 1.0, "j": float("inf")}, "b": {"i": 2.0, "j": 3.0}})
+    assert ratios == {"a": [1.0, float("inf")], "b": [1.0, 2.0]}
+    assert primal_gap(10, 10) == 0 and primal_gap(None, 10) == 1 and primal_gap(20, 10) == 0.5
+
+
+def test_pictures_of_every_problem_from_dicts():
+    """Each picture draws from the spec's instance and solution formats alone."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = {
+        "tardiness": ({"processing_times": [2, 3], "due_dates": [2, 3]}, {"sequence": [1, 0]}),
+        "pod-packing": ({"nodes": [{"name": "n1", "capacity": {"cpu": 1000, "memory": 100}}],
+                         "pods": [{"name": "a", "requests": {"cpu": 500, "memory": 10}, "priority": 1},
+                                  {"name": "b", "requests": {"cpu": 900, "memory": 10}, "priority": 0}]},
+                        {"assignment": {"a": "n1", "b": None}}),
+        "expert-placement": ({"gpus": 2, "slots_per_gpu": 2, "load": [[4.0, 2.0, 1.0], [1.0, 1.0, 1.0]]},
+                             {"slots": [[0, 1, 0, 2], [0, 1, 2, 0]]}),
+        "gpu-selection": ({"gpu_types": [{"name": "A10G", "cost_per_hour": 1.0},
+                                         {"name": "H100", "cost_per_hour": 4.0}]},
+                          {"counts": {"A10G": 2, "H100": 1}}),
+        "software-pipelining": ({"units": {"tc": 1, "mem": 2},
+                                 "ops": [{"name": "ld", "unit": "mem", "cycles": 2},
+                                         {"name": "mma", "unit": "tc", "cycles": 1}]},
+                                {"ii": 2, "start": {"ld": 0, "mma": 2}}),
+    }
+    assert set(cases) == set(PICTURES)
+    for kind, (instance, solution) in cases.items():
+        fig = plt.figure()
+        PICTURES[kind](fig, instance, solution)
+        assert fig.axes, kind
+        plt.close(fig)
