@@ -22,7 +22,7 @@ from rich.table import Table
 
 from optkit.errors import InputError, OptkitError
 from optkit.io import dump, load, load_result, write_text
-from optkit.result import Result, Status
+from optkit.result import Result, Status, same_objective
 
 app = typer.Typer(
     add_completion=False,
@@ -152,36 +152,35 @@ def solve(
         raise typer.Exit(3)
 
 
-@app.command()
-def check(
-    instance: Path = typer.Argument(..., help="instance file"),
-    result_file: Path = typer.Argument(..., metavar="RESULT.json", help="result of `optkit solve -o`"),
-) -> None:
-    """Exit 0 only if the result's solution is feasible and its objective is what the result claims."""
+def _instance_and_solution(instance: Path, result_file: Path) -> tuple[Any, Result]:
+    """The instance and a result of it that holds a solution (exit 1 if it holds none)."""
     problem = load(instance)
     result = load_result(result_file)
     if result.problem != problem.kind:
         raise InputError(f"{result_file}: field 'problem': '{result.problem}' does not match the "
                          f"instance's '{problem.kind}'")
     if result.solution is None:
-        err.print(f"{result_file}: no solution to check (status {result.status.value})", highlight=False)
+        err.print(f"{result_file}: no solution (status {result.status.value})", highlight=False)
         raise typer.Exit(1)
+    return problem, result
+
+
+@app.command()
+def check(
+    instance: Path = typer.Argument(..., help="instance file"),
+    result_file: Path = typer.Argument(..., metavar="RESULT.json", help="result of `optkit solve -o`"),
+) -> None:
+    """Exit 0 only if the result's solution is feasible and its objective is what the result claims."""
+    problem, result = _instance_and_solution(instance, result_file)
     report = problem.check(result.solution)
     if not report.feasible:
         err.print("infeasible: " + "; ".join(report.violations), highlight=False)
         raise typer.Exit(1)
-    if json.dumps(report.objective) != json.dumps(result.objective) and not _close(report.objective, result.objective):
+    if not same_objective(report.objective, result.objective):
         err.print(f"objective mismatch: result claims {result.objective}, checker computes {report.objective}",
                   highlight=False)
         raise typer.Exit(1)
     out.print(f"ok: feasible, objective {report.objective}", highlight=False)
-
-
-def _close(a: Any, b: Any) -> bool:
-    try:
-        return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(a)))
-    except (TypeError, ValueError):
-        return False
 
 
 @app.command()
@@ -190,11 +189,7 @@ def render(
     result_file: Path = typer.Argument(..., metavar="RESULT.json", help="result of `optkit solve -o`"),
 ) -> None:
     """Print a solution for people (e.g. the modulo reservation table and loop listing of a pipeline)."""
-    problem = load(instance)
-    result = load_result(result_file)
-    if result.solution is None:
-        err.print(f"{result_file}: no solution (status {result.status.value})", highlight=False)
-        raise typer.Exit(1)
+    problem, result = _instance_and_solution(instance, result_file)
     print(problem.render(result.solution))
 
 

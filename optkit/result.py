@@ -49,6 +49,16 @@ def relative_gap(objective: Any, bound: Any) -> float | None:
     return diff / max(abs(objective), 1e-9)
 
 
+def same_objective(a: Any, b: Any) -> bool:
+    """Equal objectives: numbers within a relative 1e-6, lists element by element."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_objective(x, y) for x, y in zip(a, b))
+    try:
+        return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
+    except TypeError:
+        return a == b
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 

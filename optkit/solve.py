@@ -17,7 +17,7 @@ from typing import Any, Callable
 from optkit.errors import InputError, OptkitError
 from optkit.problem import Problem
 from optkit.registry import SolverSpec, get_solver, require
-from optkit.result import Result, Status, Termination, relative_gap
+from optkit.result import Result, Status, Termination, relative_gap, same_objective
 
 #: callback(solution, objective) called by solvers for every improving solution they find
 Callback = Callable[[dict, Any], None]
@@ -158,14 +158,14 @@ def _result(spec: SolverSpec, problem: Problem, opts: SolveOptions, out: Outcome
         return Result(status=Status.ERROR, termination=Termination.ERROR, solution=out.solution,
                       metrics=report.metrics,
                       message=f"solver '{spec.name}' returned a solution the checker rejects: {why}", **base)
-    if out.objective is not None and not _same(out.objective, report.objective):
+    if out.objective is not None and not same_objective(out.objective, report.objective):
         return Result(status=Status.ERROR, termination=Termination.ERROR, solution=out.solution,
                       objective=report.objective, metrics=report.metrics,
                       message=f"solver '{spec.name}' claimed objective {out.objective}, "
                               f"the checker computed {report.objective}", **base)
     bound = out.bound
     optimal = out.proven_optimal
-    if bound is not None and problem.better(report.objective, bound) and not _same(report.objective, bound):
+    if bound is not None and problem.better(report.objective, bound) and not same_objective(report.objective, bound):
         return Result(status=Status.ERROR, termination=Termination.ERROR, solution=out.solution,
                       objective=report.objective, metrics=report.metrics,
                       message=f"solver '{spec.name}' claimed bound {bound}, beaten by its own solution "
@@ -183,15 +183,6 @@ def _result(spec: SolverSpec, problem: Problem, opts: SolveOptions, out: Outcome
         message=out.message,
         **base,
     )
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    try:
-        return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
-    except TypeError:
-        return a == b
 
 
 # -- hard wall clock -------------------------------------------------------------------------------

@@ -51,6 +51,24 @@ def warm_start(problem: GpuSelection, opts: SolveOptions) -> dict | None:
     return None if best is None else best[1]
 
 
+def prepare(problem: GpuSelection, opts: SolveOptions, exact: Any
+            ) -> tuple[Outcome | None, dict | None, Fraction | None, float | None]:
+    """What both exact solvers do first: (an outcome if that already settles it, the warm start,
+    its exact cost as an upper bound, and for per_instance packing the pooled optimum as a lower bound)."""
+    reason = problem.infeasibility_reason()
+    if reason:
+        return Outcome(proven_infeasible=True, message=f"infeasible: {reason}"), None, None, None
+    start = warm_start(problem, opts)
+    ub = problem.exact_cost(start["counts"]) if start is not None else None
+    lb = None
+    if problem.packing == "per_instance" and problem.buckets:
+        lb = pooled_bound(problem, opts, exact)
+        if start is not None and lb is not None and problem.cost_of(start["counts"]) <= lb:
+            return (Outcome(solution=start, proven_optimal=True, bound=lb,
+                            message="the greedy packing costs the pooled optimum, a lower bound"), start, ub, lb)
+    return None, start, ub, lb
+
+
 def pooled_bound(problem: GpuSelection, opts: SolveOptions, solver: Any) -> float | None:
     """A proven lower bound on a per_instance instance: the pooled optimum (or bound) of the same
     workload, found by `solver` within a quarter of the remaining time. Any per-instance packing is a
@@ -231,17 +249,9 @@ def cpsat(problem: GpuSelection, opts: SolveOptions) -> Outcome:
     returned if the search finds nothing cheaper. `hint=true` also hints it to CP-SAT; with one
     worker that slowed the proofs down in our runs (see docs/gpu_selection.md), so it is off.
     """
-    reason = problem.infeasibility_reason()
-    if reason:
-        return Outcome(proven_infeasible=True, message=f"infeasible: {reason}")
-    start = warm_start(problem, opts)
-    ub = problem.exact_cost(start["counts"]) if start is not None else None
-    lb = None
-    if problem.packing == "per_instance" and problem.buckets:
-        lb = pooled_bound(problem, opts, cpsat)
-        if start is not None and lb is not None and problem.cost_of(start["counts"]) <= lb:
-            return Outcome(solution=start, proven_optimal=True, bound=lb,
-                           message="the greedy packing costs the pooled optimum, a lower bound")
+    settled, start, ub, lb = prepare(problem, opts, cpsat)
+    if settled is not None:
+        return settled
     bounds = [lb] if lb is not None else []
     for max_scale in SCALES:
         outcome, info = _run(problem, opts, "floor", start, ub, max_scale, lb)

@@ -51,23 +51,26 @@ def build(problem: Tardiness, dominance: bool = True):
           params={"dominance": True, "log": False})
 def cpsat(problem: Tardiness, opts: SolveOptions) -> Outcome:
     """CP-SAT: intervals, no-overlap, dominance precedences, hinted with the best rule."""
-    from optkit.solvers._warm import best_start
     from optkit.solvers.cpsat._common import add_hints, solve_model
+    from optkit.solvers.heuristics.tardiness import best_rule
 
     model, start, _ = build(problem, opts.params["dominance"])
-    warm = best_start(problem, opts, RULES)
-    if warm is not None:
-        completion = problem.completion_times(warm[0]["sequence"])
-        add_hints(model, {start[j]: completion[j] - problem.processing_times[j] for j in range(problem.n)})
-        opts.report(*warm)
+    _, sequence, objective = best_rule(problem, RULES)
+    if opts.initial_solution is not None:
+        given = list(opts.initial_solution["sequence"])
+        if problem.total_weighted_tardiness(given) < objective:
+            sequence, objective = given, problem.total_weighted_tardiness(given)
+    warm = ({"sequence": [int(j) for j in sequence]}, objective)
+    completion = problem.completion_times(sequence)
+    add_hints(model, {start[j]: completion[j] - problem.processing_times[j] for j in range(problem.n)})
+    opts.report(*warm)
 
     def extract(value) -> dict:
         return {"sequence": sorted(range(problem.n), key=lambda j: (value(start[j]), j))}
 
     outcome = solve_model(model, opts, extract, objective_of=lambda s: problem.total_weighted_tardiness(s["sequence"]))
-    if warm is not None:
-        found = outcome.solution and problem.total_weighted_tardiness(outcome.solution["sequence"])
-        if outcome.solution is None or warm[1] < found:  # never worse than the warm start
-            outcome.solution = warm[0]
-            outcome.proven_optimal = outcome.bound is not None and outcome.bound >= warm[1]
+    found = outcome.solution and problem.total_weighted_tardiness(outcome.solution["sequence"])
+    if outcome.solution is None or warm[1] < found:  # never worse than the warm start
+        outcome.solution = warm[0]
+        outcome.proven_optimal = outcome.bound is not None and outcome.bound >= warm[1]
     return outcome

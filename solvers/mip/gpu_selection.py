@@ -116,20 +116,12 @@ def _extract(problem: GpuSelection, variables: dict) -> dict:
           requires=("pulp",), versions=("pulp", "highspy"), params={"backend": "highs", "log": False})
 def mip(problem: GpuSelection, opts: SolveOptions) -> Outcome:
     """Mélange's ILP on slice counts (pooled) or the per-instance packing model, with PuLP."""
-    from optkit.solvers.cpsat.gpu_selection import pooled_bound, warm_start
+    from optkit.solvers.cpsat.gpu_selection import prepare
     from optkit.solvers.mip._common import MipAnswer, backend_solver
 
-    reason = problem.infeasibility_reason()
-    if reason:
-        return Outcome(proven_infeasible=True, message=f"infeasible: {reason}")
-    start = warm_start(problem, opts)
-    ub = problem.exact_cost(start["counts"]) if start is not None else None
-    lb = None
-    if problem.packing == "per_instance" and problem.buckets:
-        lb = pooled_bound(problem, opts, mip)
-        if start is not None and lb is not None and problem.cost_of(start["counts"]) <= lb:
-            return Outcome(solution=start, proven_optimal=True, bound=lb,
-                           message="the greedy packing costs the pooled optimum, a lower bound")
+    settled, start, ub, lb = prepare(problem, opts, mip)
+    if settled is not None:
+        return settled
     prob, variables = build(problem, ub)  # lb as a constraint slowed HiGHS down: it only bounds
     scale, _, cost_exact = problem.scaled_costs()
     # stop only when the gap is below one cost step: then the bound proves optimality on the grid

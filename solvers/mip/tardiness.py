@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from optkit.problems.tardiness import Tardiness
 from optkit.registry import register
-from optkit.result import Termination
 from optkit.solve import Outcome, SolveOptions
 
 FORMULATIONS = ("auto", "positional", "time-indexed")
