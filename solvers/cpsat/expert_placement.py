@@ -14,6 +14,7 @@ The data are scaled to integers; optimality and bounds are claimed only when the
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from optkit.problems.expert_placement import ExpertPlacement
 
@@ -42,30 +43,42 @@ def model_size(problem: ExpertPlacement, K: int) -> int:
     return L * E * (K + G * K) + pairs * (G + (problem.num_nodes if problem.num_nodes > 1 else 0))
 
 
+def prepare(problem: ExpertPlacement, opts: SolveOptions, exact: Any) -> tuple[Outcome | None, list, int]:
+    """What both exact models do first: (an outcome if that settles it — the model is too large, or
+    without communication the layers separate and `by_layer` solves them one by one — the warm start
+    slots, the most replicas an expert may need)."""
+    from optkit.solvers.heuristics.expert_placement import best_heuristic_slots, max_replicas
+
+    warm = opts.initial_solution["slots"] if opts.initial_solution else \
+        best_heuristic_slots(problem, int(opts.params["num_groups"]))
+    warm = [list(r) for r in warm]
+    K = max_replicas(problem)
+    if model_size(problem, K) > MAX_VARS:
+        return Outcome(solution={"slots": warm}, termination=Termination.COMPLETED,
+                       message=f"model too large (> {MAX_VARS} variables); returned the heuristic warm start"), warm, K
+    if not (problem.affinity_array is not None and problem.weight > 0) and problem.num_layers > 1:
+        return by_layer(problem, opts, warm, exact), warm, K
+    return None, warm, K
+
+
 @register("cpsat", "expert-placement", exact=True, bounds=True, warm_start=True, requires=("ortools",),
           versions=("ortools",), params={"num_groups": 1, "log": False})
 def cpsat(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     """Exact CP-SAT model with replica counts, slots and linearised communication; warm start from the heuristics."""
     import numpy as np
     from optkit.solvers.cpsat._common import solve_model
-    from optkit.solvers.heuristics.expert_placement import best_heuristic_slots, max_replicas
     from ortools.sat.python import cp_model
 
     L, E, G, S = problem.num_layers, problem.num_experts, problem.gpus, problem.slots_per_gpu
     N = problem.num_nodes
-    warm = opts.initial_solution["slots"] if opts.initial_solution else \
-        best_heuristic_slots(problem, int(opts.params["num_groups"]))
-    K = max_replicas(problem)
-    if model_size(problem, K) > MAX_VARS:
-        return Outcome(solution={"slots": [list(r) for r in warm]}, termination=Termination.COMPLETED,
-                       message=f"model too large (> {MAX_VARS} variables); returned the heuristic warm start")
+    settled, warm, K = prepare(problem, opts, cpsat)
+    if settled is not None:
+        return settled
     W = problem.load_array
     A = problem.affinity_array
     c_in, c_out = problem.link_costs
     w = problem.weight
     use_comm = A is not None and w > 0
-    if not use_comm and L > 1:
-        return by_layer(problem, opts, warm, cpsat)
     Q = math.lcm(*range(1, K + 1))
     # integer scaling: loads * D, and the communication coefficients w*c*a * C
     D = decimal_scale(W.ravel().tolist())

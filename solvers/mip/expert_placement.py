@@ -14,7 +14,6 @@ from __future__ import annotations
 from optkit.problems.expert_placement import ExpertPlacement
 
 from optkit.registry import register
-from optkit.result import Termination
 from optkit.solve import Outcome, SolveOptions
 
 MAX_VARS = 200_000
@@ -27,28 +26,19 @@ def mip(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     import math
 
     import pulp
-    from optkit.solvers.cpsat.expert_placement import model_size
-    from optkit.solvers.heuristics.expert_placement import best_heuristic_slots, max_replicas
+    from optkit.solvers.cpsat.expert_placement import prepare
     from optkit.solvers.mip._common import MipAnswer, backend_solver, value
 
     L, E, G, S = problem.num_layers, problem.num_experts, problem.gpus, problem.slots_per_gpu
     N = problem.num_nodes
-    warm = opts.initial_solution["slots"] if opts.initial_solution else \
-        best_heuristic_slots(problem, int(opts.params["num_groups"]))
-    warm = [list(r) for r in warm]
-    K = max_replicas(problem)
-    if model_size(problem, K) > MAX_VARS:
-        return Outcome(solution={"slots": warm}, termination=Termination.COMPLETED,
-                       message=f"model too large (> {MAX_VARS} variables); returned the heuristic warm start")
+    settled, warm, K = prepare(problem, opts, mip)
+    if settled is not None:
+        return settled
     W = problem.load_array
     A = problem.affinity_array
     c_in, c_out = problem.link_costs
     w = problem.weight
     use_comm = A is not None and w > 0
-    if not use_comm and L > 1:
-        from optkit.solvers.cpsat.expert_placement import by_layer
-
-        return by_layer(problem, opts, warm, mip)
     ks = range(1, K + 1)
 
     prob = pulp.LpProblem("expert_placement", pulp.LpMinimize)
