@@ -13,6 +13,7 @@ import argparse
 import time
 
 from optkit.problems.expert_placement import generate, read_eplb_example
+from optkit.solvers.heuristics.expert_placement import traffic_lower_bound
 
 import optkit
 from benchmarks._common import SHARED, machine, markdown_table, write_section
@@ -22,6 +23,13 @@ def _run(problem, solver, **kw):
     t = time.perf_counter()
     r = optkit.solve(problem, solver, threads=1, seed=0, **kw)
     return r, time.perf_counter() - t
+
+
+def _run_median(problem, solver, repeats=3, **kw):
+    """Solve `repeats` times (the solvers are deterministic): the first result, the median `runtime_s`."""
+    runs = [optkit.solve(problem, solver, threads=1, seed=0, **kw) for _ in range(repeats)]
+    assert all(r.solution == runs[0].solution for r in runs), "expected a deterministic solver"
+    return runs[0], sorted(r.runtime_s for r in runs)[repeats // 2]
 
 
 def _fmt(x, nd=4):
@@ -57,41 +65,59 @@ def readme_example() -> str:
 
 def deepseek(seeds: int, strengths: list[float]) -> str:
     rows = []
+    notes = []
     for strength in strengths:
         for seed in range(seeds):
             t = time.perf_counter()
             p = generate(seed=seed, shape="deepseek-v3", affinity_strength=strength)
             gen_s = time.perf_counter() - t
-            base, _ = _run(p, "eplb", num_groups=8, repair=True)
+            base, _ = _run(p, "eplb", num_groups=8, repair=True)  # also converts the arrays once
             faithful, _ = _run(p, "eplb", num_groups=8)
-            glob, gdt = _run(p, "eplb", num_groups=1, repair=True)
-            ga, gadt = _run(p, "greedy-affinity", num_groups=8)
-            ga1, ga1dt = _run(p, "greedy-affinity", num_groups=1)
+            glob, _ = _run(p, "eplb", num_groups=1, repair=True)
+            ga, ga_s = _run_median(p, "greedy-affinity", num_groups=8)
+            gag, gag_s = _run_median(p, "greedy-affinity", num_groups=8, traffic="gpu")
+            ga1, ga1_s = _run_median(p, "greedy-affinity", num_groups=1)
+            t = time.perf_counter()
+            lb = traffic_lower_bound(p)
+            lb_s = time.perf_counter() - t
+            comb = traffic_lower_bound(p, lp=False)
             dup = base.stats.get("same_gpu_replicas_before_repair", 0)
-            for label, r, dt, ref in [
-                ("eplb hierarchical (repaired)", base, None, base.metrics),
-                ("greedy-affinity num_groups=8 (vs hierarchical)", ga, gadt, base.metrics),
-                ("eplb global (repaired)", glob, gdt, glob.metrics),
-                ("greedy-affinity num_groups=1 (vs global)", ga1, ga1dt, glob.metrics),
+            for label, r, ref, secs in [
+                ("eplb hierarchical (repaired)", base, base.metrics, base.runtime_s),
+                ("greedy-affinity num_groups=8 (vs hierarchical)", ga, base.metrics, ga_s),
+                ("greedy-affinity num_groups=8 traffic=gpu (vs hierarchical)", gag, base.metrics, gag_s),
+                ("eplb global (repaired)", glob, glob.metrics, glob.runtime_s),
+                ("greedy-affinity num_groups=1 (vs global)", ga1, glob.metrics, ga1_s),
             ]:
                 m = r.metrics
                 rows.append([
                     f"a={strength} s={seed}", label, f"{m['balancedness']:.4f}", f"{m['balancedness_min']:.4f}",
                     f"{m['local_share']:.3f}",
                     f"{m['cross_gpu_traffic'] / ref['cross_gpu_traffic']:.3f}",
+                    f"{lb['cross_gpu_min'] / ref['cross_gpu_traffic']:.3f}",
                     f"{m['cross_node_traffic'] / ref['cross_node_traffic']:.3f}",
-                    "-" if dt is None else f"{dt:.2f}",
+                    f"{secs:.2f}",
                 ])
             rows.append([f"a={strength} s={seed}", "eplb hierarchical (faithful)",
                          "infeasible" if faithful.status.value == "error" else f"{faithful.metrics['balancedness']:.4f}",
-                         f"{dup} replicas share a GPU" if dup else "-", "", "", "", f"gen {gen_s:.1f}"])
+                         f"{dup} replicas share a GPU" if dup else "-", "", "", "", "", f"gen {gen_s:.1f}"])
+            notes.append(f"a={strength} s={seed}: local share <= {lb['local_share_max']:.3f} (LP, {lb_s:.1f} s; "
+                         f"rows/columns only: {comb['local_share_max']:.3f}), so cross-GPU traffic >= "
+                         f"{lb['cross_gpu_min'] / base.metrics['cross_gpu_traffic']:.3f}x hierarchical EPLB's")
     return ("DeepSeek-V3-like traces (58 layers x 256 experts, top-8, 32 GPUs on 4 nodes, 288 slots, "
             "4096 tokens; `a` = `--affinity-strength`, default 2). Traffic ratios are relative to the EPLB "
             "policy named in the row (hierarchical with DeepSeek's 8 expert groups, or global), repaired: "
             "faithful EPLB puts replicas of one expert on the same GPU on every one of these instances, "
-            "see the last row of each block.\n\n"
+            "see the last row of each block. \"lower bound\" is `traffic_lower_bound` (the b-matching LP "
+            "bound of docs/expert_placement.md): no placement at all, whatever its balance, has less "
+            "cross-GPU traffic. `traffic=gpu` scores GPU-local tokens only (the default weighs node-local "
+            "tokens by the link costs, i.e. minimises `comm_cost`). Time = the solver's `runtime_s`, for "
+            "greedy-affinity the median of 3 identical runs (the instance's arrays already converted "
+            "by the EPLB runs before it; the first conversion adds about 0.2 s).\n\n"
             + markdown_table(["instance", "solver", "balancedness (load-summed)", "worst layer", "local share",
-                              "cross-GPU / EPLB", "cross-node / EPLB", "time (s)"], rows))
+                              "cross-GPU / EPLB", "lower bound on cross-GPU / EPLB", "cross-node / EPLB",
+                              "time (s)"], rows)
+            + "\n\nBounds: " + "; ".join(notes) + ".")
 
 
 def mixtral(seeds: int) -> str:
@@ -150,13 +176,36 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--strengths", default="2,4,8", help="affinity strengths of the DeepSeek-like traces")
+    ap.add_argument("--only", default=None,
+                    help=f"comma-separated blocks to rerun ({', '.join(BLOCKS)}); the others are kept as they "
+                         "are in docs/benchmarks.md, and the rerun blocks name their own command")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
+    only = [b.strip() for b in args.only.split(",")] if args.only else list(BLOCKS)
+    unknown = [b for b in only if b not in BLOCKS]
+    if unknown:
+        ap.error(f"--only: unknown block(s) {unknown}; choose from {', '.join(BLOCKS)}")
     cmd = "OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.expert_placement" + \
         (f" --seeds {args.seeds}" if args.seeds != 1 else "") + \
         (f" --strengths {args.strengths}" if args.strengths != "2,4,8" else "")
-    parts = [readme_example(), deepseek(args.seeds, [float(x) for x in args.strengths.split(",")]),
-             mixtral(args.seeds), qwen(args.seeds), next_window()]
+    run = {
+        "readme": readme_example,
+        "deepseek": lambda: deepseek(args.seeds, [float(x) for x in args.strengths.split(",")]),
+        "mixtral": lambda: mixtral(args.seeds),
+        "qwen": lambda: qwen(args.seeds),
+        "window": next_window,
+    }
+    kept = _existing_blocks() if args.only else {}
+    parts = []
+    for key in BLOCKS:
+        if key in only:
+            text = run[key]()
+            if args.only:
+                text += (f"\n\n(Block rerun on its own: `{cmd} --only {key}`, {machine()}, "
+                         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.)")
+            parts.append(text)
+        elif key in kept:
+            parts.append(kept[key])
     text = "\n\n".join([
         "## Expert placement (MoE)",
         (f"Command: `{cmd}` ({machine()}; a 2-core machine shared with other jobs, so times are "
@@ -166,6 +215,35 @@ def main(argv=None) -> None:
     print(text)
     if not args.no_write:
         write_section("expert-placement", text)
+
+
+#: block key -> the words its text starts with (to find it again in docs/benchmarks.md)
+BLOCKS = {
+    "readme": "EPLB README example",
+    "deepseek": "DeepSeek-V3-like traces",
+    "mixtral": "Mixtral-8x7B-like traces",
+    "qwen": "Qwen-MoE-like traces",
+    "window": "Plan on window 0",
+}
+
+
+def _existing_blocks() -> dict[str, str]:
+    """The blocks of the current expert-placement section of docs/benchmarks.md, by key."""
+    import re
+
+    from benchmarks._common import DOC
+
+    m = re.search(r"<!-- begin expert-placement -->(.*?)<!-- end expert-placement -->",
+                  DOC.read_text() if DOC.exists() else "", re.DOTALL)
+    if not m:
+        return {}
+    body = m.group(1)
+    starts = sorted((body.find("\n" + head), key) for key, head in BLOCKS.items() if body.find("\n" + head) >= 0)
+    out = {}
+    for i, (pos, key) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else len(body)
+        out[key] = body[pos:end].strip()
+    return out
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from conftest import INSTANCES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from optkit.problems.pod_packing import PodPacking, generate, node_size, read_kwok, with_placement
-from optkit.solvers.heuristics.pod_packing import Cluster, kube_schedule
+from optkit.solvers.heuristics.pod_packing import Cluster, fewer_moves, kube_schedule
 
 import optkit
 from optkit.cli import main
@@ -240,6 +240,65 @@ def test_exact_solvers_match_brute_force(problem):
         for solver in ("kube-default", "ffd", "bfd"):
             r = optkit.solve(problem, solver)
             assert r.status == Status.FEASIBLE and not problem.better(r.objective, best), solver
+
+
+def test_fewer_moves_undoes_a_swap_of_identical_nodes_and_pods():
+    nodes = [{"name": "n0", "capacity": {"cpu": 4}}, {"name": "n1", "capacity": {"cpu": 4}},
+             {"name": "n2", "capacity": {"cpu": 4}, "labels": {"z": "b"}},
+             {"name": "n3", "capacity": {"cpu": 4}, "labels": {"z": "c"}}]
+    pods = [{"name": "a", "requests": {"cpu": 3}, "node": "n0"}, {"name": "b", "requests": {"cpu": 3}, "node": "n1"},
+            {"name": "f", "requests": {"cpu": 1}, "node": "n2"}, {"name": "g", "requests": {"cpu": 1}, "node": "n3"},
+            {"name": "e", "requests": {"cpu": 2}}]
+    p = pp(nodes, pods)
+    # a valid packing that moves every running pod: n0 and n1 swapped contents, f and g swapped nodes
+    where = [1, 0, 3, 2, 2]
+    assert p.objective_of(where) == [-5, 0, 4]
+    better = fewer_moves(p, where)
+    assert p.check(p.to_solution(better)).feasible
+    assert p.objective_of(better) == [-5, 0, 0]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tiny_instances(), st.data())
+def test_fewer_moves_keeps_counts_and_never_worsens(problem, data):
+    where = [data.draw(st.sampled_from(list(problem.candidates[i]) + [None])) if problem.pods[i].movable
+             else problem.current[i] for i in range(problem.n_pods)]
+    report = problem.check(problem.to_solution(where))
+    if not report.feasible:
+        return
+    after = fewer_moves(problem, where)
+    again = problem.check(problem.to_solution(after))
+    assert again.feasible
+    n = len(problem.priorities)
+    assert again.objective[:n] == report.objective[:n]
+    assert not problem.better(report.objective, again.objective)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tiny_instances())
+def test_pattern_bounds_are_valid_and_packings_feasible(problem):
+    import time
+
+    from optkit.solvers.cpsat.pod_packing import CountModel, _per_term
+
+    options = [list(problem.candidates[i]) + [None] for i in range(problem.n_pods)]
+    feasible = [list(c) for c in itertools.product(*options) if problem.check(problem.to_solution(list(c))).feasible]
+    if not feasible or not problem.pods:
+        return
+    start = min(feasible, key=problem.objective_of)  # the optimum: its prefix is what the tiers prove
+    terms = _per_term(problem.objective_of(start))
+    n = len(problem.priorities)
+    model = CountModel(problem)
+    for k in range(n + 1):
+        bound, packed = model.patterns(k, terms[:k], start, time.monotonic() + 5)
+        assert bound is not None
+        if k < n:  # pods of priority >= the k-th placed
+            assert bound >= -sum(terms[:k + 1])
+        else:  # running pods placed
+            running = sum(1 for i, pod in enumerate(problem.pods) if pod.movable and problem.current[i] is not None)
+            assert bound >= running - terms[n]
+        if packed is not None:
+            assert problem.check(problem.to_solution(packed)).feasible
 
 
 def test_cpsat_weighted_mode_agrees():

@@ -77,7 +77,7 @@ def lex_bound_from_weighted(lb: float, weights: list[int], ranges: list[tuple[in
 
 class PodModel:
     def __init__(self, problem: PodPacking, pods: list[int] | None = None, nodes: list[int] | None = None,
-                 fixed_load=None, counting: bool = False):
+                 fixed_load=None):
         """The assignment model over `pods` x `nodes` (default all); `fixed_load[j]` = load already on node j."""
         from ortools.sat.python import cp_model
 
@@ -86,7 +86,6 @@ class PodModel:
         self.m = cp_model.CpModel()
         P = problem
         self.pods = list(range(P.n_pods)) if pods is None else pods
-        self.counting = counting  # only the placement and eviction terms: nodes interchangeable
         node_set = set(range(P.n_nodes)) if nodes is None else set(nodes)
         self.nodes = sorted(node_set)
         R = P.resources
@@ -184,14 +183,13 @@ class PodModel:
 
     def _symmetry(self, by_node) -> None:
         P = self.p
-        if self.counting:
-            return self._symmetry_counting(by_node)
         groups = defaultdict(list)
         for i in self.pods:
             pod = P.pods[i]
             if P.current[i] is None:
                 groups[(P._pod_signature[i], tuple(P.request_matrix[i]), pod.priority, P.candidates[i])].append(i)
-        for members in groups.values():
+        self.pending_groups = [m for m in groups.values() if len(m) > 1]
+        for members in self.pending_groups:
             for a, b in itertools.pairwise(members):
                 self.m.add_implication(self.placed[b], self.placed[a])
         busy = {P.current[i] for i in range(P.n_pods) if P.current[i] is not None}
@@ -203,47 +201,32 @@ class PodModel:
             key = (tuple(P.capacity_matrix[j]), tuple(sorted(n.labels.items())), n.taints, n.unschedulable)
             classes[key].append(j)
         R = P.resources
-        r0 = R.index("cpu") if "cpu" in R else 0
-        for members in classes.values():
-            if len(members) < 2 or not R:
-                continue
-            loads = [sum(P.request_matrix[i][r0] * self.x[i, j] for i in by_node[j]) for j in members]
+        self.r0 = R.index("cpu") if "cpu" in R else 0
+        self.ordered_classes = [m for m in classes.values() if len(m) > 1 and R]
+        for members in self.ordered_classes:
+            loads = [sum(P.request_matrix[i][self.r0] * self.x[i, j] for i in by_node[j]) for j in members]
             for a, b in itertools.pairwise(loads):
                 self.m.add(a >= b)
 
-    def _symmetry_counting(self, by_node) -> None:
-        """Placement counts and evictions do not depend on which of two identical nodes a pod is on:
-        identical movable pods are placed in order, and within a class of identical nodes (same capacity,
-        labels, taints, no non-movable pod, every pod allowed on all or none) the t-th pod that may use
-        the class goes to one of its first t+1 nodes."""
-        P = self.p
-        groups = defaultdict(list)
-        for i in self.pods:
-            if P.pods[i].movable:
-                groups[(P._pod_signature[i], tuple(P.request_matrix[i]), P.pods[i].priority,
-                        P.current[i] is not None, P.candidates[i])].append(i)
-        for members in groups.values():
-            for a, b in itertools.pairwise(members):
-                self.m.add_implication(self.placed[b], self.placed[a])
-        pinned = {P.current[i] for i in self.pods if not P.pods[i].movable}
-        classes = defaultdict(list)
-        for j in self.nodes:
-            if j in pinned:
-                continue
-            n = P.nodes[j]
-            classes[(tuple(P.capacity_matrix[j]), tuple(sorted(n.labels.items())), n.taints, n.unschedulable)].append(j)
-        for members in classes.values():
-            if len(members) < 2:
-                continue
-            mset = set(members)
-            users = sorted({i for j in members for i in by_node[j]})
-            if any(len(mset.intersection(P.candidates[i])) not in (0, len(members)) for i in users):
-                continue
-            for t, i in enumerate(users):
-                for j in members[t + 1:]:
-                    self.m.add(self.x[i, j] == 0)
+    def canonical(self, where: list[int | None]) -> list[int | None]:
+        """The same objective, rearranged to satisfy the symmetry breaking: placed pods first within a group
+        of identical pending pods, identical empty nodes in decreasing load."""
+        where = list(where)
+        for members in self.pending_groups:
+            targets = [where[i] for i in members if where[i] is not None]
+            for k, i in enumerate(members):
+                where[i] = targets[k] if k < len(targets) else None
+        relabel = {}
+        for members in self.ordered_classes:
+            load = {j: 0 for j in members}
+            for i, j in enumerate(where):
+                if j in load:
+                    load[j] += self.p.request_matrix[i][self.r0]
+            relabel.update(zip(sorted(members, key=lambda j: -load[j]), members))
+        return [relabel.get(j, j) for j in where]
 
     def hint(self, where: list[int | None]) -> None:
+        where = self.canonical(where)
         for (i, j), v in self.x.items():
             self.m.add_hint(v, 1 if where[i] == j else 0)
         for i, y in self.placed.items():
@@ -264,10 +247,12 @@ class CountModel:
     """The placement and eviction terms over groups of identical pods: n[g, j] = pods of group g on node j.
 
     Groups: same requests, priority, allowed nodes, running or pending (movable pods only; non-movable
-    pods are fixed load). Identical nodes are ordered by cpu load (placement counts and evictions do not
-    depend on which identical node holds what)."""
+    pods are fixed load). With `node_symmetry`, identical nodes are ordered by cpu load (placement counts
+    and evictions do not depend on which identical node holds what). `add_moves_term` adds the moves:
+    identical pods are interchangeable, so the running pods that stay are counted per group and node
+    (stay[g, j] <= min(n[g, j], pods of g running on j now)), which is exact and has no pod symmetry."""
 
-    def __init__(self, problem: PodPacking):
+    def __init__(self, problem: PodPacking, node_symmetry: bool = True):
         from ortools.sat.python import cp_model
 
         P = self.p = problem
@@ -291,6 +276,7 @@ class CountModel:
             else:
                 self.groups[(tuple(req[i]), pod.priority, P.candidates[i], P.current[i] is not None)].append(i)
         self.keys = list(self.groups)
+        self.fixed = fixed
         self.n: dict[tuple[int, int], object] = {}
         self.placed = []
         by_node = defaultdict(list)
@@ -349,11 +335,15 @@ class CountModel:
         for r in R:
             caps = [cap[j][r] for j in range(P.n_nodes)]
             totals.append(None if any(c is None for c in caps) else sum(caps) - sum(f[r] for f in fixed))
+        self.count_cap: dict[int, int] = {}  # priority p -> most pods of priority >= p that can run
         for prio in P.priorities:
             gs = [g for g, key in enumerate(self.keys) if key[1] >= prio]
             k = max_count(expand(gs), totals)
-            if k is not None and k < sum(len(self.groups[self.keys[g]]) for g in gs):
+            size = sum(len(self.groups[self.keys[g]]) for g in gs)
+            if k is not None and k < size:
                 self.m.add(sum(self.placed[g] for g in gs) <= k)
+            self.count_cap[prio] = (size if k is None else min(k, size)) + sum(
+                c for p, c in self.fixed_count.items() if p >= prio)
         # identical nodes: order by load of the first resource
         classes = defaultdict(list)
         for j in range(P.n_nodes):
@@ -361,23 +351,134 @@ class CountModel:
                 continue
             n = P.nodes[j]
             classes[(tuple(cap[j]), tuple(sorted(n.labels.items())), n.taints, n.unschedulable)].append(j)
-        for members in classes.values():
+        self.ordered_classes: list[list[int]] = []
+        for members in classes.values() if node_symmetry else ():
             mset = set(members)
             if len(members) < 2 or any(len(mset.intersection(k[2])) not in (0, len(members)) for k in self.keys):
                 continue
             users = [g for g in range(len(self.keys)) if members[0] in self.keys[g][2]]
-            loads = [sum(self.keys[g][0][0] * self.n[g, j] for g in users) for j in members] if P.resources else []
+            if not P.resources:
+                continue
+            loads = [sum(self.keys[g][0][0] * self.n[g, j] for g in users) for j in members]
             for a, b in itertools.pairwise(loads):
                 self.m.add(a >= b)
+            self.ordered_classes.append(members)
         self.terms = []
         for prio in P.priorities:
             self.terms.append(-sum(self.placed[g] for g, k in enumerate(self.keys) if k[1] == prio)
                               - self.fixed_count[prio])
         self.terms.append(sum(len(self.groups[k]) - self.placed[g] for g, k in enumerate(self.keys) if k[3]))
 
+    def patterns(self, k: int, proven: list[int], where: list[int | None], deadline: float):
+        """Column generation (`pod_patterns`) for the k-th term with the terms before it at their proven
+        values: the count of pods of priority >= the k-th priority, or (k = number of priorities) of
+        running pods placed. Returns (a proven bound on that count or None, a packing from the patterns
+        or None); the bound is added to the model as a cut."""
+        from optkit.solvers.cpsat.pod_patterns import NodeClass, PodType, pattern_bound
+
+        P = self.p
+        R = range(len(P.resources))
+        key_of: dict[tuple, int] = {}
+        nodes_of: list[list[int]] = []
+        caps: list[tuple] = []
+        allowed_by_node = [set() for _ in range(P.n_nodes)]
+        for g, key in enumerate(self.keys):
+            for j in key[2]:
+                allowed_by_node[j].add(g)
+        node_class = []
+        for j in range(P.n_nodes):
+            free = tuple(None if P.capacity_matrix[j][r] is None else P.capacity_matrix[j][r] - self.fixed[j][r]
+                         for r in R)
+            c = key_of.setdefault((free, frozenset(allowed_by_node[j])), len(nodes_of))
+            if c == len(nodes_of):
+                nodes_of.append([])
+                caps.append(free)
+            nodes_of[c].append(j)
+            node_class.append(c)
+        types = [PodType(key[0], len(self.groups[key]), frozenset(node_class[j] for j in key[2]))
+                 for key in self.keys]
+        classes = [NodeClass(cap, len(js)) for cap, js in zip(caps, nodes_of)]
+        group_of = {i: g for g, key in enumerate(self.keys) for i in self.groups[key]}
+        start = []
+        for j in range(P.n_nodes):
+            pattern = [0] * len(types)
+            for i in range(P.n_pods):
+                if where[i] == j and i in group_of:
+                    pattern[group_of[i]] += 1
+            start.append((node_class[j], tuple(pattern)))
+
+        def above(prio):
+            return ({g for g, key in enumerate(self.keys) if key[1] >= prio},
+                    sum(c for p, c in self.fixed_count.items() if p >= prio))
+
+        n_prio = len(P.priorities)
+        at_least = []
+        for i in range(min(k, n_prio)):
+            gs, fixed = above(P.priorities[i])
+            at_least.append((gs, -sum(proven[:i + 1]) - fixed))
+        if k < n_prio:
+            counted, fixed = above(P.priorities[k])
+        else:
+            counted, fixed = {g for g, key in enumerate(self.keys) if key[3]}, 0
+        target = sum(1 for i in range(P.n_pods) if where[i] is not None and group_of.get(i) in counted)
+        res = pattern_bound(types, classes, counted, at_least, target, deadline, start)
+        bound = None
+        if res.bound is not None:
+            bound = res.bound + fixed
+            if res.bound < sum(t.count for g, t in enumerate(types) if g in counted):
+                self.m.add(sum(self.placed[g] for g in counted) <= res.bound)
+        packed = None
+        if res.packing is not None:
+            packed = [P.current[i] if not P.pods[i].movable else None for i in range(P.n_pods)]
+            for c, used in enumerate(res.packing):
+                free_nodes = list(nodes_of[c])
+                for pattern, n in used:
+                    for _ in range(n):
+                        j = free_nodes.pop()
+                        for g, a in enumerate(pattern):
+                            members = self.groups[self.keys[g]]
+                            # pods already home first, then pending, then any unplaced member
+                            order = sorted((i for i in members if packed[i] is None),
+                                           key=lambda i: (P.current[i] != j, P.current[i] is not None))
+                            for i in order[:a]:
+                                packed[i] = j
+        return bound, packed
+
+    def add_moves_term(self) -> None:
+        P = self.p
+        here = defaultdict(int)
+        for g, key in enumerate(self.keys):
+            if key[3]:
+                for i in self.groups[key]:
+                    here[g, P.current[i]] += 1
+        self.stay = {}
+        for (g, j), c in here.items():
+            if (g, j) in self.n:
+                self.stay[g, j] = self.m.new_int_var(0, c, f"s{g}_{j}")
+                self.m.add(self.stay[g, j] <= self.n[g, j])
+        self.here = here
+        self.terms.append(sum(self.placed[g] for g, key in enumerate(self.keys) if key[3]) - sum(self.stay.values()))
+
     def hint(self, where) -> None:
+        """Hint the counts of a placement, with identical nodes relabelled into the model's load order
+        (a hint that breaks the symmetry constraints would be useless to CP-SAT)."""
+        P = self.p
+        relabel = {}
+        for members in self.ordered_classes:
+            load = {j: 0 for j in members}
+            for i, j in enumerate(where):
+                if j in load:
+                    load[j] += P.request_matrix[i][0]
+            by_load = sorted(members, key=lambda j: -load[j])  # stable: ties keep their order
+            relabel.update(zip(by_load, members))
+        counts = defaultdict(int)
+        for g, key in enumerate(self.keys):
+            for i in self.groups[key]:
+                counts[g, relabel.get(where[i], where[i])] += 1
         for (g, j), v in self.n.items():
-            self.m.add_hint(v, sum(1 for i in self.groups[self.keys[g]] if where[i] == j))
+            self.m.add_hint(v, counts[g, j])
+        for (g, j), v in getattr(self, "stay", {}).items():
+            self.m.add_hint(v, min(counts[g, j], self.here[g, j]))
 
     def read(self, value) -> list[int | None]:
         """A placement: running pods of a group keep their node where the counts allow."""
@@ -405,7 +506,7 @@ class CountModel:
 def _warm(problem: PodPacking, opts: SolveOptions) -> list[int | None]:
     if opts.initial_solution is not None:
         return problem.placement_of(opts.initial_solution)
-    from optkit.solvers.heuristics.pod_packing import _fit_decreasing, kube_schedule
+    from optkit.solvers.heuristics.pod_packing import _fit_decreasing, fewer_moves, kube_schedule
 
     best, best_obj = list(problem.current), None
     # on big clusters the repair moves get a share of the time (highest priorities are repaired first)
@@ -415,17 +516,36 @@ def _warm(problem: PodPacking, opts: SolveOptions) -> list[int | None]:
                   lambda: _fit_decreasing(problem, True, True, deadline)]
     if not big:
         heuristics.append(lambda: _fit_decreasing(problem, False, True))
+    if not big:
+        heuristics.append(lambda: _minmax(problem, opts, best))
     for run in heuristics:
         where = run()
-        report = problem.check(problem.to_solution(where))
-        if report.feasible and (best_obj is None or report.objective < best_obj):
-            best, best_obj = where, report.objective
+        if where is None:
+            continue
+        for cand in (where, fewer_moves(problem, where)):
+            report = problem.check(problem.to_solution(cand))
+            if report.feasible and (best_obj is None or report.objective < best_obj):
+                best, best_obj = cand, report.objective
     return best
+
+
+def _minmax(problem: PodPacking, opts: SolveOptions, best: list[int | None]) -> list[int | None] | None:
+    """The min-max overload search (a third of the time left), when the best start leaves a pod pending
+    that has a node: it finds dense packings that the fit heuristics and the first CP-SAT tiers miss."""
+    if not any(j is None and problem.candidates[i] for i, j in enumerate(best)):
+        return None
+    from optkit.solvers.minmax.pod_packing import PARAMS, minmax_pod_packing
+
+    sub = SolveOptions(time_limit=opts.remaining(default=10.0) / 3, threads=opts.threads, seed=opts.seed,
+                       params=dict(PARAMS))
+    out = minmax_pod_packing(problem, sub)
+    return None if out.solution is None else problem.placement_of(out.solution)
 
 
 @register("cpsat", "pod-packing", exact=True, bounds=True, warm_start=True, deterministic=True,
           requires=("ortools",), versions=("ortools",),
-          params={"mode": "tiers", "lns": "auto", "lns_vars": 400_000, "log": False}, default=True)
+          params={"mode": "tiers", "lns": "auto", "lns_vars": 400_000, "patterns": True, "log": False},
+          default=True)
 def cpsat(problem: PodPacking, opts: SolveOptions) -> Outcome:
     """Lexicographic assignment model (weighted or tier by tier), hinted, with symmetry breaking."""
     from optkit.errors import InputError
@@ -468,6 +588,7 @@ def _weighted(problem, opts, ranges, weights) -> Outcome:
 
 def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
     from optkit.solvers.cpsat._common import parameters, proven_bound
+    from optkit.solvers.heuristics.pod_packing import fewer_moves
     from ortools.sat.python import cp_model
 
     pm = CountModel(problem)
@@ -482,24 +603,56 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
     status_names = []
     tier_times: list[float] = []
     bound_terms = None
+    n_prio = len(problem.priorities)
+    running_movable = sum(1 for i, pod in enumerate(problem.pods) if pod.movable and problem.current[i] is not None)
     for k in range(len(ranges)):
+        # a term whose incumbent meets its bound (counting, or the pattern bound) needs no search
+        if best_where is not None:
+            inc = _per_term(best_obj)[k]
+            if k < n_prio:
+                placed_above = -sum(proven[:k])
+                lb = max(ranges[k][0], placed_above - pm.count_cap[problem.priorities[k]])
+            elif k == n_prio:  # evictions: running pods placed
+                placed_above, lb = running_movable, ranges[k][0]
+            else:
+                lb = ranges[k][0]
+            if k <= n_prio and inc > lb and opts.params["patterns"]:
+                cap, packed = pm.patterns(k, proven, best_where, time.monotonic() + 0.5 * opts.remaining(default=10.0))
+                if cap is not None:
+                    lb = max(lb, placed_above - cap)
+                if packed is not None:
+                    packed = fewer_moves(problem, packed)
+                    if problem.check(problem.to_solution(packed)).feasible and problem.objective_of(packed) < best_obj:
+                        best_where, best_obj = packed, problem.objective_of(packed)
+                        opts.report(problem.to_solution(best_where), best_obj)
+                        pm.m.clear_hints()
+                        pm.hint(best_where)
+                inc = _per_term(best_obj)[k]
+            if inc == lb and _per_term(best_obj)[:k] == proven:
+                proven.append(inc)
+                status_names.append("BOUND")
+                tier_times.append(0.0)
+                if k < len(pm.terms):
+                    pm.m.add(pm.terms[k] == inc)
+                continue
         if k == len(ranges) - 1:
             # moves: a model without node symmetry breaking, the proven counts and evictions fixed
-            counted = pm
-            pm = PodModel(problem)
+            pm = CountModel(problem, node_symmetry=False)
+            pm.add_moves_term()
             for t, v in zip(pm.terms, proven):
                 pm.m.add(t == v)
             if best_where is not None:
+                relabelled = fewer_moves(problem, best_where)
+                if problem.objective_of(relabelled) < best_obj:
+                    best_where, best_obj = relabelled, problem.objective_of(relabelled)
+                    opts.report(problem.to_solution(best_where), best_obj)
                 pm.hint(best_where)
-            del counted
         term = pm.terms[k]
         pm.m.minimize(term)
         solver = cp_model.CpSolver()
         parameters(solver, opts)
         if opts.time_limit is not None:
-            left = opts.remaining()
-            # leave a share of the time to the later terms
-            solver.parameters.max_time_in_seconds = max(1e-3, left)
+            solver.parameters.max_time_in_seconds = max(1e-3, opts.remaining())
         status = solver.solve(pm.m)
         status_names.append(solver.status_name(status))
         tier_times.append(round(solver.wall_time, 4))
@@ -528,7 +681,7 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
         return Outcome(termination=Termination.TIME_LIMIT,
                        bound=to_cumulative(bound_terms) if bound_terms else None, stats=stats)
     sol = problem.to_solution(best_where)
-    if len(proven) == len(pm.terms):
+    if len(proven) == len(ranges):
         return Outcome(solution=sol, proven_optimal=True, stats=stats)
     return Outcome(solution=sol, termination=Termination.TIME_LIMIT,
                    bound=to_cumulative(bound_terms) if bound_terms else None, stats=stats)
@@ -614,6 +767,12 @@ def _lns(problem: PodPacking, opts: SolveOptions) -> Outcome:
             opts.report(P.to_solution(where), best)
     return Outcome(solution=P.to_solution(where), objective=best, termination=Termination.TIME_LIMIT,
                    stats={"mode": "lns", "iterations": iters, "improvements": improved})
+
+
+def _per_term(objective: list[int]) -> list[int]:
+    """The problem's cumulative objective -> per-priority terms (-c_p ..., evictions, moves)."""
+    k = len(objective) - 2
+    return [objective[0]] + [b - a for a, b in itertools.pairwise(objective[:k])] + list(objective[k:])
 
 
 def _terms(P: PodPacking, pods: list[int], where) -> list[int]:

@@ -19,10 +19,16 @@ reference placement (LPT with distinct GPUs, and EPLB), then layer by layer a gr
 each replica (largest first) on the GPU that keeps the most affinity tokens local under the cap,
 followed by swap local search against both neighbouring layers. A layer never ends above its cap
 (else the reference placement, relabelled to match the previous layer, is used), so its
-balancedness is at least the references'.
+balancedness is at least the references'. `traffic="gpu"` scores GPU-local tokens only instead of
+the link cost saved.
+
+`traffic_lower_bound(problem)`: a lower bound on the cross-GPU traffic of any placement (the
+b-matching LP bound, see its docstring and docs/expert_placement.md); not used by the solvers.
 """
 
 from __future__ import annotations
+
+import heapq
 
 import numpy as np
 from optkit.problems.expert_placement import ExpertPlacement
@@ -46,15 +52,16 @@ def balanced_pack(weights: np.ndarray, num_packs: int) -> tuple[np.ndarray, np.n
         return np.arange(n), np.zeros(n, dtype=int)
     pack = np.full(n, -1, dtype=int)
     rank = np.full(n, -1, dtype=int)
-    pack_w = np.zeros(num_packs)
-    pack_n = np.zeros(num_packs, dtype=int)
-    masked = pack_w.copy()  # the weights of packs with room; inf when full
-    for item in np.argsort(-weights, kind="stable"):
-        best = int(np.argmin(masked))  # first lightest pack with room
-        pack[item], rank[item] = best, pack_n[best]
-        pack_w[best] += float(weights[item])
-        pack_n[best] += 1
-        masked[best] = pack_w[best] if pack_n[best] < per_pack else np.inf
+    # a heap of (weight, index) over the packs with room pops the first lightest one, as argmin would
+    heap = [(0.0, b) for b in range(num_packs)]
+    count = [0] * num_packs
+    wl = np.asarray(weights, dtype=float).tolist()
+    for item in np.argsort(-np.asarray(weights), kind="stable").tolist():
+        pw, best = heapq.heappop(heap)
+        pack[item], rank[item] = best, count[best]
+        count[best] += 1
+        if count[best] < per_pack:
+            heapq.heappush(heap, (pw + wl[item], best))
     return pack, rank
 
 
@@ -135,49 +142,61 @@ def eplb_slots(problem: ExpertPlacement, num_groups: int = 1) -> tuple[list[list
 
 
 def repair_duplicates(problem: ExpertPlacement, slots: list[list[int]]) -> tuple[list[list[int]], int]:
-    """Swap away replicas that share a GPU with another replica of the same expert; returns (slots, swaps)."""
-    S, G = problem.slots_per_gpu, problem.gpus
-    node = problem.node_of_gpu
+    """Swap away replicas that share a GPU with another replica of the same expert; returns (slots, swaps).
+
+    One duplicate at a time (the last slot whose expert already sits earlier on the same GPU): swap
+    it with the replica in slot t on another GPU h, such that neither GPU ends with two replicas of
+    one expert, minimising (h on another node, the larger of the two GPUs' new loads, t); drop it
+    when no swap exists (more replicas than GPUs).
+    """
+    S, G, E = problem.slots_per_gpu, problem.gpus, problem.num_experts
+    node = np.asarray(problem.node_of_gpu)
+    n_slots = problem.num_slots
     swaps = 0
     out = []
+    X = problem.replica_matrix(slots)
+    gpu_of = np.arange(n_slots) // S
+    later = np.tril(np.ones((S, S), dtype=bool), -1)  # [k, j]: j is an earlier slot than k
     for l, row in enumerate(slots):
-        row = list(row)
+        if X[l].max() <= 1:  # no duplicate in this layer: nothing to do
+            out.append(list(row))
+            continue
         w = problem.load_array[l]
-        for _ in range(problem.num_slots):
-            cnt = np.zeros(problem.num_experts, dtype=int)
-            for e in row:
-                if e >= 0:
-                    cnt[e] += 1
-            share = np.where(cnt > 0, w / np.maximum(cnt, 1), 0.0)
-            gpu_sets = [set() for _ in range(G)]
-            dup = None
-            for s, e in enumerate(row):
-                if e < 0:
-                    continue
-                if e in gpu_sets[s // S]:
-                    dup = s
-                gpu_sets[s // S].add(e)
-            if dup is None:
+        R = np.asarray(row, dtype=int).copy()
+        share = None
+        for _ in range(n_slots):
+            if share is None:  # replica counts change only when a replica is dropped
+                cnt = np.bincount(R[R >= 0], minlength=E)
+                share = np.where(cnt > 0, w / np.maximum(cnt, 1), 0.0)
+            M = R.reshape(G, S)
+            same = (M[:, :, None] == M[:, None, :]) & later[None] & (M[:, :, None] >= 0)
+            dups = np.flatnonzero(same.any(axis=2).ravel())
+            if len(dups) == 0:
                 break
-            g, e = dup // S, row[dup]
-            loads = [sum(share[x] for x in row[h * S:(h + 1) * S] if x >= 0) for h in range(G)]
-            best = None
-            for t in range(problem.num_slots):
-                h, f = t // S, row[t]
-                if h == g or e in gpu_sets[h] or (f >= 0 and f in gpu_sets[g]):
-                    continue
-                sf = share[f] if f >= 0 else 0.0
-                key = (node[h] != node[g], max(loads[g] - share[e] + sf, loads[h] - sf + share[e]), t)
-                if best is None or key < best[0]:
-                    best = (key, t)
-            if best is None:  # no swap can fix it (e.g. more replicas than GPUs): drop the extra replica
-                row[dup] = -1
+            dup = int(dups[-1])
+            g, e = dup // S, int(R[dup])
+            has = np.zeros((E + 1, G), dtype=bool)  # row E: empty slots
+            has[np.where(R >= 0, R, E), gpu_of] = True
+            has[E] = False
+            sl = np.where(M >= 0, share[np.maximum(M, 0)], 0.0)
+            loads = np.zeros(G)
+            for k in range(S):  # in slot order, as a running sum
+                loads = loads + sl[:, k]
+            f = R
+            sf = np.where(f >= 0, share[np.maximum(f, 0)], 0.0)
+            ok = (gpu_of != g) & ~has[e, gpu_of] & ~has[np.where(f >= 0, f, E), g]
+            if not ok.any():  # no swap can fix it (e.g. more replicas than GPUs): drop the extra replica
+                R[dup] = -1
+                share = None
                 swaps += 1
                 continue
-            t = best[1]
-            row[dup], row[t] = row[t], row[dup]
+            val = np.maximum(loads[g] - share[e] + sf, loads[gpu_of] - sf + share[e])
+            t_ok = np.flatnonzero(ok)
+            order = np.lexsort((t_ok, val[t_ok], node[gpu_of[t_ok]] != node[g]))
+            t = int(t_ok[order[0]])
+            R[dup], R[t] = R[t], R[dup]
             swaps += 1
-        out.append(row)
+        out.append(R.tolist())
     return out, swaps
 
 
@@ -214,18 +233,26 @@ def replica_counts(problem: ExpertPlacement) -> np.ndarray:
 def lpt_layer(w: np.ndarray, r: np.ndarray, G: int, S: int) -> np.ndarray | None:
     """Largest share first onto the least loaded GPU with a free slot and no replica of it: `[E, G]` 0/1."""
     X = np.zeros((len(w), G), dtype=int)
-    load = np.zeros(G)
-    free = np.full(G, S)
-    share = w / r
-    items = sorted(((share[e], e) for e in range(len(w)) for _ in range(r[e])), key=lambda t: (-t[0], t[1]))
+    share = (np.asarray(w, dtype=float) / r).tolist()
+    rl = np.asarray(r).tolist()
+    items = sorted(((share[e], e) for e in range(len(w)) for _ in range(rl[e])), key=lambda t: (-t[0], t[1]))
+    heap = [(0.0, g) for g in range(G)]  # (load, GPU) of the GPUs with a free slot: first lightest on top
+    free = [S] * G
+    on = [set() for _ in range(G)]
     for sh, e in items:
-        cand = np.where((free > 0) & (X[e] == 0), load, np.inf)
-        g = int(np.argmin(cand))
-        if not np.isfinite(cand[g]):
+        skipped = []
+        while heap and e in on[heap[0][1]]:
+            skipped.append(heapq.heappop(heap))
+        if not heap:
             return None
+        load, g = heapq.heappop(heap)
+        for t in skipped:
+            heapq.heappush(heap, t)
         X[e, g] = 1
-        load[g] += sh
+        on[g].add(e)
         free[g] -= 1
+        if free[g] > 0:
+            heapq.heappush(heap, (load + sh, g))
     return X
 
 
@@ -249,13 +276,13 @@ class _Affinity:
     score weighs them by the link costs saved.
     """
 
-    def __init__(self, problem: ExpertPlacement, r: np.ndarray):
+    def __init__(self, problem: ExpertPlacement, r: np.ndarray, gpu_only: bool = False):
         A = problem.affinity_array
         c_in, c_out = problem.link_costs
         N = problem.num_nodes
-        self.node_w = (c_out - c_in) if N > 1 else 0.0
+        self.node_w = (c_out - c_in) if N > 1 and not gpu_only else 0.0
         self.gpu_w = c_in if (c_in > 0 or self.node_w == 0) else 0.0
-        if self.gpu_w == 0 and self.node_w == 0:
+        if self.gpu_w == 0 and self.node_w == 0 or gpu_only:
             self.gpu_w = 1.0
         self.onehot = np.zeros((problem.gpus, N))
         self.onehot[np.arange(problem.gpus), problem.node_of_gpu] = 1.0
@@ -270,8 +297,8 @@ class _Affinity:
         for l in range(L - 1):
             mins = np.minimum.outer(self.inv[l], self.inv[l + 1])
             B = A[l] * mins
-            self.next[l], self.prev[l + 1] = B, np.ascontiguousarray(B.T)
-            self.next_raw[l], self.prev_raw[l + 1] = A[l], np.ascontiguousarray(A[l].T)
+            self.next[l], self.prev[l + 1] = B, B.T  # transposed views: matmul needs no copy
+            self.next_raw[l], self.prev_raw[l + 1] = A[l], A[l].T
 
     def score(self, l: int, X: np.ndarray, have: list[bool]) -> np.ndarray:
         """`[E, G]`: link cost saved per replica of e placed on g."""
@@ -289,45 +316,66 @@ class _Affinity:
 
 
 def _column_sums(B: np.ndarray, Xn: np.ndarray) -> np.ndarray:
-    """`B @ Xn` for a 0/1 matrix `Xn` [E, G], by summing the selected columns of B per GPU."""
-    ee, gg = np.nonzero(Xn.T)  # sorted by GPU
-    gpu_of, experts = ee, gg
-    out = np.zeros((B.shape[0], Xn.shape[1]))
-    if len(experts) == 0:
-        return out
-    starts = np.flatnonzero(np.r_[True, gpu_of[1:] != gpu_of[:-1]])
-    out[:, gpu_of[starts]] = np.add.reduceat(B[:, experts], starts, axis=1)
-    return out
+    """`B @ Xn` for a 0/1 matrix `Xn` [E, G] (a dense BLAS product beats gathering columns here)."""
+    return B @ Xn.astype(float)
 
 
 def _place_layer(share: np.ndarray, r: np.ndarray, sc: np.ndarray, cap: float, S: int,
                  slack: float = 1.0) -> np.ndarray | None:
-    """Greedy under the cap: largest replica first, onto the best-scoring GPU that still fits."""
+    """Greedy under the cap: largest replica first, onto the best-scoring GPU that still fits.
+
+    Among the GPUs with a free slot, no replica of the expert yet and room under the cap, those
+    whose load is within `slack * share` of the lightest one are candidates; the best score wins
+    (ties: the lighter GPU, then the lower index). When no GPU fits under the cap, the lightest
+    allowed GPU takes it (the caller checks the cap). Plain Python lists: 32-wide numpy calls per
+    replica cost more than the loop.
+    """
     E, G = sc.shape
     X = np.zeros((E, G), dtype=int)
-    load = np.zeros(G)
-    free = np.full(G, S)
-    items = sorted(((share[e], e) for e in range(E) for _ in range(r[e])), key=lambda t: (-t[0], t[1]))
+    load = [0.0] * G
+    free = [S] * G
+    open_g = list(range(G))  # GPUs with a free slot, in index order
+    on = [[False] * G for _ in range(E)]
+    scl = sc.tolist()
+    shl = np.asarray(share, dtype=float).tolist()
+    rl = np.asarray(r).tolist()
+    items = sorted(((shl[e], e) for e in range(E) for _ in range(rl[e])), key=lambda t: (-t[0], t[1]))
     eps = 1e-9 * max(1.0, cap)
-    remaining = len(items)
+    inf = float("inf")
     for sh, e in items:
-        ok = (free > 0) & (X[e] == 0)
-        fit = ok & (load + sh <= cap + eps)
-        if not fit.any():
-            if not ok.any():
-                return None
-            g = int(np.argmin(np.where(ok, load, np.inf)))
+        one = on[e]
+        lim = cap + eps - sh
+        lightest, light_load, lo = -1, inf, inf
+        for g in open_g:  # the lightest allowed GPU, and the lightest load among those that fit
+            if one[g]:
+                continue
+            lg = load[g]
+            if lg < light_load:
+                lightest, light_load = g, lg
+            if lg <= lim and lg < lo:
+                lo = lg
+        if lightest < 0:
+            return None
+        if lo == inf:
+            g = lightest
         else:
-            # LPT with affinity: among GPUs whose load is within `slack * share` of the lightest
-            # one that fits, the best score (ties: the lighter GPU)
-            lo = load[fit].min()
-            near = fit & (load <= lo + slack * sh)
-            key = np.where(near, sc[e] - 1e-12 * load, -np.inf)
-            g = int(np.argmax(key))
+            near = lo + slack * sh
+            row = scl[e]
+            g, best = -1, -inf
+            for h in open_g:
+                if one[h]:
+                    continue
+                lh = load[h]
+                if lh <= lim and lh <= near:
+                    v = row[h] - 1e-12 * lh
+                    if v > best:
+                        g, best = h, v
         X[e, g] = 1
+        one[g] = True
         load[g] += sh
         free[g] -= 1
-        remaining -= 1
+        if free[g] == 0:
+            open_g.remove(g)
     return X
 
 
@@ -345,8 +393,10 @@ def _swap_search(X: np.ndarray, share: np.ndarray, sc: np.ndarray, cap: float, r
     top = min(top, G - 1)
     if top < 1:
         return X
+    scf = sc.ravel()
     for _ in range(rounds):
-        gg, ee = np.nonzero(X.T)  # replicas sorted by GPU
+        Xf = X.ravel()
+        gg, ee = np.nonzero(X.T.astype(bool))  # replicas sorted by GPU
         R = len(ee)
         if R < 2:
             break
@@ -355,39 +405,56 @@ def _swap_search(X: np.ndarray, share: np.ndarray, sc: np.ndarray, cap: float, r
         on = np.full((G, width), -1)  # replica indices per GPU
         pos = np.arange(R) - np.repeat(np.cumsum(counts) - counts, counts)
         on[gg, pos] = np.arange(R)
-        D = sc[ee] - sc[ee, gg][:, None]  # [R, G]
+        base = ee * G  # flat row offsets into sc / X
+        D = sc[ee] - scf[base + gg][:, None]  # [R, G]: gain of moving replica i to GPU h
         D[np.arange(R), gg] = -np.inf
-        H = np.argpartition(-D, top - 1, axis=1)[:, :top]  # [R, top] best other GPUs
+        rows = np.arange(R)
+        Dm = D.copy()
+        best = []
+        for _t in range(top):  # the `top` best other GPUs of each replica (repeated argmax: cheaper than argpartition)
+            h = Dm.argmax(axis=1)
+            best.append(h)
+            Dm[rows, h] = -np.inf
+        H = np.stack(best, axis=1)  # [R, top]
         J = on[H]  # [R, top, width] partner replicas
         valid = J >= 0
         Jc = np.where(valid, J, 0)
-        gain = D[np.arange(R)[:, None, None], H[:, :, None]] + D[Jc, gg[:, None, None]]
-        gain = np.where(valid, gain, -np.inf)
-        flat = np.flatnonzero(gain.ravel() > 1e-9)
+        Df = D.ravel()
+        Hi = (np.arange(R) * G)[:, None] + H  # flat index of D[i, h]
+        gain = (Df[Hi][:, :, None] + Df[Jc * G + gg[:, None, None]]).ravel()
+        cand = np.flatnonzero(valid.ravel() & (gain > 1e-9))  # improving swaps (i, j), flat
+        if len(cand) == 0:
+            break
+        loadv = share @ X
+        # keep those feasible now: both GPUs stay under the cap, neither expert already on the other GPU
+        ci = cand // (top * width)
+        cj = Jc.ravel()[cand]
+        gi, gj = gg[ci], gg[cj]
+        shr = share[ee]
+        d = shr[cj] - shr[ci]  # load moving onto g_i
+        ok = (loadv[gi] + d <= cap + eps) & (loadv[gj] - d <= cap + eps) \
+            & (Xf[base[ci] + gj] == 0) & (Xf[base[cj] + gi] == 0)
+        flat = cand[ok]
         if len(flat) == 0:
             break
-        order = flat[np.argsort(-gain.ravel()[flat], kind="stable")][: 4 * R].tolist()
-        load = (share @ X).tolist()
-        on_gpu = X.astype(bool).tolist()  # python lists: scalar access in the loop is cheap
+        order = np.argsort(-gain[flat], kind="stable")[: 4 * R]  # best first
+        load = loadv.tolist()
+        occ = set(np.flatnonzero(Xf).tolist())  # e * G + g of every replica (cheap membership tests)
         moved = [False] * R
         applied = 0
-        sh = share[ee].tolist()
+        sh = shr.tolist()
         eel, ggl = ee.tolist(), gg.tolist()
-        Jflat = J.ravel().tolist()
-        stride = top * width
-        for k in order:
-            i = k // stride
-            j = Jflat[k]
+        for i, j in zip(ci[ok][order].tolist(), cj[ok][order].tolist()):
             if moved[i] or moved[j]:
                 continue
             ei, gi, ej, gj = eel[i], ggl[i], eel[j], ggl[j]
-            if on_gpu[ei][gj] or on_gpu[ej][gi]:
+            if ei * G + gj in occ or ej * G + gi in occ:
                 continue
             d = sh[j] - sh[i]
             if load[gi] + d > cap + eps or load[gj] - d > cap + eps:
                 continue
-            on_gpu[ei][gi] = on_gpu[ej][gj] = False
-            on_gpu[ei][gj] = on_gpu[ej][gi] = True
+            occ.difference_update((ei * G + gi, ej * G + gj))
+            occ.update((ei * G + gj, ej * G + gi))
             X[ei, gi] = X[ej, gj] = 0
             X[ei, gj] = X[ej, gi] = 1
             load[gi] += d
@@ -409,9 +476,18 @@ def _relabel(X_ref: np.ndarray, sc: np.ndarray) -> np.ndarray:
     return out
 
 
-def greedy_affinity_X(problem: ExpertPlacement, num_groups: int = 1, sweeps: int = 2, rounds: int = 4,
-                      opts: SolveOptions | None = None, slack: float = 0.0, match_eplb: bool = True) -> np.ndarray:
-    """The greedy-affinity placement as an `[L, E, G]` 0/1 array."""
+def greedy_affinity_X(problem: ExpertPlacement, num_groups: int = 1, sweeps: int = 2, rounds: int = 5,
+                      opts: SolveOptions | None = None, slack: float = 0.0, match_eplb: bool = True,
+                      traffic: str = "cost", stats: dict | None = None) -> np.ndarray:
+    """The greedy-affinity placement as an `[L, E, G]` 0/1 array.
+
+    `traffic="cost"` scores a placement by the link cost it saves (GPU-local tokens weigh `c_in`,
+    node-local ones `c_out - c_in` more: the checker's `comm_cost`); `"gpu"` counts GPU-local tokens
+    only (the checker's `cross_gpu_traffic`). `stats`, when given, gets `stopped_early` (the time
+    limit cut the search: later layers are relabelled references, sweeps skipped).
+    """
+    if traffic not in ("cost", "gpu"):
+        raise ValueError(f"parameter 'traffic': 'cost' or 'gpu', got {traffic!r}")
     L, G, S = problem.num_layers, problem.gpus, problem.slots_per_gpu
     W = problem.load_array
     r = replica_counts(problem)
@@ -420,7 +496,9 @@ def greedy_affinity_X(problem: ExpertPlacement, num_groups: int = 1, sweeps: int
     if all(x is not None for x in lpt):
         refs.append(np.stack(lpt))
     eplb_max = None
-    for ng in sorted({1, num_groups}):
+    # EPLB with the given num_groups sets the cap; the global policy is a reference only when it is
+    # the one asked for (elsewhere LPT is at least as balanced on almost every layer, and it costs time)
+    for ng in sorted({1, num_groups}) if not refs or num_groups == 1 else [num_groups]:
         try:
             slots, _ = eplb_slots(problem, ng)
         except ValueError:
@@ -443,13 +521,20 @@ def greedy_affinity_X(problem: ExpertPlacement, num_groups: int = 1, sweeps: int
     share = W / np.maximum(r, 1)
     if problem.affinity_array is None:
         return ref
-    aff = _Affinity(problem, r)
+    aff = _Affinity(problem, r, gpu_only=traffic == "gpu")
+    stats = {} if stats is None else stats
+    stats["stopped_early"] = False
     X = np.zeros_like(ref)
     have = [False] * L
     X[0] = ref[0]
     have[0] = True
     for l in range(1, L):
         sc = aff.score(l, X, have)
+        if opts is not None and opts.expired():  # out of time: the reference layer, relabelled (cheap)
+            X[l] = _relabel(ref[l], sc)
+            have[l] = True
+            stats["stopped_early"] = True
+            continue
         cand = _place_layer(share[l], r[l], sc, cap[l], S, PLACE_SLACK)
         if cand is not None and (share[l] @ cand).max() <= cap[l] * (1 + 1e-9):
             X[l] = cand
@@ -457,23 +542,31 @@ def greedy_affinity_X(problem: ExpertPlacement, num_groups: int = 1, sweeps: int
             X[l] = _relabel(ref[l], sc)
         X[l] = _swap_search(X[l], share[l], sc, cap[l], rounds)
         have[l] = True
-    for _ in range(sweeps):
+    for sweep in range(sweeps):
         if opts is not None and opts.expired():
+            stats["stopped_early"] = True
             break
         for l in range(L):
             sc = aff.score(l, X, have)
             X[l] = _swap_search(X[l], share[l], sc, cap[l], rounds)
-            if opts is not None and opts.expired():
+            if opts is not None and opts.expired() and (l < L - 1 or sweep < sweeps - 1):
+                stats["stopped_early"] = True
                 break
     return X
 
 
-@register("greedy-affinity", "expert-placement", params={"num_groups": 1, "sweeps": 2, "rounds": 4}, default=True)
+@register("greedy-affinity", "expert-placement", params={"num_groups": 1, "sweeps": 2, "rounds": 5, "traffic": "cost"},
+          default=True)
 def greedy_affinity(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     """Balanced as EPLB or better per layer, with affinity-aware GPU choice and swap search."""
-    X = greedy_affinity_X(problem, int(opts.params["num_groups"]), int(opts.params["sweeps"]),
-                          int(opts.params["rounds"]), opts)
-    return Outcome(solution={"slots": _to_rows(problem, X)})
+    stats: dict = {}
+    try:
+        X = greedy_affinity_X(problem, int(opts.params["num_groups"]), int(opts.params["sweeps"]),
+                              int(opts.params["rounds"]), opts, traffic=str(opts.params["traffic"]), stats=stats)
+    except ValueError as e:
+        return Outcome(termination=Termination.ERROR, message=f"greedy-affinity: {e}")
+    term = Termination.TIME_LIMIT if stats.get("stopped_early") else Termination.COMPLETED
+    return Outcome(solution={"slots": _to_rows(problem, X)}, termination=term, stats=stats)
 
 
 def best_heuristic_slots(problem: ExpertPlacement, num_groups: int = 1) -> list[list[int]]:
@@ -533,3 +626,74 @@ def assignment(cost: np.ndarray) -> np.ndarray:
         if p[j]:
             col[p[j] - 1] = j - 1
     return col
+
+
+# -- a lower bound on cross-GPU traffic ------------------------------------------------------------
+
+
+def _pair_stay_bound(a: np.ndarray, S: int, lp: bool = True) -> tuple[float, str]:
+    """Upper bound on the tokens of one layer pair that can stay on their GPU (see `traffic_lower_bound`).
+
+    Any `u, v >= 0` gives the bound `S sum u + S sum v + sum_ef max(0, a_ef - u_e - v_f)` (weak
+    duality of the b-matching LP). `u_e` = the S-th largest entry of row e with `v = 0` is the row
+    bound, the mirror the column bound; with `lp`, HiGHS's optimal duals give the LP's optimum.
+    The bound is recomputed from the duals (clipped at 0), so solver tolerances cannot make it invalid.
+    """
+    E, F = a.shape
+    k = min(S, F)
+    zero_u, zero_v = np.zeros(E), np.zeros(F)
+
+    def dual_value(u: np.ndarray, v: np.ndarray) -> float:
+        u, v = np.maximum(u, 0.0), np.maximum(v, 0.0)
+        return float(S * u.sum() + S * v.sum() + np.maximum(a - u[:, None] - v[None, :], 0.0).sum())
+
+    u_row = -np.partition(-a, k - 1, axis=1)[:, k - 1] if S < F else zero_u
+    v_col = -np.partition(-a, min(S, E) - 1, axis=0)[min(S, E) - 1] if S < E else zero_v
+    best = min((dual_value(u_row, zero_v), "rows"), (dual_value(zero_u, v_col), "columns"),
+               (float(a.sum()), "total"))
+    if not (lp and S < max(E, F) and a.any()):
+        return best
+    try:
+        import scipy.sparse as sp
+        from scipy.optimize import linprog
+    except ImportError:  # scipy is a dependency; without it the combinatorial bound stands
+        return best
+    ii, jj = np.nonzero(a)
+    n = len(ii)
+    cols = np.arange(n)
+    M = sp.vstack([sp.csr_matrix((np.ones(n), (ii, cols)), shape=(E, n)),
+                   sp.csr_matrix((np.ones(n), (jj, cols)), shape=(F, n))]).tocsr()
+    res = linprog(-a[ii, jj], A_ub=M, b_ub=np.full(E + F, float(S)), bounds=(0, 1), method="highs")
+    if res.status == 0:
+        y = -np.asarray(res.ineqlin.marginals)
+        best = min(best, (dual_value(y[:E], y[E:]), "lp"))
+    return best
+
+
+def traffic_lower_bound(problem: ExpertPlacement, lp: bool = True) -> dict:
+    """A lower bound on the cross-GPU traffic of ANY feasible placement (replicas included).
+
+    For one layer pair, the checker keeps `a_ef * w_ef` tokens of pair (e, f) on their GPU with
+    `w_ef = overlap(e, f) / max(r_e, r_f)`, where `overlap` counts GPUs holding both. Then
+    `0 <= w_ef <= 1` and `sum_f w_ef <= sum_f overlap(e, f) / r_e <= S` (each of e's r_e GPUs holds at
+    most S experts of layer l+1), and the same over e for each f. So the tokens that stay are at most
+    the optimum of the bipartite b-matching LP `max sum a w` over those constraints; any dual
+    solution bounds that from above (rows only: the S largest entries of each row; columns only:
+    the mirror). Cross-GPU traffic >= total affinity - sum over pairs of the bound.
+
+    Returns `cross_gpu_min` (tokens), `local_share_max`, `affinity_total`, `per_pair` (stay bounds)
+    and `method` per pair ("lp", "rows", "columns" or "total").
+    """
+    A = problem.affinity_array
+    if A is None:
+        return {"cross_gpu_min": 0.0, "local_share_max": 1.0, "affinity_total": 0.0, "per_pair": [], "method": []}
+    S = problem.slots_per_gpu
+    stays, methods = [], []
+    for l in range(A.shape[0]):
+        b, how = _pair_stay_bound(A[l], S, lp)
+        stays.append(min(b, float(A[l].sum())))
+        methods.append(how)
+    total = float(A.sum())
+    stay = float(sum(stays))
+    return {"cross_gpu_min": max(total - stay, 0.0), "local_share_max": stay / total if total > 0 else 1.0,
+            "affinity_total": total, "per_pair": stays, "method": methods}

@@ -111,7 +111,10 @@ def mip(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     stats = {"mip_status": ans.detail, "max_replicas": K}
     warm_obj = problem.objective_of(warm)
     if ans.bound is not None:
-        ans.bound += const
+        # HiGHS's dual bound stopped early can sit far below zero; every layer's busiest GPU carries at
+        # least the mean load and traffic costs are >= 0, so that sum is a bound too
+        trivial = float((W.sum(axis=1) / G).sum())
+        ans.bound = max(ans.bound + const, trivial) if math.isfinite(ans.bound + const) else trivial
     if not ans.has_solution:
         bound = ans.bound if ans.bound is not None and math.isfinite(ans.bound) else None
         return Outcome(solution={"slots": warm}, termination=ans.termination, bound=_floor6(bound), stats=stats)
