@@ -290,7 +290,7 @@ def test_pattern_bounds_are_valid_and_packings_feasible(problem):
     n = len(problem.priorities)
     model = CountModel(problem)
     for k in range(n + 1):
-        bound, packed = model.patterns(k, terms[:k], start, time.monotonic() + 5)
+        bound, packed = model.patterns(k, terms[:k], [start], time.monotonic() + 5)
         assert bound is not None
         if k < n:  # pods of priority >= the k-th placed
             assert bound >= -sum(terms[:k + 1])

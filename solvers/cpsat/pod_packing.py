@@ -369,11 +369,12 @@ class CountModel:
                               - self.fixed_count[prio])
         self.terms.append(sum(len(self.groups[k]) - self.placed[g] for g, k in enumerate(self.keys) if k[3]))
 
-    def patterns(self, k: int, proven: list[int], where: list[int | None], deadline: float):
+    def patterns(self, k: int, proven: list[int], placements: list[list[int | None]], deadline: float):
         """Column generation (`pod_patterns`) for the k-th term with the terms before it at their proven
         values: the count of pods of priority >= the k-th priority, or (k = number of priorities) of
-        running pods placed. Returns (a proven bound on that count or None, a packing from the patterns
-        or None); the bound is added to the model as a cut."""
+        running pods placed. `placements`: the incumbent first (the count to prove), then any other
+        feasible placements; their nodes are the first columns. Returns (a proven bound on that count or
+        None, a packing from the patterns or None); the bound is added to the model as a cut."""
         from optkit.solvers.cpsat.pod_patterns import NodeClass, PodType, pattern_bound
 
         P = self.p
@@ -400,12 +401,12 @@ class CountModel:
         classes = [NodeClass(cap, len(js)) for cap, js in zip(caps, nodes_of)]
         group_of = {i: g for g, key in enumerate(self.keys) for i in self.groups[key]}
         start = []
-        for j in range(P.n_nodes):
-            pattern = [0] * len(types)
-            for i in range(P.n_pods):
-                if where[i] == j and i in group_of:
-                    pattern[group_of[i]] += 1
-            start.append((node_class[j], tuple(pattern)))
+        for where in placements:
+            patterns = [[0] * len(types) for _ in range(P.n_nodes)]
+            for i, j in enumerate(where):
+                if j is not None and i in group_of:
+                    patterns[j][group_of[i]] += 1
+            start += [(node_class[j], tuple(pattern)) for j, pattern in enumerate(patterns)]
 
         def above(prio):
             return ({g for g, key in enumerate(self.keys) if key[1] >= prio},
@@ -420,7 +421,7 @@ class CountModel:
             counted, fixed = above(P.priorities[k])
         else:
             counted, fixed = {g for g, key in enumerate(self.keys) if key[3]}, 0
-        target = sum(1 for i in range(P.n_pods) if where[i] is not None and group_of.get(i) in counted)
+        target = sum(1 for i, j in enumerate(placements[0]) if j is not None and group_of.get(i) in counted)
         res = pattern_bound(types, classes, counted, at_least, target, deadline, start)
         bound = None
         if res.bound is not None:
@@ -503,7 +504,8 @@ class CountModel:
         return where
 
 
-def _warm(problem: PodPacking, opts: SolveOptions) -> list[int | None]:
+def _warm(problem: PodPacking, opts: SolveOptions, pool: list | None = None) -> list[int | None]:
+    """The best placement of the heuristics (or the given warm start); `pool` collects every feasible one."""
     if opts.initial_solution is not None:
         return problem.placement_of(opts.initial_solution)
     from optkit.solvers.heuristics.pod_packing import _fit_decreasing, fewer_moves, kube_schedule
@@ -524,6 +526,8 @@ def _warm(problem: PodPacking, opts: SolveOptions) -> list[int | None]:
             continue
         for cand in (where, fewer_moves(problem, where)):
             report = problem.check(problem.to_solution(cand))
+            if report.feasible and pool is not None:
+                pool.append(cand)
             if report.feasible and (best_obj is None or report.objective < best_obj):
                 best, best_obj = cand, report.objective
     return best
@@ -595,7 +599,8 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
     if not pm.ok:
         return Outcome(proven_infeasible=True, message="non-movable pods do not fit where they are",
                        stats={"mode": "tiers"})
-    where = _warm(problem, opts)
+    pool: list[list[int | None]] = []  # the heuristics' placements: their nodes start the pattern LP
+    where = _warm(problem, opts, pool)
     pm.hint(where)
     best_where = where if problem.check(problem.to_solution(where)).feasible else None
     best_obj = problem.objective_of(best_where) if best_where is not None else None
@@ -617,7 +622,8 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
             else:
                 lb = ranges[k][0]
             if k <= n_prio and inc > lb and opts.params["patterns"]:
-                cap, packed = pm.patterns(k, proven, best_where, time.monotonic() + 0.5 * opts.remaining(default=10.0))
+                cap, packed = pm.patterns(k, proven, [best_where] + pool,
+                                          time.monotonic() + 0.85 * opts.remaining(default=10.0))
                 if cap is not None:
                     lb = max(lb, placed_above - cap)
                 if packed is not None:

@@ -9,10 +9,10 @@ and the same eligible pod groups), and the LP
     max  sum_t w_t x_t     x_t = sum_p a_pt y_p <= n_t,   sum_{p in class k} y_p <= N_k,
                            sum_{t in S_q} x_t >= m_q   (the tiers already proven),   y >= 0
 
-is solved by column generation, with a bounded knapsack (CP-SAT) as the pricing problem. At every
-iteration `LP value + sum_k N_k max(0, best reduced cost in class k)` bounds the LP optimum from above
-(Lagrangian bound), so its floor bounds the integer optimum even before the generation converges; the
-worst-case error of the pricing's integer scaling is added. The generated patterns, solved as an
+is solved by column generation, with a bounded knapsack (branch and bound) as the pricing problem. At
+every iteration `LP value + sum_k N_k max(0, bound on the best reduced cost in class k)` bounds the LP
+optimum from above (Lagrangian bound), so its floor bounds the integer optimum even before the
+generation converges, and even when a pricing search is cut short (its root bound is used). The generated patterns, solved as an
 integer program (HiGHS through scipy), give a packing: often the optimum that the bound then proves.
 """
 
@@ -21,9 +21,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-
-PRICE_SCALE = 10**6
-
 
 @dataclass(frozen=True)
 class PodType:
@@ -101,18 +98,13 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
         slack = 0.0
         improved = False
         for k, cls in enumerate(classes):
-            priced = _price(types, k, cls, val, deadline)
-            if priced is None:
-                slack = math.inf
-                break
-            pattern, gain, err = priced
-            rc = gain + lam[T + k]
-            slack += cls.size * max(0.0, rc + err)
-            if rc > 1e-9 and add(k, pattern):
-                improved = True
-        if slack < math.inf:
-            best = min(best, math.floor(value + slack + 1e-6))
-            out.bound = int(best)
+            patterns, upper = _price(types, k, cls, val, deadline)
+            slack += cls.size * max(0.0, upper + lam[T + k])
+            for pattern in patterns:
+                if sum(val[t] * a for t, a in enumerate(pattern)) + lam[T + k] > 1e-9 and add(k, pattern):
+                    improved = True
+        best = min(best, math.floor(value + slack + 1e-6))
+        out.bound = int(best)
         if best <= target or not improved:
             out.converged = not improved
             break
@@ -153,34 +145,99 @@ def _master(columns, types, classes, w, at_least, integer: bool, deadline: float
 
 
 def _price(types: list[PodType], k: int, cls: NodeClass, val, deadline: float):
-    """The most valuable pattern of class k: (pattern, its value, the value's worst rounding error)."""
-    from ortools.sat.python import cp_model
+    """The most valuable patterns of class k, by depth-first branch and bound over the pod types.
 
-    items = [t for t, ty in enumerate(types) if k in ty.classes and val[t] > 1e-12]
-    # types left out are worth at most 1e-12 per pod
-    err = sum(ty.count for ty in types) * 1e-12
-    if not items:
-        return tuple(0 for _ in types), 0.0, err
-    m = cp_model.CpModel()
-    a, ubs = {}, {}
-    for t in items:
-        ub = types[t].count
-        for q, c in zip(types[t].request, cls.capacity):
-            if c is not None and q > 0:
-                ub = min(ub, c // q)
-        a[t], ubs[t] = m.new_int_var(0, ub, f"a{t}"), ub
-    for r, c in enumerate(cls.capacity):
-        if c is not None and any(types[t].request[r] for t in items):
-            m.add(sum(types[t].request[r] * a[t] for t in items) <= c)
-    m.maximize(sum(round(val[t] * PRICE_SCALE) * a[t] for t in items))
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = 1
-    solver.parameters.cp_model_presolve = False  # a tiny knapsack: presolve costs more than it saves
-    solver.parameters.max_time_in_seconds = max(0.01, deadline - time.monotonic())
-    if solver.solve(m) != cp_model.OPTIMAL:
-        return None
-    pattern = tuple(solver.value(a[t]) if t in a else 0 for t in range(len(types)))
-    gain = float(sum(val[t] * pattern[t] for t in items))
-    # rounding each value to 1/scale moves a pattern's value by at most 0.5/scale per pod, so the best
-    # true pattern is worth at most gain + pods/scale
-    return pattern, gain, err + sum(ubs.values()) / PRICE_SCALE
+    Returns (patterns, an upper bound on the best pattern's value) with patterns best first:
+    the last few incumbents of the search, extra columns for the master at no cost. The bound is the
+    value found when the search finished, else (node budget or `deadline` hit) the root's bound. Node
+    bound: the fractional knapsack on the surrogate resource sum_r q_r / c_r (the types are sorted by
+    it, so the remaining ones are a suffix), then on each resource alone when that one does not prune."""
+    cap = cls.capacity
+    R = [r for r, c in enumerate(cap) if c is not None]
+    its = []
+    for t, ty in enumerate(types):
+        if k not in ty.classes or val[t] <= 1e-12:  # left out: worth at most 1e-12 per pod
+            continue
+        ub = ty.count
+        for r in R:
+            if ty.request[r] > 0:
+                ub = min(ub, cap[r] // ty.request[r])
+        if ub > 0:
+            its.append((t, float(val[t]), tuple(ty.request[r] for r in R), ub))
+    tol = 1e-9 + sum(ty.count for ty in types) * 1e-12
+    if not its:
+        return [], tol
+    sur = [sum(q / cap[r] for q, r in zip(it[2], R) if cap[r] > 0) for it in its]  # q_r > 0 needs cap[r] > 0
+    order = sorted(range(len(its)), key=lambda i: -its[i][1] / sur[i] if sur[i] else -math.inf)
+    its, sur = [its[i] for i in order], [sur[i] for i in order]
+    n = len(its)
+    V, Q, U = [it[1] for it in its], [it[2] for it in its], [it[3] for it in its]
+    by_ratio = [sorted(range(n), key=lambda i, r=r: -V[i] / Q[i][r] if Q[i][r] else -math.inf)
+                for r in range(len(R))]
+
+    def surrogate(i, rem):
+        room, acc = sum(x / cap[r] for x, r in zip(rem, R) if cap[r] > 0), 0.0
+        for j in range(i, n):
+            if sur[j] == 0 or sur[j] * U[j] <= room:
+                acc += V[j] * U[j]
+                room -= sur[j] * U[j]
+            else:
+                return acc + V[j] * room / sur[j]
+        return acc
+
+    def per_resource(i, rem):
+        bound = math.inf
+        for r, ranked in enumerate(by_ratio):
+            room, acc = rem[r], 0.0
+            for j in ranked:
+                if j < i:
+                    continue
+                if Q[j][r] * U[j] <= room:
+                    acc += V[j] * U[j]
+                    room -= Q[j][r] * U[j]
+                else:
+                    acc += V[j] * room / Q[j][r]
+                    break
+            bound = min(bound, acc)
+        return bound
+
+    found: list[tuple[float, list[int]]] = [(0.0, [0] * n)]
+    cur = [0] * n
+    nodes = [0]
+
+    class Stop(Exception):
+        pass
+
+    def dfs(i, rem, value):
+        nodes[0] += 1
+        if nodes[0] % 1024 == 0 and time.monotonic() > deadline:
+            raise Stop
+        if value > found[-1][0] + 1e-12:
+            found.append((value, cur.copy()))
+        if i == n:
+            return
+        best = found[-1][0] + 1e-12
+        if value + surrogate(i, rem) <= best or value + per_resource(i, rem) <= best:
+            return
+        m = U[i]
+        for r, q in enumerate(Q[i]):
+            if q:
+                m = min(m, rem[r] // q)
+        for c in range(m, -1, -1):
+            cur[i] = c
+            dfs(i + 1, [x - c * q for x, q in zip(rem, Q[i])], value + c * V[i])
+        cur[i] = 0
+
+    root = [cap[r] for r in R]
+    try:
+        dfs(0, root, 0.0)
+        upper = found[-1][0]
+    except Stop:
+        upper = min(surrogate(0, root), per_resource(0, root))
+    patterns = []
+    for _, counts in reversed(found[-6:]):
+        pattern = [0] * len(types)
+        for it, c in zip(its, counts):
+            pattern[it[0]] = c
+        patterns.append(tuple(pattern))
+    return patterns, upper + tol
