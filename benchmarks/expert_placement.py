@@ -125,14 +125,15 @@ def mixtral(seeds: int) -> str:
     for gpus in (4, 8):
         for seed in range(seeds):
             p = generate(seed=seed, shape="mixtral", gpus=gpus, slots_per_gpu=8 // gpus, comm_weight=0.05)
-            for solver, kw in [("eplb", {}), ("greedy-affinity", {}), ("dp", {"time_limit": 10.0}),
-                               ("cpsat", {"time_limit": 10.0}), ("mip", {"time_limit": 10.0})]:
+            # a hard wall clock: HiGHS 1.14 stays ~85 s in its root cut loop on these models, past its limit
+            exact = {"time_limit": 10.0, "hard_limit": True}
+            for solver, kw in [("eplb", {}), ("greedy-affinity", {}), ("dp", exact), ("cpsat", exact), ("mip", exact)]:
                 r, dt = _run(p, solver, **kw)
                 m = r.metrics or {}
                 rows.append([f"{gpus} GPUs s={seed}", solver, r.status.value, _fmt(r.objective, 2), _fmt(r.bound, 2),
                              _fmt(m.get("balancedness")), _fmt(m.get("cross_gpu_traffic"), 0), f"{dt:.2f}"])
     return ("Mixtral-8x7B-like traces (32 layers x 8 experts, top-2, 4096 tokens, `comm_weight` 0.05, "
-            "one node; exact solvers with a 10 s limit).\n\n"
+            "one node; exact solvers with a 10 s limit, enforced as a wall clock: `hard_limit=True`).\n\n"
             + markdown_table(["instance", "solver", "status", "objective", "bound", "balancedness",
                               "cross-GPU tokens", "time (s)"], rows))
 

@@ -272,3 +272,14 @@ def test_cli_generate_and_solve(tmp_path, capsys):
 def test_random_placement_is_feasible():
     p = generate(seed=1, shape="tiny", tokens=32)
     assert p.check({"slots": random_placement(p, 3)}).feasible
+
+
+@pytest.mark.parametrize("solver", ["cpsat", "mip"])
+def test_exact_solver_killed_at_the_wall_clock_returns_its_warm_start(solver):
+    """HiGHS can sit past its time limit in its root cut loop: `hard_limit` kills the solve, and the
+    warm start the exact models report first comes back (checked, no bound, never worse than EPLB)."""
+    p = generate(seed=0, shape="mixtral", gpus=4, slots_per_gpu=2, comm_weight=0.05)
+    r = optkit.solve(p, solver, time_limit=1.5, hard_limit=True, threads=1)
+    assert r.status == Status.FEASIBLE and r.solution is not None
+    assert p.check(r.solution).feasible
+    assert r.objective <= optkit.solve(p, "eplb").objective

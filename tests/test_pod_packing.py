@@ -334,3 +334,31 @@ def test_weighted_bound_maps_to_a_valid_lexicographic_bound(ranges, data):
     u, v = data.draw(vec), data.draw(vec)
     wu, wv = sum(a * b for a, b in zip(w, u)), sum(a * b for a, b in zip(w, v))
     assert (u < v) == (wu < wv)  # the weights order solutions exactly lexicographically
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9), st.integers(1, 3), st.floats(0.0, 5.0)),
+                min_size=1, max_size=5),
+       st.tuples(st.integers(0, 12), st.integers(1, 12)))
+def test_pattern_pricing_finds_the_best_pattern(items, capacity):
+    """The branch-and-bound pricing against enumeration: its bound is >= the best pattern's value, and
+    its first pattern fits and is worth that value (a cap of 0 on a resource included)."""
+    import time
+
+    from optkit.solvers.cpsat.pod_patterns import NodeClass, PodType, _price
+
+    types = [PodType((a, b), count, frozenset({0})) for a, b, count, _ in items]
+    val = [v for *_, v in items]
+    cls = NodeClass(capacity, 1)
+    patterns, upper = _price(types, 0, cls, val, time.monotonic() + 10)
+
+    def fits(p):
+        return all(sum(ty.request[r] * a for ty, a in zip(types, p)) <= capacity[r] for r in range(2))
+
+    best = max(sum(v * a for v, a in zip(val, p))
+               for p in itertools.product(*(range(ty.count + 1) for ty in types)) if fits(p))
+    assert upper >= best - 1e-9
+    if best > 1e-9:
+        assert patterns and fits(patterns[0])
+        assert sum(v * a for v, a in zip(val, patterns[0])) == pytest.approx(best)
+        assert upper <= best + 1e-6

@@ -44,7 +44,7 @@ def model_size(problem: ExpertPlacement, K: int) -> int:
 
 
 def prepare(problem: ExpertPlacement, opts: SolveOptions, exact: Any) -> tuple[Outcome | None, list, int]:
-    """What both exact models do first: (an outcome if that settles it — the model is too large, or
+    """What both exact models do first: report the warm start; return (an outcome if that settles it — the model is too large, or
     without communication the layers separate and `by_layer` solves them one by one — the warm start
     slots, the most replicas an expert may need)."""
     from optkit.solvers.heuristics.expert_placement import best_heuristic_slots, max_replicas
@@ -52,6 +52,8 @@ def prepare(problem: ExpertPlacement, opts: SolveOptions, exact: Any) -> tuple[O
     warm = opts.initial_solution["slots"] if opts.initial_solution else \
         best_heuristic_slots(problem, int(opts.params["num_groups"]))
     warm = [list(r) for r in warm]
+    if problem.check({"slots": warm}).feasible:  # what a caller's wall clock returns if the solve overruns
+        opts.report({"slots": warm}, problem.objective_of(warm))
     K = max_replicas(problem)
     if model_size(problem, K) > MAX_VARS:
         return Outcome(solution={"slots": warm}, termination=Termination.COMPLETED,

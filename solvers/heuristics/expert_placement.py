@@ -571,7 +571,7 @@ def greedy_affinity(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
 
 def best_heuristic_slots(problem: ExpertPlacement, num_groups: int = 1) -> list[list[int]]:
     """The better (by objective) of greedy-affinity and repaired EPLB: the exact models' warm start."""
-    cands = [_to_rows(problem, greedy_affinity_X(problem, num_groups, sweeps=1, rounds=2))]
+    cands = [_to_rows(problem, greedy_affinity_X(problem, num_groups))]
     for ng in sorted({1, num_groups}):
         try:
             slots, _ = eplb_slots(problem, ng)
