@@ -22,6 +22,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+
 @dataclass(frozen=True)
 class PodType:
     """`count` identical pods with per-resource `request`, allowed on the node classes in `classes`."""
@@ -126,7 +127,7 @@ def _master(columns, types, classes, w, at_least, integer: bool, deadline: float
     import numpy as np
     from scipy.optimize import LinearConstraint, linprog, milp
 
-    T, K = len(types), len(classes)
+    K = len(classes)
     A = np.array([p for _, p in columns], dtype=float).T  # [T, P]
     rows = [A, np.zeros((K, len(columns)))]
     for c, (k, _) in enumerate(columns):
