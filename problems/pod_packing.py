@@ -287,6 +287,17 @@ class PodPacking(Problem):
             out.append(tuple(np.flatnonzero(mask).tolist()))
         return tuple(out)
 
+    def identical_nodes(self, exclude: set[int] | frozenset[int] = frozenset()) -> list[list[int]]:
+        """Classes (two nodes or more) of nodes outside `exclude` that no pod can tell apart: the same
+        capacity, labels, taints and cordon. Swapping two of them changes no placement count."""
+        classes: dict[tuple, list[int]] = {}
+        for j, node in enumerate(self.nodes):
+            if j not in exclude:
+                key = (tuple(self.capacity_matrix[j]), tuple(sorted(node.labels.items())), node.taints,
+                       node.unschedulable)
+                classes.setdefault(key, []).append(j)
+        return [members for members in classes.values() if len(members) > 1]
+
     # -- objective ----------------------------------------------------------------------------
     def objective_of(self, where: list[int | None] | tuple[int | None, ...]) -> list[int]:
         """The lexicographic objective of a placement given as node index (or None) per pod."""

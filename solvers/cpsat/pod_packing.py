@@ -75,6 +75,19 @@ def lex_bound_from_weighted(lb: float, weights: list[int], ranges: list[tuple[in
     return out
 
 
+def load_order(problem: PodPacking, where: list[int | None], classes: list[list[int]], r: int) -> dict[int, int]:
+    """Node relabelling that puts each class of identical nodes in decreasing load of resource r (ties keep
+    their order): the order the symmetry breaking demands, so that a relabelled hint stays usable."""
+    relabel = {}
+    for members in classes:
+        load = dict.fromkeys(members, 0)
+        for i, j in enumerate(where):
+            if j in load:
+                load[j] += problem.request_matrix[i][r]
+        relabel.update(zip(sorted(members, key=lambda j: -load[j]), members))
+    return relabel
+
+
 class PodModel:
     def __init__(self, problem: PodPacking, pods: list[int] | None = None, nodes: list[int] | None = None,
                  fixed_load=None):
@@ -193,16 +206,10 @@ class PodModel:
             for a, b in itertools.pairwise(members):
                 self.m.add_implication(self.placed[b], self.placed[a])
         busy = {P.current[i] for i in range(P.n_pods) if P.current[i] is not None}
-        classes = defaultdict(list)
-        for j in self.nodes:
-            if j in busy:
-                continue
-            n = P.nodes[j]
-            key = (tuple(P.capacity_matrix[j]), tuple(sorted(n.labels.items())), n.taints, n.unschedulable)
-            classes[key].append(j)
+        outside = busy | (set(range(P.n_nodes)) - set(self.nodes))
         R = P.resources
         self.r0 = R.index("cpu") if "cpu" in R else 0
-        self.ordered_classes = [m for m in classes.values() if len(m) > 1 and R]
+        self.ordered_classes = P.identical_nodes(outside) if R else []
         for members in self.ordered_classes:
             loads = [sum(P.request_matrix[i][self.r0] * self.x[i, j] for i in by_node[j]) for j in members]
             for a, b in itertools.pairwise(loads):
@@ -216,13 +223,7 @@ class PodModel:
             targets = [where[i] for i in members if where[i] is not None]
             for k, i in enumerate(members):
                 where[i] = targets[k] if k < len(targets) else None
-        relabel = {}
-        for members in self.ordered_classes:
-            load = {j: 0 for j in members}
-            for i, j in enumerate(where):
-                if j in load:
-                    load[j] += self.p.request_matrix[i][self.r0]
-            relabel.update(zip(sorted(members, key=lambda j: -load[j]), members))
+        relabel = load_order(self.p, where, self.ordered_classes, self.r0)
         return [relabel.get(j, j) for j in where]
 
     def hint(self, where: list[int | None]) -> None:
@@ -277,6 +278,8 @@ class CountModel:
                 self.groups[(tuple(req[i]), pod.priority, P.candidates[i], P.current[i] is not None)].append(i)
         self.keys = list(self.groups)
         self.fixed = fixed
+        self.stay: dict[tuple[int, int], object] = {}  # the moves term's variables (`add_moves_term`)
+        self.here: dict[tuple[int, int], int] = {}
         self.n: dict[tuple[int, int], object] = {}
         self.placed = []
         by_node = defaultdict(list)
@@ -345,16 +348,10 @@ class CountModel:
             self.count_cap[prio] = (size if k is None else min(k, size)) + sum(
                 c for p, c in self.fixed_count.items() if p >= prio)
         # identical nodes: order by load of the first resource
-        classes = defaultdict(list)
-        for j in range(P.n_nodes):
-            if j in self.pinned:
-                continue
-            n = P.nodes[j]
-            classes[(tuple(cap[j]), tuple(sorted(n.labels.items())), n.taints, n.unschedulable)].append(j)
         self.ordered_classes: list[list[int]] = []
-        for members in classes.values() if node_symmetry else ():
+        for members in P.identical_nodes(self.pinned) if node_symmetry else ():
             mset = set(members)
-            if len(members) < 2 or any(len(mset.intersection(k[2])) not in (0, len(members)) for k in self.keys):
+            if any(len(mset.intersection(k[2])) not in (0, len(members)) for k in self.keys):
                 continue
             users = [g for g in range(len(self.keys)) if members[0] in self.keys[g][2]]
             if not P.resources:
@@ -452,7 +449,6 @@ class CountModel:
             if key[3]:
                 for i in self.groups[key]:
                     here[g, P.current[i]] += 1
-        self.stay = {}
         for (g, j), c in here.items():
             if (g, j) in self.n:
                 self.stay[g, j] = self.m.new_int_var(0, c, f"s{g}_{j}")
@@ -463,22 +459,14 @@ class CountModel:
     def hint(self, where) -> None:
         """Hint the counts of a placement, with identical nodes relabelled into the model's load order
         (a hint that breaks the symmetry constraints would be useless to CP-SAT)."""
-        P = self.p
-        relabel = {}
-        for members in self.ordered_classes:
-            load = {j: 0 for j in members}
-            for i, j in enumerate(where):
-                if j in load:
-                    load[j] += P.request_matrix[i][0]
-            by_load = sorted(members, key=lambda j: -load[j])  # stable: ties keep their order
-            relabel.update(zip(by_load, members))
+        relabel = load_order(self.p, where, self.ordered_classes, 0)
         counts = defaultdict(int)
         for g, key in enumerate(self.keys):
             for i in self.groups[key]:
                 counts[g, relabel.get(where[i], where[i])] += 1
         for (g, j), v in self.n.items():
             self.m.add_hint(v, counts[g, j])
-        for (g, j), v in getattr(self, "stay", {}).items():
+        for (g, j), v in self.stay.items():
             self.m.add_hint(v, min(counts[g, j], self.here[g, j]))
 
     def read(self, value) -> list[int | None]:

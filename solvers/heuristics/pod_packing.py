@@ -462,14 +462,7 @@ def fewer_moves(problem: PodPacking, where: list[int | None]) -> list[int | None
     P = problem
     where = list(where)
     pinned = {P.current[i] for i, pod in enumerate(P.pods) if not pod.movable and P.current[i] is not None}
-    classes = defaultdict(list)
-    for j, node in enumerate(P.nodes):
-        if j not in pinned:
-            classes[(tuple(P.capacity_matrix[j]), tuple(sorted(node.labels.items())), node.taints,
-                     node.unschedulable)].append(j)
-    for members in classes.values():
-        if len(members) < 2:
-            continue
+    for members in P.identical_nodes(pinned):
         pos = {j: k for k, j in enumerate(members)}
         gain = np.zeros((len(members), len(members)))
         for i, j in enumerate(where):
