@@ -289,14 +289,16 @@ def test_pattern_bounds_are_valid_and_packings_feasible(problem):
     terms = _per_term(problem.objective_of(start))
     n = len(problem.priorities)
     model = CountModel(problem)
-    for k in range(n + 1):
+    running = sum(1 for i, pod in enumerate(problem.pods) if pod.movable and problem.current[i] is not None)
+    for k in range(n + 2):
         bound, packed = model.patterns(k, terms[:k], [start], time.monotonic() + 5)
         assert bound is not None
         if k < n:  # pods of priority >= the k-th placed
             assert bound >= -sum(terms[:k + 1])
-        else:  # running pods placed
-            running = sum(1 for i, pod in enumerate(problem.pods) if pod.movable and problem.current[i] is not None)
+        elif k == n:  # running pods placed
             assert bound >= running - terms[n]
+        else:  # running pods that stay home
+            assert bound >= running - terms[n] - terms[n + 1]
         if packed is not None:
             assert problem.check(problem.to_solution(packed)).feasible
 

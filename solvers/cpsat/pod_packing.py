@@ -368,8 +368,9 @@ class CountModel:
 
     def patterns(self, k: int, proven: list[int], placements: list[list[int | None]], deadline: float):
         """Column generation (`pod_patterns`) for the k-th term with the terms before it at their proven
-        values: the count of pods of priority >= the k-th priority, or (k = number of priorities) of
-        running pods placed. `placements`: the incumbent first (the count to prove), then any other
+        values: the count of pods of priority >= the k-th priority, (k = number of priorities) of
+        running pods placed, or (the moves term) of running pods that stay on their node, with every node
+        that has such pods a class of its own. `placements`: the incumbent first (the count to prove), then any other
         feasible placements; their nodes are the first columns. Returns (a proven bound on that count or
         None, a packing from the patterns or None); the bound is added to the model as a cut."""
         from optkit.solvers.cpsat.pod_patterns import NodeClass, PodType, pattern_bound
@@ -383,11 +384,18 @@ class CountModel:
         for g, key in enumerate(self.keys):
             for j in key[2]:
                 allowed_by_node[j].add(g)
+        n_prio = len(P.priorities)
+        moves = k > n_prio
+        home: dict[int, dict[int, int]] = defaultdict(dict)  # node -> group -> running pods of it there
+        if moves:
+            for g, key in enumerate(self.keys):
+                for i in self.groups[key] if key[3] else ():
+                    home[P.current[i]][g] = home[P.current[i]].get(g, 0) + 1
         node_class = []
         for j in range(P.n_nodes):
             free = tuple(None if P.capacity_matrix[j][r] is None else P.capacity_matrix[j][r] - self.fixed[j][r]
                          for r in R)
-            c = key_of.setdefault((free, frozenset(allowed_by_node[j])), len(nodes_of))
+            c = key_of.setdefault((free, frozenset(allowed_by_node[j]), j if j in home else None), len(nodes_of))
             if c == len(nodes_of):
                 nodes_of.append([])
                 caps.append(free)
@@ -395,7 +403,8 @@ class CountModel:
             node_class.append(c)
         types = [PodType(key[0], len(self.groups[key]), frozenset(node_class[j] for j in key[2]))
                  for key in self.keys]
-        classes = [NodeClass(cap, len(js)) for cap, js in zip(caps, nodes_of)]
+        classes = [NodeClass(cap, len(js), tuple(sorted(home.get(js[0], {}).items())))
+                   for cap, js in zip(caps, nodes_of)]
         group_of = {i: g for g, key in enumerate(self.keys) for i in self.groups[key]}
         start = []
         for where in placements:
@@ -409,21 +418,26 @@ class CountModel:
             return ({g for g, key in enumerate(self.keys) if key[1] >= prio},
                     sum(c for p, c in self.fixed_count.items() if p >= prio))
 
-        n_prio = len(P.priorities)
         at_least = []
         for i in range(min(k, n_prio)):
             gs, fixed = above(P.priorities[i])
             at_least.append((gs, -sum(proven[:i + 1]) - fixed))
-        if k < n_prio:
-            counted, fixed = above(P.priorities[k])
+        running = {g for g, key in enumerate(self.keys) if key[3]}
+        if moves:  # evictions fixed too
+            at_least.append((running, sum(len(self.groups[self.keys[g]]) for g in running) - proven[n_prio]))
+        counted, fixed = above(P.priorities[k]) if k < n_prio else (set() if moves else running, 0)
+        where = placements[0]
+        if moves:
+            target = sum(1 for i in group_of if where[i] is not None and where[i] == P.current[i])
         else:
-            counted, fixed = {g for g, key in enumerate(self.keys) if key[3]}, 0
-        target = sum(1 for i, j in enumerate(placements[0]) if j is not None and group_of.get(i) in counted)
+            target = sum(1 for i, j in enumerate(where) if j is not None and group_of.get(i) in counted)
         res = pattern_bound(types, classes, counted, at_least, target, deadline, start)
         bound = None
         if res.bound is not None:
             bound = res.bound + fixed
-            if res.bound < sum(t.count for g, t in enumerate(types) if g in counted):
+            if moves and self.stay:
+                self.m.add(sum(self.stay.values()) <= res.bound)
+            elif res.bound < sum(t.count for g, t in enumerate(types) if g in counted):
                 self.m.add(sum(self.placed[g] for g in counted) <= res.bound)
         packed = None
         if res.packing is not None:
@@ -599,6 +613,18 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
     n_prio = len(problem.priorities)
     running_movable = sum(1 for i, pod in enumerate(problem.pods) if pod.movable and problem.current[i] is not None)
     for k in range(len(ranges)):
+        if k == len(ranges) - 1:
+            # moves: a model without node symmetry breaking, the proven counts and evictions fixed
+            pm = CountModel(problem, node_symmetry=False)
+            pm.add_moves_term()
+            for t, v in zip(pm.terms, proven):
+                pm.m.add(t == v)
+            if best_where is not None:
+                relabelled = fewer_moves(problem, best_where)
+                if problem.objective_of(relabelled) < best_obj:
+                    best_where, best_obj = relabelled, problem.objective_of(relabelled)
+                    opts.report(problem.to_solution(best_where), best_obj)
+                pm.hint(best_where)
         # a term whose incumbent meets its bound (counting, or the pattern bound) needs no search
         if best_where is not None:
             inc = _per_term(best_obj)[k]
@@ -607,9 +633,9 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
                 lb = max(ranges[k][0], placed_above - pm.count_cap[problem.priorities[k]])
             elif k == n_prio:  # evictions: running pods placed
                 placed_above, lb = running_movable, ranges[k][0]
-            else:
-                lb = ranges[k][0]
-            if k <= n_prio and inc > lb and opts.params["patterns"]:
+            else:  # moves: running pods placed, less those that stay
+                placed_above, lb = running_movable - proven[n_prio], ranges[k][0]
+            if inc > lb and opts.params["patterns"]:
                 cap, packed = pm.patterns(k, proven, [best_where] + pool,
                                           time.monotonic() + 0.85 * opts.remaining(default=10.0))
                 if cap is not None:
@@ -629,18 +655,6 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
                 if k < len(pm.terms):
                     pm.m.add(pm.terms[k] == inc)
                 continue
-        if k == len(ranges) - 1:
-            # moves: a model without node symmetry breaking, the proven counts and evictions fixed
-            pm = CountModel(problem, node_symmetry=False)
-            pm.add_moves_term()
-            for t, v in zip(pm.terms, proven):
-                pm.m.add(t == v)
-            if best_where is not None:
-                relabelled = fewer_moves(problem, best_where)
-                if problem.objective_of(relabelled) < best_obj:
-                    best_where, best_obj = relabelled, problem.objective_of(relabelled)
-                    opts.report(problem.to_solution(best_where), best_obj)
-                pm.hint(best_where)
         term = pm.terms[k]
         pm.m.minimize(term)
         solver = cp_model.CpSolver()

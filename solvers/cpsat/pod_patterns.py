@@ -34,10 +34,13 @@ class PodType:
 
 @dataclass(frozen=True)
 class NodeClass:
-    """`size` nodes with the same free capacity per resource (None = unlimited)."""
+    """`size` nodes with the same free capacity per resource (None = unlimited). `home`: (type, count)
+    pairs for a class of one node, the pods of each type running on it now; a pattern is worth one more
+    per such pod it keeps (`min(a_t, count)`), which turns the count into the pods that stay."""
 
     capacity: tuple[int | None, ...]
     size: int
+    home: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -56,7 +59,8 @@ class PatternResult:
 def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[int],
                   at_least: list[tuple[set[int], int]], target: int, deadline: float,
                   start: list[tuple[int, tuple[int, ...]]] = ()) -> PatternResult:
-    """Column generation for `max sum_{t in counted} x_t` subject to `at_least`; stops at convergence,
+    """Column generation for `max sum_{t in counted} x_t` (plus the pods kept home, for classes with a
+    `home`) subject to `at_least`; stops at convergence,
     at `deadline` (`time.monotonic()`), or once the bound reaches `target` (the incumbent: a proof).
     Then the generated patterns are solved as an integer program for a packing. `start`: (class,
     pattern) columns to begin with, e.g. the incumbent's nodes (they make `at_least` feasible)."""
@@ -84,11 +88,18 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
         out.bound, out.converged = 0, True
         return out
     w = np.array([1.0 if t in counted else 0.0 for t in range(T)])
+    homes = [dict(cls.home) for cls in classes]
+
+    def worth(k: int, pattern: tuple[int, ...], v) -> float:
+        return float(sum(v[t] * a for t, a in enumerate(pattern) if a)
+                     + sum(min(pattern[t], h) for t, h in homes[k].items()))
+
     best = math.inf
     ip_deadline, deadline = deadline, time.monotonic() + 0.75 * (deadline - time.monotonic())
     while time.monotonic() < deadline:
         out.iterations += 1
-        lp = _master(columns, types, classes, w, at_least, integer=False, deadline=deadline)
+        values = np.array([worth(k, p, w) for k, p in columns])
+        lp = _master(columns, types, classes, values, at_least, integer=False, deadline=deadline)
         if lp is None:
             break
         value, lam = lp
@@ -102,7 +113,7 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
             patterns, upper = _price(types, k, cls, val, deadline)
             slack += cls.size * max(0.0, upper + lam[T + k])
             for pattern in patterns:
-                if sum(val[t] * a for t, a in enumerate(pattern)) + lam[T + k] > 1e-9 and add(k, pattern):
+                if worth(k, pattern, val) + lam[T + k] > 1e-9 and add(k, pattern):
                     improved = True
         best = min(best, math.floor(value + slack + 1e-6))
         out.bound = int(best)
@@ -110,7 +121,9 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
             out.converged = not improved
             break
     out.stats["columns"] = len(columns)
-    ip = _master(columns, types, classes, w, at_least, integer=True, deadline=max(ip_deadline, time.monotonic() + 0.02))
+    values = np.array([worth(k, p, w) for k, p in columns])
+    ip = _master(columns, types, classes, values, at_least, integer=True,
+                 deadline=max(ip_deadline, time.monotonic() + 0.02))
     if ip is not None:
         value, y = ip
         out.value = int(round(value))
@@ -122,7 +135,7 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
     return out
 
 
-def _master(columns, types, classes, w, at_least, integer: bool, deadline: float):
+def _master(columns, types, classes, values, at_least, integer: bool, deadline: float):
     """The restricted master: LP -> (value, duals), or integer program -> (value, y); None on failure."""
     import numpy as np
     from scipy.optimize import LinearConstraint, linprog, milp
@@ -136,7 +149,7 @@ def _master(columns, types, classes, w, at_least, integer: bool, deadline: float
         rows.append(np.array([-(A[sorted(s)].sum(axis=0)) for s, _ in at_least]))
     A_ub = np.vstack(rows)
     b_ub = np.concatenate([[ty.count for ty in types], [c.size for c in classes], [-m for _, m in at_least]])
-    c = -(w @ A)
+    c = -values
     if not integer:
         res = linprog(c, A_ub=A_ub, b_ub=b_ub, bounds=(0, None), method="highs")
         return None if res.status != 0 else (-res.fun, res.ineqlin.marginals)
@@ -155,16 +168,20 @@ def _price(types: list[PodType], k: int, cls: NodeClass, val, deadline: float):
     it, so the remaining ones are a suffix), then on each resource alone when that one does not prune."""
     cap = cls.capacity
     R = [r for r, c in enumerate(cap) if c is not None]
+    home = dict(cls.home)
     its = []
     for t, ty in enumerate(types):
-        if k not in ty.classes or val[t] <= 1e-12:  # left out: worth at most 1e-12 per pod
+        if k not in ty.classes:
             continue
         ub = ty.count
         for r in R:
             if ty.request[r] > 0:
                 ub = min(ub, cap[r] // ty.request[r])
-        if ub > 0:
-            its.append((t, float(val[t]), tuple(ty.request[r] for r in R), ub))
+        # the pods kept home are worth one more: a separate item, which the search fills first anyway
+        kept = min(home.get(t, 0), ub)
+        for v, n in ((float(val[t]) + 1.0, kept), (float(val[t]), ub - kept)):
+            if n > 0 and v > 1e-12:  # left out: worth at most 1e-12 per pod
+                its.append((t, v, tuple(ty.request[r] for r in R), n))
     tol = 1e-9 + sum(ty.count for ty in types) * 1e-12
     if not its:
         return [], tol
@@ -239,6 +256,6 @@ def _price(types: list[PodType], k: int, cls: NodeClass, val, deadline: float):
     for _, counts in reversed(found[-6:]):
         pattern = [0] * len(types)
         for it, c in zip(its, counts):
-            pattern[it[0]] = c
+            pattern[it[0]] += c
         patterns.append(tuple(pattern))
     return patterns, upper + tol
