@@ -279,7 +279,10 @@ class CountModel:
         self.keys = list(self.groups)
         self.fixed = fixed
         self.stay: dict[tuple[int, int], object] = {}  # the moves term's variables (`add_moves_term`)
-        self.here: dict[tuple[int, int], int] = {}
+        self.here: dict[tuple[int, int], int] = defaultdict(int)  # (group, node) -> its pods running there now
+        for g, key in enumerate(self.keys):
+            for i in self.groups[key] if key[3] else ():
+                self.here[g, P.current[i]] += 1
         self.n: dict[tuple[int, int], object] = {}
         self.placed = []
         by_node = defaultdict(list)
@@ -387,10 +390,8 @@ class CountModel:
         n_prio = len(P.priorities)
         moves = k > n_prio
         home: dict[int, dict[int, int]] = defaultdict(dict)  # node -> group -> running pods of it there
-        if moves:
-            for g, key in enumerate(self.keys):
-                for i in self.groups[key] if key[3] else ():
-                    home[P.current[i]][g] = home[P.current[i]].get(g, 0) + 1
+        for (g, j), c in self.here.items() if moves else ():
+            home[j][g] = c
         node_class = []
         for j in range(P.n_nodes):
             free = tuple(None if P.capacity_matrix[j][r] is None else P.capacity_matrix[j][r] - self.fixed[j][r]
@@ -457,17 +458,10 @@ class CountModel:
         return bound, packed
 
     def add_moves_term(self) -> None:
-        P = self.p
-        here = defaultdict(int)
-        for g, key in enumerate(self.keys):
-            if key[3]:
-                for i in self.groups[key]:
-                    here[g, P.current[i]] += 1
-        for (g, j), c in here.items():
+        for (g, j), c in self.here.items():
             if (g, j) in self.n:
                 self.stay[g, j] = self.m.new_int_var(0, c, f"s{g}_{j}")
                 self.m.add(self.stay[g, j] <= self.n[g, j])
-        self.here = here
         self.terms.append(sum(self.placed[g] for g, key in enumerate(self.keys) if key[3]) - sum(self.stay.values()))
 
     def hint(self, where) -> None:
@@ -621,8 +615,9 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
                 pm.m.add(t == v)
             if best_where is not None:
                 relabelled = fewer_moves(problem, best_where)
-                if problem.objective_of(relabelled) < best_obj:
-                    best_where, best_obj = relabelled, problem.objective_of(relabelled)
+                obj = problem.objective_of(relabelled)
+                if obj < best_obj:
+                    best_where, best_obj = relabelled, obj
                     opts.report(problem.to_solution(best_where), best_obj)
                 pm.hint(best_where)
         # a term whose incumbent meets its bound (counting, or the pattern bound) needs no search
@@ -642,8 +637,9 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
                     lb = max(lb, placed_above - cap)
                 if packed is not None:
                     packed = fewer_moves(problem, packed)
-                    if problem.check(problem.to_solution(packed)).feasible and problem.objective_of(packed) < best_obj:
-                        best_where, best_obj = packed, problem.objective_of(packed)
+                    report = problem.check(problem.to_solution(packed))
+                    if report.feasible and report.objective < best_obj:
+                        best_where, best_obj = packed, report.objective
                         opts.report(problem.to_solution(best_where), best_obj)
                         pm.m.clear_hints()
                         pm.hint(best_where)
