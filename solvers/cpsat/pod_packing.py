@@ -621,6 +621,7 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
                     opts.report(problem.to_solution(best_where), best_obj)
                 pm.hint(best_where)
         # a term whose incumbent meets its bound (counting, or the pattern bound) needs no search
+        known = ranges[k][0]  # the term's proven lower bound so far
         if best_where is not None:
             inc = _per_term(best_obj)[k]
             if k < n_prio:
@@ -644,6 +645,7 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
                         pm.m.clear_hints()
                         pm.hint(best_where)
                 inc = _per_term(best_obj)[k]
+            known = lb
             if inc == lb and _per_term(best_obj)[:k] == proven:
                 proven.append(inc)
                 status_names.append("BOUND")
@@ -673,9 +675,8 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
         if status != cp_model.OPTIMAL:
             lb = proven_bound(solver, status)
             if lb is not None:
-                bound_terms = proven + [max(ranges[k][0], math.ceil(lb - 1e-6))] + [lo for lo, _ in ranges[k + 1:]]
-            elif k > 0:
-                bound_terms = proven + [lo for lo, _ in ranges[k:]]
+                known = max(known, math.ceil(lb - 1e-6))
+            bound_terms = proven + [known] + [lo for lo, _ in ranges[k + 1:]]
             break
         value = round(solver.objective_value)
         proven.append(value)

@@ -200,9 +200,9 @@ def _greedy_insert(pk: _Packing, where: list, pods: list[int]) -> list:
     return where
 
 
-def _insert_with_moves(pk: _Packing, where: list, pods: list[int]) -> list:
-    """Pending pods in order: first fit, else move one movable pod k off a node j (to another node
-    where it fits) so that the pod fits on j."""
+def _insert_with_moves(pk: _Packing, where: list, pods: list[int], deadline: float | None = None) -> list:
+    """Pending pods in order: first fit, else (before `deadline`: the search is quadratic) move one
+    movable pod k off a node j (to another node where it fits) so that the pod fits on j."""
     where = list(where)
     use = pk.usage(where)
     for i in pods:
@@ -212,6 +212,8 @@ def _insert_with_moves(pk: _Packing, where: list, pods: list[int]) -> list:
         if j is not None:
             where[i] = j
             use[j] += pk.req[i]
+            continue
+        if deadline is not None and time.monotonic() > deadline:
             continue
         done = False
         for j in pk.cand[i]:
@@ -315,14 +317,14 @@ def minmax_pod_packing(problem: PodPacking, opts: SolveOptions) -> Outcome:
             trial = run_engine(trial, play, tier_deadline, stall=5)
         trial = _repair(pk, trial, play)
         by_size = sorted(tier, key=lambda i: (pk.cur[i] is None, -pk.size[i], i))
-        trial = _insert_with_moves(pk, trial, by_size)
+        trial = _insert_with_moves(pk, trial, by_size, tier_deadline)
         # b: the previous packing plus first fit of this tier; c: best fit decreasing from scratch
         other = _greedy_insert(pk, previous, by_size)
         scratch = [pk.cur[i] if not pk.movable[i] else None for i in range(n)]
         bfd = _greedy_insert(pk, scratch, sorted(
             (i for i in range(n) if pk.movable[i] and pk.prio[i] >= prio and pk.cand[i]),
             key=lambda i: (-pk.prio[i], -pk.size[i], i)))
-        bfd = _insert_with_moves(pk, bfd, by_size)
+        bfd = _insert_with_moves(pk, bfd, by_size, tier_deadline)
         best = None
         for cand in (trial, other, bfd):
             over = pk.overload(pk.usage(cand)).max(initial=0.0)
@@ -333,7 +335,7 @@ def minmax_pod_packing(problem: PodPacking, opts: SolveOptions) -> Outcome:
         if not best[0][0]:
             opts.report(problem.to_solution(where), problem.objective_of(where))
     order = sorted(range(n), key=lambda i: (-pk.prio[i], pk.cur[i] is None, -pk.size[i], i))
-    where = _insert_with_moves(pk, where, order)
+    where = _insert_with_moves(pk, where, order, deadline)
     where = _move_back(pk, where)
     solution = problem.to_solution(where)
     objective = problem.objective_of(where)
