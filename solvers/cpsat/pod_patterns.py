@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 _MAX_STATES = 500_000  # a search that has kept more patterns (8 bytes each) gives up
 _ENUMERATION_GAP = 2.0  # enumerate the patterns that may close the gap when the bound is this close
 _ENUMERATION_LIMIT = 20_000  # ... and give up when there are more
-SMOOTHING = 0.5  # weight of the best-bound duals in the pricing point (0: plain Kelley column generation)
+_SMOOTHING = 0.5  # weight of the best-bound duals in the pricing point (0: plain Kelley column generation)
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
         u_lp = np.maximum(0.0, -solved[1])
         # Wentges smoothing: price at a point between the LP duals and the best-bound duals so far,
         # which damps the duals' oscillation; only the LP duals themselves can prove convergence
-        u = u_lp if center is None or not SMOOTHING else SMOOTHING * center + (1 - SMOOTHING) * u_lp
+        u = u_lp if center is None or not _SMOOTHING else _SMOOTHING * center + (1 - _SMOOTHING) * u_lp
         new, lagrangian = price(u)
         tried = [(lagrangian, u)]
         if not new and u is not u_lp:  # mispricing: try the LP duals
