@@ -13,9 +13,10 @@ is solved by column generation: the master in HiGHS (kept warm between rounds), 
 bounded knapsack per class (breadth-first branch and bound), the duals smoothed (Wentges). At any
 row prices u >= 0, `L(u) = rhs.u + sum_k N_k max(0, best reduced cost in class k)` bounds every
 packing (Lagrangian bound), so the bound holds before convergence too. The generated patterns,
-solved as an integer program, give a packing. When the bound is still above it, every pattern whose
-reduced cost could belong to a better packing is enumerated; the integer program over them is then
-exact, and either finds the better packing or proves the incumbent optimal.
+solved as an integer program, give a packing. When the bound is still above it, the gap is closed
+top down: for each value v from the bound down, every pattern whose reduced cost allows a packing
+worth v is enumerated, and the integer program over them either finds such a packing (optimal) or
+proves there is none (the bound drops by one).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ import time
 from dataclasses import dataclass, field
 
 _MAX_STATES = 500_000  # a search that has kept more patterns (8 bytes each) gives up
-_ENUMERATION_GAP = 2.0  # enumerate the patterns that may close the gap when the bound is this close
-_ENUMERATION_LIMIT = 20_000  # ... and give up when there are more
+_INCUMBENTS = 6  # the pricing returns its last incumbents: extra columns at no cost
+_ENUMERATION_LIMIT = 20_000  # the gap closing gives up when a level needs more patterns
+_PACKING_SHARE = 0.4  # of the time left, for the integer program over the generated patterns
+_OPEN_GAP = 2  # ... and starts before the column generation has converged only this close to the incumbent
 _SMOOTHING = 0.5  # weight of the best-bound duals in the pricing point (0: plain Kelley column generation)
 
 
@@ -70,7 +73,8 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
     `home`) subject to `at_least`; stops at convergence, at three quarters of the time to `deadline`
     (`time.monotonic()`), or once the bound reaches `target` (the incumbent's worth: a proof). Then
     the generated patterns are solved as an integer program for a packing, and, if the bound is still
-    above it, the gap is closed by enumeration when it is small. `start`: (class, pattern) columns to
+    above it, the gap is closed by reduced-cost enumeration (`_close_gap`) when the generation has
+    converged or the gap is at most `_OPEN_GAP`. `start`: (class, pattern) columns to
     begin with, e.g. the incumbent's nodes (they make `at_least` feasible)."""
     import numpy as np
 
@@ -95,10 +99,10 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
     if not columns:
         out.bound, out.converged = 0, True
         return out
-    w = np.array([1.0 if t in counted else 0.0 for t in range(T)])
+    w = [1.0 if t in counted else 0.0 for t in range(T)]
     homes = [dict(cls.home) for cls in classes]
 
-    def worth(k: int, pattern: tuple[int, ...], v) -> float:
+    def worth(k: int, pattern: tuple[int, ...], v: list[float]) -> float:
         return float(sum(v[t] * a for t, a in enumerate(pattern) if a)
                      + sum(min(pattern[t], h) for t, h in homes[k].items()))
 
@@ -108,7 +112,7 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
 
     def pod_values(u):
         """Each type's value per pod at the row prices u: its weight less its price."""
-        val = w - u[:T]
+        val = np.array(w) - u[:T]
         for (s, _), uq in zip(at_least, u[T + K:]):
             for t in s:
                 val[t] += uq
@@ -118,15 +122,19 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
         """Columns with a positive reduced cost at the row prices u >= 0, and the Lagrangian bound at u:
         rhs.u + sum_k N_k max(0, the best reduced cost in class k), valid for any u >= 0."""
         val, slack, new = pod_values(u), 0.0, []
-        for k, cls in enumerate(classes):
-            patterns, upper = _price(types, k, cls, val, deadline, floor=u[T + k])
+        values = val.tolist()
+        priced = _price_all(types, classes, val, u[T:T + K], deadline) if K > 1 else None
+        if priced is None:
+            priced = [_price(types, k, cls, val, deadline, floor=u[T + k]) for k, cls in enumerate(classes)]
+        for k, (cls, (patterns, upper)) in enumerate(zip(classes, priced)):
             slack += cls.size * max(0.0, upper - u[T + k])
             for pattern in patterns:
-                if worth(k, pattern, val) - u[T + k] > 1e-9 and add(k, pattern):
+                if worth(k, pattern, values) - u[T + k] > 1e-9 and add(k, pattern):
                     new.append((k, pattern, worth(k, pattern, w)))
         return new, float(rhs @ u) + slack
 
     best, center = math.inf, None
+    began = time.monotonic()
     ip_deadline, deadline = deadline, time.monotonic() + 0.75 * (deadline - time.monotonic())
     while time.monotonic() < deadline:
         out.iterations += 1
@@ -151,11 +159,12 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
             out.converged = not new
             break
     out.stats["columns"] = len(columns)
+    out.stats["generation_s"] = round(time.monotonic() - began, 3)
     if out.bound is not None and out.bound <= target:
         return out  # the incumbent is proven optimal: no packing needed
 
-    def solve_packing(until: float, better_than=None, excluded=()):
-        value, y, upper = lp.solve_integer(max(until, time.monotonic() + 0.02), better_than, excluded)
+    def solve_packing(until: float, at_least_worth=None, excluded=()):
+        value, y, upper = lp.solve_integer(max(until, time.monotonic() + 0.02), at_least_worth, excluded)
         if y is not None and (out.value is None or value > out.value + 0.5):
             out.value = round(value)
             out.packing = [[] for _ in classes]
@@ -164,35 +173,67 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
                     out.packing[k].append((pattern, round(n)))
         return upper
 
-    solve_packing(time.monotonic() + 0.4 * (ip_deadline - time.monotonic()))
+    # the generated patterns as an integer program, for a packing
+    began = time.monotonic()
+    solve_packing(time.monotonic() + _PACKING_SHARE * (ip_deadline - time.monotonic()))
+    out.stats["packing_s"] = round(time.monotonic() - began, 3)
     incumbent = max(target, out.value or 0)
-    if center is not None and best - incumbent - 1 < _ENUMERATION_GAP and out.bound > incumbent:
-        # Reduced-cost enumeration: at row prices u >= 0, any packing y is worth at most
-        # L(u) + sum_{p: rc_p(u) < 0} rc_p(u) y_p (the positive reduced costs are in L), so one worth
-        # more than the incumbent (at least incumbent + 1) uses only patterns with
-        # rc_p(u) >= -(L(u) - incumbent - 1). With all of them, the integer program is exact for every
-        # better packing, and its dual bound a proof.
-        gap, val = best - incumbent - 1, pod_values(center)
-        closed, left = True, _ENUMERATION_LIMIT
-        began = time.monotonic()
-        stop = began + 0.5 * (ip_deadline - began)
+    # before convergence only a close bound is worth it: the enumeration would include every pattern
+    # still priced positive
+    if center is not None and out.bound > incumbent and (out.converged or out.bound - incumbent <= _OPEN_GAP):
+        _close_gap(out, classes, types, lp, columns, add, worth, w, pod_values(center), center[T:T + K], best,
+                   incumbent, ip_deadline, solve_packing)
+    return out
+
+
+def _close_gap(out, classes, types, lp, columns, add, worth, w, val, floors, lagrangian, incumbent, deadline,
+               solve_packing) -> None:
+    """Reduced-cost enumeration, top down. At row prices u >= 0 (pod values `val`, class prices
+    `floors`), any packing is worth at most L(u) + the sum of its patterns' negative reduced costs,
+    so one worth at least v uses only patterns with rc(u) >= -(L(u) - v). For v = the bound, then
+    one less, and so on down to the incumbent + 1: enumerate all those patterns and solve the integer
+    program for a packing worth at least v over them (the other columns held at 0: reduced-cost
+    fixing). A packing found is optimal (the levels above had none); none found lowers the bound to
+    v - 1. Near the LP bound the sets are small; it stops when one passes `_ENUMERATION_LIMIT`
+    patterns, at half the time left for the enumerations, or when an integer program runs out of time."""
+    values = val.tolist()
+    began = time.monotonic()
+    stop = began + 0.5 * (deadline - began)
+    out.stats["closed"], out.stats["enumerated"], out.stats["levels"] = False, 0, 0
+
+    def enumerate_level(gap: float) -> bool:
+        """Add every pattern with rc >= -gap as a column; False when there are too many or no time."""
+        found_here = 0
         for k, cls in enumerate(classes):
             found, _, complete = _Knapsack(types, k, cls, val, every_item=True).search(
-                center[T + k] - gap - 1e-7, stop, enumerate_all=True, limit=left)
+                floors[k] - gap - 1e-7, stop, enumerate_all=True, limit=_ENUMERATION_LIMIT - found_here)
             if not complete:
-                closed = False
                 out.stats["enumeration_stop"] = "time" if time.monotonic() > stop else "size"
-                break
-            left -= len(found)
+                return False
+            found_here += len(found)
             lp.add([(k, pattern, worth(k, pattern, w)) for pattern in found if add(k, pattern)])
-        out.stats["closed"], out.stats["enumerated"] = closed, _ENUMERATION_LIMIT - left
-        out.stats["enumeration_s"] = round(time.monotonic() - began, 3)
-        if closed:  # ... and the others cannot be in a better packing (reduced-cost fixing)
-            excluded = [c for c, (k, p) in enumerate(columns) if worth(k, p, val) - center[T + k] < -gap - 1e-7]
-            upper = solve_packing(ip_deadline, incumbent, excluded)
-            if upper is not None:
-                out.bound = min(out.bound, max(incumbent, math.floor(upper + 1e-6)))
-    return out
+        out.stats["enumerated"] = max(out.stats["enumerated"], found_here)
+        return True
+
+    level = out.bound
+    while level > incumbent:
+        gap = lagrangian + 1e-6 - level  # >= 0: the bound is floor(L + 1e-6), the slack for the LP's rounding
+        if not enumerate_level(gap):
+            break
+        out.stats["levels"] += 1
+        excluded = [c for c, (k, p) in enumerate(columns) if worth(k, p, values) - floors[k] < -gap - 1e-7]
+        upper = solve_packing(deadline, level, excluded)
+        if out.value is not None and out.value >= level:  # optimal: the levels above had no packing
+            out.stats["closed"] = True
+            break
+        if upper is None:  # out of time, no bound
+            break
+        if math.floor(upper + 1e-6) >= level:  # out of time, with the integer program's own bound
+            out.bound = min(out.bound, math.floor(upper + 1e-6))  # (its rounding noise is no proof)
+            break
+        out.bound = level = level - 1  # no packing worth `level`
+        out.stats["closed"] = level <= incumbent
+    out.stats["enumeration_s"] = round(time.monotonic() - began, 3)
 
 
 class _Master:
@@ -206,6 +247,7 @@ class _Master:
 
         self.T, self.K = len(types), len(classes)
         self.at_least = [sorted(s) for s, _ in at_least]
+        self.worth_row = None  # index of the "worth at least" row of `solve_integer`, while there is one
         self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
         upper = [ty.count for ty in types] + [c.size for c in classes] + [-m for _, m in at_least]
@@ -245,20 +287,25 @@ class _Master:
             return None
         return -self.h.getInfo().objective_function_value, np.array(self.h.getSolution().row_dual)
 
-    def solve_integer(self, deadline: float, better_than: float | None = None, excluded=()):
+    def solve_integer(self, deadline: float, at_least_worth: int | None = None, excluded=()):
         """The integer program over the columns so far (integer from then on), optionally only for
-        packings worth more than `better_than` (an integer) and without the `excluded` columns:
-        (value, y) of the best packing found or (None, None), and a proven upper bound on the
-        packings sought (`better_than` itself when there are none), or None."""
+        packings worth at least `at_least_worth` and without the `excluded` columns: (value, y) of
+        the best packing found or (None, None), and a proven upper bound on the packings sought
+        (`at_least_worth - 1` when there are none), or None."""
         import highspy
         import numpy as np
 
         n = self.h.getNumCol()
-        self.h.changeColsIntegrality(n, np.arange(n, dtype=np.int32),
-                                     np.full(n, highspy.HighsVarType.kInteger))
-        if better_than is not None:  # values are integers: worth more means at least better_than + 1
+        every = np.arange(n, dtype=np.int32)
+        self.h.changeColsIntegrality(n, every, np.full(n, highspy.HighsVarType.kInteger))
+        self.h.changeColsBounds(n, every, np.zeros(n), np.full(n, highspy.kHighsInf))
+        if self.worth_row is not None:  # the row of an earlier call: new columns join it, its bound may change
+            self.h.deleteRows(1, np.array([self.worth_row], dtype=np.int32))
+            self.worth_row = None
+        if at_least_worth is not None:  # worth = -cost, integer valued
             cost = np.array(self.h.getLp().col_cost_)
-            self.h.addRow(-highspy.kHighsInf, -(better_than + 0.5), n, np.arange(n, dtype=np.int32), cost)
+            self.worth_row = self.h.getNumRow()
+            self.h.addRow(-highspy.kHighsInf, -(at_least_worth - 0.5), n, every, cost)
         if len(excluded):
             self.h.changeColsBounds(len(excluded), np.array(excluded, dtype=np.int32), np.zeros(len(excluded)),
                                     np.zeros(len(excluded)))
@@ -267,8 +314,8 @@ class _Master:
         self.h.setOptionValue("presolve", "off")
         self.h.setOptionValue("time_limit", max(0.01, deadline - time.monotonic()))
         self.h.run()
-        if better_than is not None and self.h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
-            return None, None, better_than
+        if at_least_worth is not None and self.h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
+            return None, None, at_least_worth - 1
         info = self.h.getInfo()
         upper = -info.mip_dual_bound if abs(info.mip_dual_bound) < highspy.kHighsInf else None
         if info.primal_solution_status != highspy.SolutionStatus.kSolutionStatusFeasible:
@@ -287,7 +334,94 @@ def _price(types: list[PodType], k: int, cls: NodeClass, val, deadline: float, f
     knapsack = _Knapsack(types, k, cls, val)
     patterns, best, complete = knapsack.search(max(floor, 0.0), deadline)
     upper = best if complete else max(floor, knapsack.root_bound())
-    return patterns[::-1][:6], upper + knapsack.tol
+    return patterns[::-1], upper + knapsack.tol
+
+
+def _price_all(types: list[PodType], classes: list[NodeClass], val, floors, deadline: float):
+    """`_price` for every class at once: their breadth-first searches run level by level in the same
+    arrays (a pattern row carries its class), so the numpy calls per level do not grow with the number
+    of classes; the moves tier has a class per node. Returns [(patterns, upper)] per class, the same
+    as `_price`, or None when the patterns kept pass `_MAX_STATES` times the classes (at most 8): each
+    class then searches alone."""
+    import numpy as np
+
+    ks = [_Knapsack(types, k, cls, val) for k, cls in enumerate(classes)]
+    K, n, R = len(ks), max(kn.n for kn in ks), len(classes[0].capacity)
+    bar = np.array([max(f, 0.0) for f in floors])
+    if n == 0:
+        return [([], b + kn.tol) for b, kn in zip(bar, ks)]
+    V, SUR, VPART = np.zeros((K, n + 1)), np.zeros((K, n + 1)), np.zeros((K, n + 1))
+    U, SURAT = np.zeros((K, n + 1), dtype=np.int64), np.ones((K, n + 1))
+    REACH, GAIN = np.zeros((K, n + 1)), np.zeros((K, n + 1))
+    Q = np.zeros((K, n + 1, R), dtype=np.int64)
+    rem0 = np.full((K, R), np.iinfo(np.int64).max // 4, dtype=np.int64)  # resources left out: no limit
+    TI = np.zeros((K, 2, len(types)), dtype=np.int64)
+    for c, kn in enumerate(ks):
+        m = kn.n
+        V[c, :m], U[c, :m], SUR[c, :m] = kn.V, kn.U, kn.sur
+        Q[c, :m][:, kn.resources] = kn.Q
+        rem0[c, kn.resources] = kn.capacity
+        REACH[c], GAIN[c] = kn.reach[np.minimum(np.arange(n + 1), m)], kn.gain[np.minimum(np.arange(n + 1), m)]
+        VPART[c, :m + 1], SURAT[c, :m + 1] = kn.v_part, kn.sur_at
+        TI[c] = np.where(kn.type_items == m, n, kn.type_items)
+    POS = np.array([kn.positive for kn in ks])
+    offset = float(REACH.max()) + max(kn.room for kn in ks) + 1.0
+    flat = (REACH + np.arange(K)[:, None] * offset).ravel()  # one sorted array: class c's row shifted
+
+    def fractional(i, room, cls):
+        ii = np.minimum(i, POS[cls])
+        end = REACH[cls, ii] + np.maximum(room, 0.0)
+        m = np.searchsorted(flat, end + cls * offset, side="right") - 1 - cls * (n + 1)
+        m = np.minimum(np.maximum(m, ii), POS[cls])
+        return GAIN[cls, m] - GAIN[cls, ii] + VPART[cls, m] * (end - REACH[cls, m]) / SURAT[cls, m]
+
+    cls = np.arange(K)
+    value, room, rem = np.zeros(K), np.array([kn.room for kn in ks]), rem0.copy()
+    chosen: list[tuple] = []
+    hits: list[tuple] = []  # (item i, parents, counts, classes) of each level's new incumbents
+    stored, complete = 0, True
+    for i in range(n):
+        if time.monotonic() > deadline:
+            complete = False
+            break
+        if stored > _MAX_STATES * min(K, 8):
+            return None
+        most = U[cls, i]
+        Qi = Q[cls, i]
+        for r in range(R):
+            q = Qi[:, r]
+            most = np.where(q > 0, np.minimum(most, rem[:, r] // np.maximum(q, 1)), most)
+        parent = np.repeat(np.arange(len(value)), most + 1)
+        count = np.arange(len(parent)) - np.repeat(np.cumsum(most + 1) - (most + 1), most + 1)
+        cls = cls[parent]
+        value, room = value[parent] + count * V[cls, i], room[parent] - count * SUR[cls, i]
+        better = np.flatnonzero(value > bar[cls] + 1e-12)
+        if len(better):  # each class's best pattern at this level, if it beats that class's bar
+            order = better[np.lexsort((-value[better], cls[better]))]
+            _, first = np.unique(cls[order], return_index=True)
+            top = order[first]
+            bar[cls[top]] = value[top]
+            hits.append((i, parent[top], count[top], cls[top]))
+        keep = value + fractional(i + 1, room, cls) > bar[cls] + 1e-12
+        parent, count, value, room, cls = parent[keep], count[keep], value[keep], room[keep], cls[keep]
+        chosen.append((parent.astype(np.int32), count.astype(np.int32)))
+        stored += len(parent)
+        rem = rem[parent] - count[:, None] * Q[cls, i]
+        if not len(value):
+            break
+    found: list[list[tuple[int, ...]]] = [[] for _ in range(K)]
+    if hits:
+        counts = _trace_back(chosen, hits, n + 1)
+        row_cls = np.concatenate([h[3] for h in hits])
+        rows = np.arange(len(counts))[:, None]
+        by_type = counts[rows, TI[row_cls, 0]] + counts[rows, TI[row_cls, 1]]
+        for c, pattern in zip(row_cls.tolist(), by_type.tolist()):
+            found[c].append(tuple(pattern))
+    out = []
+    for c, kn in enumerate(ks):
+        upper = float(bar[c]) if complete else max(floors[c], kn.root_bound())
+        out.append((found[c][::-1][:_INCUMBENTS], upper + kn.tol))
+    return out
 
 
 class _Knapsack:
@@ -333,15 +467,18 @@ class _Knapsack:
         self.positive = sum(1 for it in its if it[1] > 0)  # the first ones, the only ones a bound takes
         self.V, self.U, self.sur = [it[1] for it in its], [it[3] for it in its], sur
         self.Q = np.array([it[2] for it in its], dtype=np.int64).reshape(n, len(R))
-        self.capacity, self.room = [cap[r] for r in R], float(sum(mu))
+        self.resources, self.capacity, self.room = R, [cap[r] for r in R], float(sum(mu))
         self.reach, self.gain = np.zeros(n + 1), np.zeros(n + 1)  # prefix sums of sur_j U_j and V_j U_j
         self.reach[1:], self.gain[1:] = np.cumsum(np.array(sur) * self.U), np.cumsum(np.array(self.V) * self.U)
         # per item, for the part-filled one of a fractional knapsack (item n: nothing left; a zero
         # size, never part-filled, is 1 to keep the division defined)
-        self.v_at, self.sur_at = np.array(self.V + [0.0]), np.array([x or 1.0 for x in sur] + [1.0])
-        self.to_types = np.zeros((n, len(types)), dtype=np.int64)
+        self.v_part, self.sur_at = np.array(self.V + [0.0]), np.array([x or 1.0 for x in sur] + [1.0])
+        self.v_part[self.positive:] = 0.0  # items after the positive ones add nothing
+        # a type's pods are at most two items (kept home, the others): its count is the sum of the
+        # two columns, index n being a column of zeros
+        self.type_items = np.full((2, len(types)), n)
         for j, it in enumerate(its):
-            self.to_types[j, it[0]] = 1
+            self.type_items[int(self.type_items[0, it[0]] < n), it[0]] = j
 
     def fractional(self, i: int, room):
         """The fractional knapsack of items i.. in each surrogate capacity of the array `room`."""
@@ -349,9 +486,8 @@ class _Knapsack:
 
         i = min(i, self.positive)
         end = self.reach[i] + np.maximum(room, 0.0)
-        m = np.clip(np.searchsorted(self.reach, end, side="right") - 1, i, self.positive)  # i..m-1 whole
-        part = np.where(m < self.positive, self.v_at[m] * (end - self.reach[m]) / self.sur_at[m], 0.0)
-        return self.gain[m] - self.gain[i] + part
+        m = np.minimum(np.searchsorted(self.reach, end, side="right") - 1, self.positive)  # i..m-1 whole
+        return self.gain[m] - self.gain[i] + self.v_part[m] * (end - self.reach[m]) / self.sur_at[m]
 
     def root_bound(self) -> float:
         import numpy as np
@@ -359,30 +495,33 @@ class _Knapsack:
         return float(self.fractional(0, np.array([self.room]))[0])
 
     def search(self, bar: float, deadline: float, enumerate_all: bool = False, limit: int = _MAX_STATES):
-        """Patterns worth more than `bar`: the successive incumbents (the bar rising with each), or with
-        `enumerate_all` every pattern worth at least `bar` (the bar fixed). Returns (patterns, the bar
-        at the end, whether the search finished before `deadline`, having kept at most `_MAX_STATES`
-        patterns and found at most `limit`)."""
+        """Patterns worth more than `bar`: the last `_INCUMBENTS` incumbents (the bar rising with each),
+        or with `enumerate_all` every pattern worth at least `bar` (the bar fixed, none returned if the
+        search stops early). Returns (patterns,
+        the bar at the end, whether the search finished before `deadline`, having kept at most
+        `_MAX_STATES` patterns and found at most `limit`)."""
         import numpy as np
 
         rem = np.array([self.capacity], dtype=np.int64)
         room, value = np.array([self.room]), np.zeros(1)
         chosen: list[tuple] = []  # per level: (parent, count of item i) of the patterns kept
         stored = 0
-        found: list[tuple[int, ...]] = []
+        hits: list[tuple] = []  # (item i, parents at level i - 1, counts of item i) of the patterns found
+        found = 0
 
-        def trace(i, parent, count):
-            counts = np.zeros((len(parent), self.n), dtype=np.int64)
-            counts[:, i] = count
-            for level in range(i - 1, -1, -1):
-                parents, level_counts = chosen[level]
-                counts[:, level] = level_counts[parent]
-                parent = parents[parent]
-            return [tuple(map(int, row)) for row in counts @ self.to_types]
+        def result(complete):
+            """The patterns of `hits` (only the last `_INCUMBENTS` when not enumerating; none from an
+            enumeration cut short, which is of no use), traced back through the levels together."""
+            entries = (hits if complete else []) if enumerate_all else hits[-_INCUMBENTS:]
+            if not entries:
+                return [], bar, complete
+            counts = _trace_back(chosen, entries, self.n + 1)
+            by_type = counts[:, self.type_items[0]] + counts[:, self.type_items[1]]
+            return [tuple(row) for row in by_type.tolist()], bar, complete
 
         for i in range(self.n):
-            if time.monotonic() > deadline or stored > _MAX_STATES or len(found) > limit:
-                return found, bar, False
+            if time.monotonic() > deadline or stored > _MAX_STATES or found > limit:
+                return result(False)
             most = np.full(len(value), self.U[i], dtype=np.int64)
             for r, q in enumerate(self.Q[i]):
                 if q:
@@ -393,13 +532,14 @@ class _Knapsack:
             if enumerate_all:
                 hit = np.nonzero((count > 0) & (value >= bar - 1e-9))[0]
                 if len(hit):
-                    found += trace(i, parent[hit], count[hit])
+                    hits.append((i, parent[hit], count[hit]))
+                    found += len(hit)
                 keep = value + self.fractional(i + 1, room) >= bar - 1e-9
             else:
                 top = int(np.argmax(value))
                 if value[top] > bar + 1e-12:
                     bar = float(value[top])
-                    found += trace(i, parent[top:top + 1], count[top:top + 1])
+                    hits.append((i, parent[top:top + 1], count[top:top + 1]))
                 keep = value + self.fractional(i + 1, room) > bar + 1e-12
             parent, count, value, room = parent[keep], count[keep], value[keep], room[keep]
             chosen.append((parent.astype(np.int32), count.astype(np.int32)))
@@ -407,7 +547,31 @@ class _Knapsack:
             rem = rem[parent] - count[:, None] * self.Q[i]
             if not len(value):
                 break
-        return found, bar, len(found) <= limit
+        return result(found <= limit)
+
+
+def _trace_back(chosen: list[tuple], hits: list[tuple], width: int):
+    """Item counts `[patterns, width]` of the patterns found by a breadth-first search: `hits` holds,
+    in level order, (level i, parents at level i - 1, counts of item i, ...) and `chosen` the
+    (parent, count) arrays of the patterns kept at each level. All are traced back together, level by
+    level: going down, the patterns traced so far are a suffix of the rows."""
+    import numpy as np
+
+    first = np.concatenate([[0], np.cumsum([len(h[1]) for h in hits])])
+    counts = np.zeros((int(first[-1]), width), dtype=np.int64)
+    parent = np.zeros(len(counts), dtype=np.int64)
+    lo, e = len(counts), len(hits) - 1
+    for level in range(hits[-1][0], -1, -1):
+        if lo < len(counts):
+            parents, level_counts = chosen[level]
+            back = parent[lo:]
+            counts[lo:, level] = level_counts[back]
+            parent[lo:] = parents[back]
+        while e >= 0 and hits[e][0] == level:
+            lo = int(first[e])
+            parent[lo:first[e + 1]], counts[lo:first[e + 1], level] = hits[e][1], hits[e][2]
+            e -= 1
+    return counts
 
 
 def _surrogate_weights(values, sizes, counts):
