@@ -391,8 +391,7 @@ def _price_all(types: list[PodType], classes: list[NodeClass], val, floors, dead
         for r in range(R):
             q = Qi[:, r]
             most = np.where(q > 0, np.minimum(most, rem[:, r] // np.maximum(q, 1)), most)
-        parent = np.repeat(np.arange(len(value)), most + 1)
-        count = np.arange(len(parent)) - np.repeat(np.cumsum(most + 1) - (most + 1), most + 1)
+        parent, count = _branch(most)
         cls = cls[parent]
         value, room = value[parent] + count * V[cls, i], room[parent] - count * SUR[cls, i]
         better = np.flatnonzero(value > bar[cls] + 1e-12)
@@ -526,8 +525,7 @@ class _Knapsack:
             for r, q in enumerate(self.Q[i]):
                 if q:
                     most = np.minimum(most, rem[:, r] // q)
-            parent = np.repeat(np.arange(len(value)), most + 1)
-            count = np.arange(len(parent)) - np.repeat(np.cumsum(most + 1) - (most + 1), most + 1)
+            parent, count = _branch(most)
             value, room = value[parent] + count * self.V[i], room[parent] - count * self.sur[i]
             if enumerate_all:
                 hit = np.nonzero((count > 0) & (value >= bar - 1e-9))[0]
@@ -548,6 +546,15 @@ class _Knapsack:
             if not len(value):
                 break
         return result(found <= limit)
+
+
+def _branch(most):
+    """One breadth-first level: pattern p branches into counts 0..most[p] of the next item. Returns
+    (parent, count) per child, the children of each pattern together and in order."""
+    import numpy as np
+
+    parent = np.repeat(np.arange(len(most)), most + 1)
+    return parent, np.arange(len(parent)) - np.repeat(np.cumsum(most + 1) - (most + 1), most + 1)
 
 
 def _trace_back(chosen: list[tuple], hits: list[tuple], width: int):
