@@ -31,6 +31,12 @@ _ENUMERATION_LIMIT = 20_000  # the gap closing gives up when a level needs more 
 _PACKING_SHARE = 0.4  # of the time left, for the integer program over the generated patterns
 _OPEN_GAP = 2  # ... and starts before the column generation has converged only this close to the incumbent
 _SMOOTHING = 0.5  # weight of the best-bound duals in the pricing point (0: plain Kelley column generation)
+_ROUNDING = 1e-6  # a real-valued bound b proves floor(b + _ROUNDING): the LP's and HiGHS's noise is no proof
+
+
+def _proven(b: float) -> int:
+    """The integer bound that a real-valued bound (Lagrangian, dual) proves, with its rounding slack."""
+    return math.floor(b + _ROUNDING)
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,7 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
         for lagrangian, at in tried:
             if lagrangian < best:
                 best, center = lagrangian, at
-        out.bound = math.floor(best + 1e-6)
+        out.bound = _proven(best)
         lp.add(new)
         if out.bound <= target or not new:
             out.converged = not new
@@ -217,7 +223,7 @@ def _close_gap(out, classes, types, lp, columns, add, worth, w, val, floors, lag
 
     level = out.bound
     while level > incumbent:
-        gap = lagrangian + 1e-6 - level  # >= 0: the bound is floor(L + 1e-6), the slack for the LP's rounding
+        gap = lagrangian + _ROUNDING - level  # >= 0 however L was rounded into the bound (`_proven`)
         if not enumerate_level(gap):
             break
         out.stats["levels"] += 1
@@ -228,8 +234,8 @@ def _close_gap(out, classes, types, lp, columns, add, worth, w, val, floors, lag
             break
         if upper is None:  # out of time, no bound
             break
-        if math.floor(upper + 1e-6) >= level:  # out of time, with the integer program's own bound
-            out.bound = min(out.bound, math.floor(upper + 1e-6))  # (its rounding noise is no proof)
+        if _proven(upper) >= level:  # out of time, with the integer program's own bound
+            out.bound = min(out.bound, _proven(upper))
             break
         out.bound = level = level - 1  # no packing worth `level`
         out.stats["closed"] = level <= incumbent
@@ -361,7 +367,8 @@ def _price_all(types: list[PodType], classes: list[NodeClass], val, floors, dead
         V[c, :m], U[c, :m], SUR[c, :m] = kn.V, kn.U, kn.sur
         Q[c, :m][:, kn.resources] = kn.Q
         rem0[c, kn.resources] = kn.capacity
-        REACH[c], GAIN[c] = kn.reach[np.minimum(np.arange(n + 1), m)], kn.gain[np.minimum(np.arange(n + 1), m)]
+        padded = np.minimum(np.arange(n + 1), m)  # past its own items, a class's prefix sums stay put
+        REACH[c], GAIN[c] = kn.reach[padded], kn.gain[padded]
         VPART[c, :m + 1], SURAT[c, :m + 1] = kn.v_part, kn.sur_at
         TI[c] = np.where(kn.type_items == m, n, kn.type_items)
     POS = np.array([kn.positive for kn in ks])
