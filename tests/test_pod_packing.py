@@ -313,7 +313,7 @@ def test_pattern_enumeration_lists_every_pattern_worth_the_bar(items, capacity, 
     included)."""
     import time
 
-    from optkit.solvers.cpsat.pod_patterns import NodeClass, PodType, _Knapsack
+    from optkit.solvers.cpsat.pod_patterns import NodeClass, PodType, _Items, _Knapsack
 
     types = [PodType((a, b), count, frozenset({0})) for a, b, count, _, _ in items]
     val = [v for _, _, _, v, _ in items]
@@ -328,7 +328,7 @@ def test_pattern_enumeration_lists_every_pattern_worth_the_bar(items, capacity, 
 
     expected = {p for p in itertools.product(*(range(ty.count + 1) for ty in types))
                 if any(p) and fits(p) and worth(p) >= bar - 1e-9}
-    found, _, complete = _Knapsack(types, 0, cls, val, every_item=True).search(
+    found, _, complete = _Knapsack(_Items(types, [(0, cls)], val, every_item=True)).search(
         bar, time.monotonic() + 10, enumerate_all=True)
     assert complete
     assert set(found) == expected
@@ -455,8 +455,8 @@ def test_gap_closing_from_the_bound_alone_is_exact(monkeypatch, data):
 
     original = pod_patterns._Master.solve_integer
 
-    def only_when_closing(self, deadline, at_least_worth=None, excluded=()):
-        if at_least_worth is None:
+    def only_when_closing(self, deadline, at_least_worth=None, excluded=None):
+        if excluded is None:  # the integer program over the generated patterns (the closing excludes columns)
             return None, None, None
         return original(self, deadline, at_least_worth, excluded)
 
@@ -481,8 +481,8 @@ def test_gap_closing_out_of_time_proves_nothing(monkeypatch, data):
 
     from optkit.solvers.cpsat import pod_patterns
 
-    def timed_out(self, deadline, at_least_worth=None, excluded=()):
-        return None, None, None if at_least_worth is None else at_least_worth - 1e-13
+    def timed_out(self, deadline, at_least_worth=None, excluded=None):
+        return None, None, None if excluded is None else at_least_worth - 1e-13
 
     monkeypatch.setattr(pod_patterns._Master, "solve_integer", timed_out)
     types, classes, counted = data
