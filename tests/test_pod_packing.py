@@ -274,6 +274,24 @@ def test_fewer_moves_keeps_counts_and_never_worsens(problem, data):
     assert not problem.better(report.objective, again.objective)
 
 
+def test_pattern_packing_placement_keeps_every_node_s_own_pods():
+    """A node that takes more pods of a group than it runs now must not take another node's pods
+    before that node keeps its own: the moves tier's patterns count min(taken, running there) per
+    node. Nodes a, b, c; four identical pods running, one on a, two on b, one on c; the packing puts
+    two on a and two on b, so three stay (the pod of c moves to a). Taking a's second pod from b, as
+    the first version did, kept two: the tier's bound could not be met and was not proven."""
+    from optkit.solvers.cpsat.pod_packing import CountModel
+
+    nodes = [{"name": n, "capacity": {"cpu": 1000}} for n in "abc"]
+    pods = [{"name": f"p{i}", "requests": {"cpu": 100}, "node": n} for i, n in enumerate("abbc")]
+    problem = PodPacking.model_validate({"nodes": nodes, "pods": pods})
+    model = CountModel(problem)
+    assert len(model.keys) == 1
+    where = model.placement([[((2,), 1)], [((2,), 1)], []], [[0], [1], [2]])
+    assert where == [0, 1, 1, 0]
+    assert problem.check(problem.to_solution(where)).feasible
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tiny_instances())
 def test_pattern_bounds_are_valid_and_packings_feasible(problem):

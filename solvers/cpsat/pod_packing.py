@@ -440,22 +440,34 @@ class CountModel:
                 self.m.add(sum(self.stay.values()) <= res.bound)
             elif res.bound < sum(t.count for g, t in enumerate(types) if g in counted):
                 self.m.add(sum(self.placed[g] for g in counted) <= res.bound)
-        packed = None
-        if res.packing is not None:
-            packed = [P.current[i] if not P.pods[i].movable else None for i in range(P.n_pods)]
-            for c, used in enumerate(res.packing):
-                free_nodes = list(nodes_of[c])
-                for pattern, n in used:
-                    for _ in range(n):
-                        j = free_nodes.pop()
-                        for g, a in enumerate(pattern):
-                            members = self.groups[self.keys[g]]
-                            # pods already home first, then pending, then any unplaced member
-                            order = sorted((i for i in members if packed[i] is None),
-                                           key=lambda i: (P.current[i] != j, P.current[i] is not None))
-                            for i in order[:a]:
-                                packed[i] = j
+        packed = None if res.packing is None else self.placement(res.packing, nodes_of)
         return bound, packed
+
+    def placement(self, packing, nodes_of: list[list[int]]) -> list[int | None]:
+        """The placement of a pattern packing (per class, (pattern over groups, nodes using it)) on the
+        classes' nodes: each node first keeps its own pods (as a pattern's worth counts them), then
+        takes pending pods, then any other pod of the group left; the non-movable pods stay."""
+        P = self.p
+        where = [P.current[i] if not P.pods[i].movable else None for i in range(P.n_pods)]
+        wanted = []  # (node, group, pods of the group it takes)
+        for c, used in enumerate(packing):
+            free_nodes = list(nodes_of[c])
+            for pattern, n in used:
+                for _ in range(n):
+                    j = free_nodes.pop()
+                    wanted += [(j, g, a) for g, a in enumerate(pattern) if a]
+        left = []
+        for j, g, a in wanted:
+            home = [i for i in self.groups[self.keys[g]] if P.current[i] == j][:a]
+            for i in home:
+                where[i] = j
+            left.append((j, g, a - len(home)))
+        for j, g, a in left:
+            rest = sorted((i for i in self.groups[self.keys[g]] if where[i] is None),
+                          key=lambda i: P.current[i] is not None)
+            for i in rest[:a]:
+                where[i] = j
+        return where
 
     def add_moves_term(self) -> None:
         for (g, j), c in self.here.items():

@@ -88,9 +88,9 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
 
     T, K = len(types), len(classes)
     columns = _Columns(classes, T)
-    req = np.array([ty.request for ty in types], dtype=float).reshape(T, -1)
-    cap = np.array([[np.inf if c is None else c for c in cls.capacity] for cls in classes],
-                   dtype=float).reshape(K, req.shape[1])
+    R = len(types[0].request) if types else len(classes[0].capacity) if classes else 0
+    req = np.array([ty.request for ty in types], dtype=float).reshape(T, R)
+    cap = np.array([[np.inf if c is None else c for c in cls.capacity] for cls in classes], dtype=float).reshape(K, R)
     fits = (req[None, :, :] <= cap[:, None, :]).all(axis=2)  # [class, type]
     unit = np.eye(T, dtype=np.int64).tolist()
     alone = [(k, unit[t]) for t, ty in enumerate(types) for k in ty.classes if fits[k, t]]
@@ -169,7 +169,7 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
     began = time.monotonic()
     until = time.monotonic() + _PACKING_SHARE * (ip_deadline - time.monotonic())
     solve_packing(until, out.bound)
-    if out.value is None and out.bound > target + 1 and time.monotonic() < until:
+    if out.value is None and out.bound is not None and out.bound > target + 1 and time.monotonic() < until:
         solve_packing(until, target + 1)
     out.stats["packing_s"] = round(time.monotonic() - began, 3)
     incumbent = max(target, out.value or 0)
