@@ -52,13 +52,14 @@ def run_grid(problems, windows, solver="cpsat", log=None):
         for w in windows:
             if cls_prev in ("better and optimal", "default certified optimal"):
                 cls = cls_prev
-                runtime = None
+                runtime = objective = bound = None
             else:
                 r = optkit.solve(p, solver, time_limit=float(w), threads=1, seed=0)
                 cls = classify(p, r)
-                runtime = r.runtime_s
+                runtime, objective, bound = r.runtime_s, r.objective, r.bound
             out[w][cls] += 1
-            rows.append({"scenario": label, "window_s": w, "class": cls, "runtime_s": runtime})
+            rows.append({"scenario": label, "window_s": w, "class": cls, "runtime_s": runtime,
+                         "objective": objective, "bound": bound})
             if log:
                 print(f"{label} {w}s {cls} {runtime}", file=log, flush=True)
             cls_prev = cls
