@@ -235,18 +235,24 @@ def _close_gap(out, classes, types, lp, columns, w, val, floors, lagrangian, inc
     out.stats["enumeration_s"] = round(time.monotonic() - began, 3)
 
 
+def _homes(classes: list[NodeClass], T: int):
+    """[class, type]: the pods of each type running on the class's node now (0 for a class of several)."""
+    import numpy as np
+
+    home = np.zeros((len(classes), T))
+    for k, cls in enumerate(classes):
+        for t, h in cls.home:
+            home[k, t] = h
+    return home
+
+
 class _Columns:
     """The patterns generated so far, each (class, pattern) once, and their worth at pod values: a
     pod of type t is worth v_t, one more on a class of one node where it runs now (kept home)."""
 
     def __init__(self, classes: list[NodeClass], T: int):
-        import numpy as np
-
         self.T = T
-        self.home = np.zeros((len(classes), T))
-        for k, cls in enumerate(classes):
-            for t, h in cls.home:
-                self.home[k, t] = h
+        self.home = _homes(classes, T)
         self.ks: list[int] = []
         self.patterns: list[tuple[int, ...]] = []
         self._seen: set[tuple[int, tuple[int, ...]]] = set()
@@ -532,10 +538,7 @@ class _Items:
         cap = np.array([[c or 0 for c in cls.capacity] for _, cls in classes], dtype=np.int64)
         limited = np.array([[c is not None for c in cls.capacity] for _, cls in classes], dtype=bool)
         eligible = np.array([[k in ty.classes for ty in types] for k, _ in classes], dtype=bool).reshape(C, T)
-        home = np.zeros((C, T), dtype=np.int64)
-        for c, (_, cls) in enumerate(classes):
-            for t, h in cls.home:
-                home[c, t] = h
+        home = _homes([cls for _, cls in classes], T).astype(np.int64)
         fits = np.where(limited[:, None, :] & (req[None] > 0), cap[:, None, :] // np.maximum(req[None], 1), big)
         ub = np.where(eligible, np.minimum(fits.min(axis=2), [ty.count for ty in types]), 0)
         kept = np.minimum(home, ub)
@@ -580,7 +583,6 @@ class _Items:
         self.type_items[rows, slot[rows, cols]] = cols
         self.type_items = self.type_items.reshape(C, 2, T)
         self.tol = 1e-9 + sum(ty.count for ty in types) * 1e-12
-
 
 
 class _Knapsack:
