@@ -40,7 +40,7 @@ def classify(problem, result) -> str:
     return "default certified optimal" if optimal else "failure"
 
 
-def run_grid(problems, windows, solver="cpsat", log=None):
+def run_grid(problems, windows, solver="cpsat", log=None, threads=1):
     """problems: list of (label, problem) with pending pods; returns {window: Counter}, rows. One
     untimed solve first: a fallback scheduler runs in a warm process, and the first solve of a process
     pays the imports (0.65 s of the 1 s window measured on an idle machine, over 1 s on a loaded one)."""
@@ -54,7 +54,7 @@ def run_grid(problems, windows, solver="cpsat", log=None):
                 cls = cls_prev
                 runtime = objective = bound = None
             else:
-                r = optkit.solve(p, solver, time_limit=float(w), threads=1, seed=0)
+                r = optkit.solve(p, solver, time_limit=float(w), threads=threads, seed=0)
                 cls = classify(p, r)
                 runtime, objective, bound = r.runtime_s, r.objective, r.bound
             out[w][cls] += 1
@@ -167,35 +167,35 @@ def kwok_validation(rows) -> str:
     return table
 
 
-def modes_table(window: float = 1.0) -> str:
+def modes_table(window: float = 1.0, threads: int = 1) -> str:
     """cpsat tier by tier against one weighted objective, on the N in {4, 8} grid scenarios with pending pods."""
     scen = [(label, p) for label, p in grid(True, 1) if p.evaluate_current().metrics["pending"] > 0]
     body = []
     for mode in ("tiers", "weighted"):
         proven, times = 0, []
         for _, p in scen:
-            r = optkit.solve(p, "cpsat", time_limit=window, threads=1, seed=0, mode=mode)
+            r = optkit.solve(p, "cpsat", time_limit=window, threads=threads, seed=0, mode=mode)
             proven += r.status == Status.OPTIMAL
             times.append(r.runtime_s)
         times.sort()
         body.append([mode, len(scen), proven, f"{times[len(times) // 2]:.2f}", f"{sum(times) / len(times):.2f}"])
-    return (f"### cpsat: tier by tier or one weighted objective ({window:.0f} s limit)\n\n"
+    return (f"### cpsat: tier by tier or one weighted objective ({window:.0f} s limit, {threads} thread(s))\n\n"
             + markdown_table(["mode", "scenarios", "proven optimal", "median runtime s", "mean runtime s"], body))
 
 
-def scale_test(seconds: float = 10.0) -> str:
+def scale_test(seconds: float = 10.0, threads: int = 1) -> str:
     t0 = time.monotonic()
     p = generate(seed=0, nodes=1000, pods_per_node=10, priorities=4, util=1.05)
     gen = time.monotonic() - t0
     before = p.evaluate_current()
-    r = optkit.solve(p, "cpsat", time_limit=seconds, threads=1, seed=0)
+    r = optkit.solve(p, "cpsat", time_limit=seconds, threads=threads, seed=0)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     better = r.status.has_solution and p.better(r.objective, before.objective)
     return (f"1,000 nodes x 10,000 pods, 4 priorities, util 1.05 (generator seed 0; generating it with the "
             f"kube-default 'before' state took {gen:.1f} s). Before: pending by priority "
             f"{before.metrics['pending_by_priority']}. cpsat (LNS), {seconds:.0f} s limit, ran {r.runtime_s:.1f} s: status {r.status.value}, "
             f"pending by priority {r.metrics.get('pending_by_priority')}, evictions {r.metrics.get('evictions')}, "
-            f"moves {r.metrics.get('moves')}, improvement verified by the checker: {better}; "
+            f"moves {r.metrics.get('moves')}, {threads} thread(s), improvement verified by the checker: {better}; "
             f"{r.stats.get('iterations')} neighbourhoods, {r.stats.get('improvements')} improving; "
             f"peak RSS of the benchmark process {rss:.0f} MB.")
 
@@ -211,6 +211,9 @@ def main(argv=None) -> None:
     ap.add_argument("--cache", default="/tmp/optkit_pod_packing_parts.json",
                     help="parts already run (markdown), so that the section can be assembled from several runs")
     ap.add_argument("--out", default=None, help="write per-scenario rows (JSONL) here")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="solver threads (default 2, the cores of the issue's target machine: CP-SAT races the "
+                         "pattern bound); run the parts one after another, not side by side")
     args = ap.parse_args(argv)
     windows = [int(w) for w in args.windows.split(",")] if args.windows else ([1] if args.quick else [1, 10])
     cmd = "Produced by `.venv/bin/python -m benchmarks.pod_packing " + " ".join(argv if argv is not None else __import__("sys").argv[1:]) + "`:"
@@ -223,20 +226,20 @@ def main(argv=None) -> None:
     rows = []
     if "grid" in parts:
         scen = [(label, p) for label, p in grid(args.quick, args.seeds) if p.evaluate_current().metrics["pending"] > 0]
-        counts, rows = run_grid(scen, windows, log=sys.stderr)
+        counts, rows = run_grid(scen, windows, log=sys.stderr, threads=args.threads)
         n_grid = (2 if args.quick else 4) * 2 * 3 * 4 * args.seeds
         cache["grid"] = (cmd + "\n\n" + f"### Generator grid ({len(scen)} of {n_grid} scenarios leave pods pending)\n\n"
                     f"N in {{{'4, 8' if args.quick else '4, 8, 16, 32'}}}, pods per node in {{4, 8}}, K in {{1, 2, 4}}, "
-                    f"util in {{0.90, 0.95, 1.00, 1.05}}, {args.seeds} seed(s) each; cpsat, 1 thread.\n\n"
+                    f"util in {{0.90, 0.95, 1.00, 1.05}}, {args.seeds} seed(s) each; cpsat, {args.threads} thread(s).\n\n"
                     + pct_table(counts, windows))
     kw = read_kwok(SHARED / "podpacking" / "kwok" / "instances.jsonl")
     if "kwok" in parts:
         kwin = [int(w) for w in args.kwok_windows.split(",")] if args.kwok_windows else windows
         kscen = [(inst.name, inst) for inst, _ in kw if inst.evaluate_current().metrics["pending"] > 0]
-        kcounts, krows = run_grid(kscen, kwin, log=sys.stderr)
+        kcounts, krows = run_grid(kscen, kwin, log=sys.stderr, threads=args.threads)
         rows += krows
         cache["kwok"] = (cmd + "\n\n" + f"### KWOK runs ({len(kscen)} of {len(kw)} scenarios leave pods pending; before = the real "
-                        f"kube-scheduler placement)\n\n" + pct_table(kcounts, kwin))
+                        f"kube-scheduler placement); cpsat, {args.threads} thread(s)\n\n" + pct_table(kcounts, kwin))
     if "validation" in parts:
         cache["validation"] = (cmd + "\n\n" + "### kube-default against the real kube-scheduler (168 KWOK scenarios)\n\n"
                         "Replayed from an empty cluster in creation order, no preemption. \"Same placement\" is up to "
@@ -244,9 +247,9 @@ def main(argv=None) -> None:
                         "real scheduler was among kube-default's top-scored nodes (ties are random in the real runs).\n\n"
                         + kwok_validation(kw))
     if "modes" in parts:
-        cache["modes"] = cmd + "\n\n" + modes_table()
+        cache["modes"] = cmd + "\n\n" + modes_table(threads=args.threads)
     if "scale" in parts:
-        cache["scale"] = cmd + "\n\n### Scale\n\n" + scale_test()
+        cache["scale"] = cmd + "\n\n### Scale\n\n" + scale_test(threads=args.threads)
     cache_path.write_text(json.dumps(cache))
     sections = [cache[k] for k in ("grid", "modes", "kwok", "validation", "scale") if k in cache]
     if args.out:

@@ -309,7 +309,7 @@ def test_pattern_bounds_are_valid_and_packings_feasible(problem):
     model = CountModel(problem)
     running = sum(1 for i, pod in enumerate(problem.pods) if pod.movable and problem.current[i] is not None)
     for k in range(n + 2):
-        bound, packed = model.patterns(k, terms[:k], [start], time.monotonic() + 5)
+        bound, packed, _ = model.patterns(k, terms[:k], [start], time.monotonic() + 5)
         assert bound is not None
         if k < n:  # pods of priority >= the k-th placed
             assert bound >= -sum(terms[:k + 1])
@@ -597,6 +597,18 @@ def test_pattern_pricing_finds_the_best_pattern(items, capacity, floor):
         assert upper <= best + 1e-6
     else:
         assert upper <= floor + 1e-6
+
+
+@pytest.mark.parametrize("nodes, pods_per_node, priorities, util", [(4, 4, 2, 0.90), (4, 8, 1, 1.00), (8, 4, 4, 0.95)])
+def test_racing_cpsat_proves_the_same_optimum(nodes, pods_per_node, priorities, util):
+    """With two threads CP-SAT races the pattern bound on each term; the proven optimum is the one
+    of the sequential solve."""
+    problem = generate(seed=0, nodes=nodes, pods_per_node=pods_per_node, priorities=priorities, util=util)
+    sequential = optkit.solve(problem, "cpsat", time_limit=20, threads=1, seed=0)
+    raced = optkit.solve(problem, "cpsat", time_limit=20, threads=2, seed=0)
+    assert sequential.status == raced.status == Status.OPTIMAL
+    assert raced.objective == sequential.objective
+    assert problem.check(raced.solution).feasible
 
 
 @pytest.mark.parametrize("priorities, util", [(k, u) for k in (1, 2, 4) for u in (0.90, 0.95, 1.00, 1.05)])

@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import threading
 import time
 from collections import defaultdict
 
@@ -375,7 +376,8 @@ class CountModel:
         running pods placed, or (the moves term) of running pods that stay on their node, with every node
         that has such pods a class of its own. `placements`: the incumbent first (the count to prove), then any other
         feasible placements; their nodes are the first columns. Returns (a proven bound on that count or
-        None, a packing from the patterns or None); the bound is added to the model as a cut."""
+        None, a packing from the patterns or None, the bound as a cut for the model or None). Only reads
+        the model: CP-SAT may be solving it meanwhile."""
         from optkit.solvers.cpsat.pod_patterns import NodeClass, PodType, pattern_bound
 
         P = self.p
@@ -433,15 +435,15 @@ class CountModel:
         else:
             target = sum(1 for i, j in enumerate(where) if j is not None and group_of.get(i) in counted)
         res = pattern_bound(types, classes, counted, at_least, target, deadline, start)
-        bound = None
+        bound = cut = None
         if res.bound is not None:
             bound = res.bound + fixed
             if moves and self.stay:
-                self.m.add(sum(self.stay.values()) <= res.bound)
+                cut = sum(self.stay.values()) <= res.bound
             elif res.bound < sum(t.count for g, t in enumerate(types) if g in counted):
-                self.m.add(sum(self.placed[g] for g in counted) <= res.bound)
+                cut = sum(self.placed[g] for g in counted) <= res.bound
         packed = None if res.packing is None else self.placement(res.packing, nodes_of)
-        return bound, packed
+        return bound, packed, cut
 
     def placement(self, packing, nodes_of: list[list[int]]) -> list[int | None]:
         """The placement of a pattern packing (per class, (pattern over groups, nodes using it)) on the
@@ -599,6 +601,9 @@ def _weighted(problem, opts, ranges, weights) -> Outcome:
 
 
 def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
+    """One term at a time, each proven optimum fixed before the next. A term the incumbent does not
+    settle by counting gets the pattern bound (`CountModel.patterns`), then CP-SAT with the bound as a
+    cut; with `threads` > 1 a CP-SAT run on the other cores races the pattern bound."""
     from optkit.solvers.cpsat._common import parameters, proven_bound
     from optkit.solvers.heuristics.pod_packing import fewer_moves
     from ortools.sat.python import cp_model
@@ -618,6 +623,22 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
     bound_terms = None
     n_prio = len(problem.priorities)
     running_movable = sum(1 for i, pod in enumerate(problem.pods) if pod.movable and problem.current[i] is not None)
+
+    def offer(where: list[int | None]) -> None:
+        """Make `where` the incumbent if it is at least as good; it hints the model's next solve."""
+        nonlocal best_where, best_obj
+        obj = problem.objective_of(where)
+        if best_obj is None or obj <= best_obj:
+            best_where, best_obj = where, obj
+            opts.report(problem.to_solution(best_where), best_obj)
+            pm.m.clear_hints()
+            pm.hint(best_where)
+
+    def finish(solver, status) -> None:
+        tier_times[-1] += solver.wall_time
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            offer(pm.read(solver.value))
+
     for k in range(len(ranges)):
         if k == len(ranges) - 1:
             # moves: a model without node symmetry breaking, the proven counts and evictions fixed
@@ -626,12 +647,14 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
             for t, v in zip(pm.terms, proven):
                 pm.m.add(t == v)
             if best_where is not None:
-                relabelled = fewer_moves(problem, best_where)
-                obj = problem.objective_of(relabelled)
-                if obj < best_obj:
-                    best_where, best_obj = relabelled, obj
-                    opts.report(problem.to_solution(best_where), best_obj)
                 pm.hint(best_where)
+                relabelled = fewer_moves(problem, best_where)
+                if problem.objective_of(relabelled) < best_obj:
+                    offer(relabelled)
+        term = pm.terms[k]
+        pm.m.minimize(term)
+        tier_times.append(0.0)
+        status = None  # of a CP-SAT run that raced the pattern bound
         # a term whose incumbent meets its bound (counting, or the pattern bound) needs no search
         known = ranges[k][0]  # the term's proven lower bound so far
         if best_where is not None:
@@ -644,46 +667,39 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
             else:  # moves: running pods placed, less those that stay
                 placed_above, lb = running_movable - proven[n_prio], ranges[k][0]
             if inc > lb and opts.params["patterns"]:
-                cap, packed = pm.patterns(k, proven, [best_where] + pool,
-                                          time.monotonic() + 0.85 * opts.remaining(default=10.0))
+                race = _Race(pm.m, lambda solver: parameters(solver, opts, num_workers=opts.threads - 1)) \
+                    if opts.threads > 1 else None
+                cap, packed, cut = pm.patterns(k, proven, [best_where] + pool,
+                                               time.monotonic() + 0.85 * opts.remaining(default=10.0))
+                if race is not None:
+                    solver, status = race.stop()
+                    finish(solver, status)
+                    raced = proven_bound(solver, status)
+                    if status != cp_model.OPTIMAL and raced is not None:
+                        lb = max(lb, math.ceil(raced - 1e-6))
                 if cap is not None:
                     lb = max(lb, placed_above - cap)
+                if cut is not None:
+                    pm.m.add(cut)
                 if packed is not None:
                     packed = fewer_moves(problem, packed)
-                    report = problem.check(problem.to_solution(packed))
-                    if report.feasible and report.objective < best_obj:
-                        best_where, best_obj = packed, report.objective
-                        opts.report(problem.to_solution(best_where), best_obj)
-                        pm.m.clear_hints()
-                        pm.hint(best_where)
+                    if problem.check(problem.to_solution(packed)).feasible and problem.objective_of(packed) < best_obj:
+                        offer(packed)
                 inc = _per_term(best_obj)[k]
             known = lb
-            if inc == lb and _per_term(best_obj)[:k] == proven:
+            if status != cp_model.OPTIMAL and inc == lb and _per_term(best_obj)[:k] == proven:
                 proven.append(inc)
                 status_names.append("BOUND")
-                tier_times.append(0.0)
-                if k < len(pm.terms):
-                    pm.m.add(pm.terms[k] == inc)
+                pm.m.add(term == inc)
                 continue
-        term = pm.terms[k]
-        pm.m.minimize(term)
-        solver = cp_model.CpSolver()
-        parameters(solver, opts)
-        if opts.time_limit is not None:
-            solver.parameters.max_time_in_seconds = max(1e-3, opts.remaining())
-        status = solver.solve(pm.m)
+        if status != cp_model.OPTIMAL:
+            solver = cp_model.CpSolver()
+            parameters(solver, opts)
+            status = solver.solve(pm.m)
+            finish(solver, status)
         status_names.append(solver.status_name(status))
-        tier_times.append(round(solver.wall_time, 4))
         if status == cp_model.INFEASIBLE:
             return Outcome(proven_infeasible=True, stats={"mode": "tiers", "statuses": status_names})
-        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            found = pm.read(solver.value)
-            obj = problem.objective_of(found)
-            if best_obj is None or obj <= best_obj:
-                best_where, best_obj = found, obj
-                opts.report(problem.to_solution(best_where), best_obj)
-            pm.m.clear_hints()
-            pm.hint(found)
         if status != cp_model.OPTIMAL:
             lb = proven_bound(solver, status)
             if lb is not None:
@@ -693,7 +709,7 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
         value = round(solver.objective_value)
         proven.append(value)
         pm.m.add(term == value)
-    stats = {"mode": "tiers", "statuses": status_names, "tier_wall_s": tier_times}
+    stats = {"mode": "tiers", "statuses": status_names, "tier_wall_s": [round(t, 4) for t in tier_times]}
     if best_where is None:
         return Outcome(termination=Termination.TIME_LIMIT,
                        bound=to_cumulative(bound_terms) if bound_terms else None, stats=stats)
@@ -702,6 +718,28 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
         return Outcome(solution=sol, proven_optimal=True, stats=stats)
     return Outcome(solution=sol, termination=Termination.TIME_LIMIT,
                    bound=to_cumulative(bound_terms) if bound_terms else None, stats=stats)
+
+
+class _Race:
+    """CP-SAT on a model in a thread of its own (it releases the GIL), beside the pattern bound."""
+
+    def __init__(self, model, configure):
+        from ortools.sat.python import cp_model
+
+        self.solver = cp_model.CpSolver()
+        configure(self.solver)
+        self.status = None
+        self._thread = threading.Thread(target=self._run, args=(model,), daemon=True)
+        self._thread.start()
+
+    def _run(self, model) -> None:
+        self.status = self.solver.solve(model)
+
+    def stop(self):
+        """(solver, status) once the run has stopped; it is told to stop now."""
+        self.solver.stop_search()
+        self._thread.join()
+        return self.solver, self.status
 
 
 def _lns(problem: PodPacking, opts: SolveOptions) -> Outcome:
