@@ -683,7 +683,8 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
                     pm.m.add(cut)
                 if packed is not None:
                     packed = fewer_moves(problem, packed)
-                    if problem.check(problem.to_solution(packed)).feasible and problem.objective_of(packed) < best_obj:
+                    report = problem.check(problem.to_solution(packed))
+                    if report.feasible and report.objective < best_obj:
                         offer(packed)
                 inc = _per_term(best_obj)[k]
             known = lb
