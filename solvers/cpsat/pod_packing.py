@@ -624,10 +624,11 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
     n_prio = len(problem.priorities)
     running_movable = sum(1 for i, pod in enumerate(problem.pods) if pod.movable and problem.current[i] is not None)
 
-    def offer(where: list[int | None]) -> None:
-        """Make `where` the incumbent if it is at least as good; it hints the model's next solve."""
+    def offer(where: list[int | None], obj: list[int] | None = None) -> None:
+        """Make `where` (objective `obj`, computed if not given) the incumbent if it is at least as
+        good; it hints the model's next solve."""
         nonlocal best_where, best_obj
-        obj = problem.objective_of(where)
+        obj = problem.objective_of(where) if obj is None else obj
         if best_obj is None or obj <= best_obj:
             best_where, best_obj = where, obj
             opts.report(problem.to_solution(best_where), best_obj)
@@ -649,8 +650,9 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
             if best_where is not None:
                 pm.hint(best_where)
                 relabelled = fewer_moves(problem, best_where)
-                if problem.objective_of(relabelled) < best_obj:
-                    offer(relabelled)
+                obj = problem.objective_of(relabelled)
+                if obj < best_obj:
+                    offer(relabelled, obj)
         term = pm.terms[k]
         pm.m.minimize(term)
         tier_times.append(0.0)
@@ -675,7 +677,7 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
                     solver, status = race.stop()
                     finish(solver, status)
                     raced = proven_bound(solver, status)
-                    if status != cp_model.OPTIMAL and raced is not None:
+                    if raced is not None:
                         lb = max(lb, math.ceil(raced - 1e-6))
                 if cap is not None:
                     lb = max(lb, placed_above - cap)
@@ -685,7 +687,7 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
                     packed = fewer_moves(problem, packed)
                     report = problem.check(problem.to_solution(packed))
                     if report.feasible and report.objective < best_obj:
-                        offer(packed)
+                        offer(packed, report.objective)
                 inc = _per_term(best_obj)[k]
             known = lb
             if status != cp_model.OPTIMAL and inc == lb and _per_term(best_obj)[:k] == proven:
