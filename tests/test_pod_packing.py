@@ -488,6 +488,33 @@ def test_gap_closing_from_the_bound_alone_is_exact(monkeypatch, data):
         assert best == 0 or res.value == best
 
 
+def test_highs_time_limit_counts_the_run_time_of_every_run():
+    """The pattern master's time budget rests on HiGHS comparing `time_limit` with the run time
+    summed over all runs of one object (see `pod_patterns._run`): a master that has already run
+    longer than the time left stops at once. A HiGHS that resets its clock per run (announced for
+    version 2) would change how the pattern bound spends its time; this says so."""
+    import time
+
+    import highspy
+    import numpy as np
+    from optkit.solvers.cpsat.pod_patterns import _run
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    rng = np.random.default_rng(0)
+    n = 400
+    h.addVars(n, np.zeros(n), np.ones(n))
+    h.changeColsCost(n, np.arange(n, dtype=np.int32), -rng.random(n))
+    for _ in range(300):
+        index = rng.choice(n, 40, replace=False).astype(np.int32)
+        h.addRow(-highspy.kHighsInf, 5.0, 40, index, rng.random(40))
+    while h.getRunTime() < 0.3:
+        h.clearSolver()  # from scratch: every run adds to the run time
+        assert _run(h, time.monotonic() + 10) == highspy.HighsModelStatus.kOptimal
+    h.clearSolver()
+    assert _run(h, time.monotonic() + 0.25) == highspy.HighsModelStatus.kTimeLimit  # about 10 ms of work
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(pattern_problems())
