@@ -257,6 +257,8 @@ class CountModel:
     def __init__(self, problem: PodPacking, node_symmetry: bool = True):
         from ortools.sat.python import cp_model
 
+        total_of = cp_model.LinearExpr.sum  # far faster than Python's sum over model variables
+        weighted = cp_model.LinearExpr.weighted_sum
         P = self.p = problem
         self.m = cp_model.CpModel()
         R = range(len(P.resources))
@@ -294,17 +296,17 @@ class CountModel:
                 self.n[g, j] = self.m.new_int_var(0, size, f"n{g}_{j}")
                 by_node[j].append(g)
             t = self.m.new_int_var(0, size, f"t{g}")
-            self.m.add(sum(self.n[g, j] for j in cands) == t)
+            self.m.add(total_of([self.n[g, j] for j in cands]) == t)
             self.placed.append(t)
         for j in range(P.n_nodes):
             for r in R:
                 c = cap[j][r]
                 if c is None:
                     continue
-                terms = [(self.keys[g][0][r], self.n[g, j]) for g in by_node[j] if self.keys[g][0][r] > 0]
-                if sum(q * len(self.groups[self.keys[g]]) for q, g in
-                       ((self.keys[g][0][r], g) for g in by_node[j] if self.keys[g][0][r] > 0)) > c - fixed[j][r]:
-                    self.m.add(sum(q * v for q, v in terms) <= c - fixed[j][r])
+                gs = [g for g in by_node[j] if self.keys[g][0][r] > 0]
+                if sum(self.keys[g][0][r] * len(self.groups[self.keys[g]]) for g in gs) > c - fixed[j][r]:
+                    self.m.add(weighted([self.n[g, j] for g in gs], [self.keys[g][0][r] for g in gs])
+                               <= c - fixed[j][r])
                 if c - fixed[j][r] < 0:
                     self.ok = False
         for r in R:
@@ -312,8 +314,8 @@ class CountModel:
             if any(c is None for c in caps):
                 continue
             total = sum(caps) - sum(f[r] for f in fixed)
-            terms = [(self.keys[g][0][r], self.placed[g]) for g in range(len(self.keys)) if self.keys[g][0][r] > 0]
-            self.m.add(sum(q * v for q, v in terms) <= total)
+            gs = [g for g in range(len(self.keys)) if self.keys[g][0][r] > 0]
+            self.m.add(weighted([self.placed[g] for g in gs], [self.keys[g][0][r] for g in gs]) <= total)
         # counting cuts: per node and per priority threshold, at most k pods (k smallest requests fit)
         def max_count(sizes_by_r, capacity):
             k = None
@@ -337,7 +339,7 @@ class CountModel:
             gs = by_node[j]
             k = max_count(expand(gs), [None if cap[j][r] is None else cap[j][r] - fixed[j][r] for r in R])
             if k is not None and k < sum(len(self.groups[self.keys[g]]) for g in gs):
-                self.m.add(sum(self.n[g, j] for g in gs) <= k)
+                self.m.add(total_of([self.n[g, j] for g in gs]) <= k)
         totals = []
         for r in R:
             caps = [cap[j][r] for j in range(P.n_nodes)]
@@ -348,7 +350,7 @@ class CountModel:
             k = max_count(expand(gs), totals)
             size = sum(len(self.groups[self.keys[g]]) for g in gs)
             if k is not None and k < size:
-                self.m.add(sum(self.placed[g] for g in gs) <= k)
+                self.m.add(total_of([self.placed[g] for g in gs]) <= k)
             self.count_cap[prio] = (size if k is None else min(k, size)) + sum(
                 c for p, c in self.fixed_count.items() if p >= prio)
         # identical nodes: order by load of the first resource
@@ -360,15 +362,17 @@ class CountModel:
             users = [g for g in range(len(self.keys)) if members[0] in self.keys[g][2]]
             if not P.resources:
                 continue
-            loads = [sum(self.keys[g][0][0] * self.n[g, j] for g in users) for j in members]
+            loads = [weighted([self.n[g, j] for g in users], [self.keys[g][0][0] for g in users]) for j in members]
             for a, b in itertools.pairwise(loads):
                 self.m.add(a >= b)
             self.ordered_classes.append(members)
         self.terms = []
         for prio in P.priorities:
-            self.terms.append(-sum(self.placed[g] for g, k in enumerate(self.keys) if k[1] == prio)
+            self.terms.append(-total_of([self.placed[g] for g, k in enumerate(self.keys) if k[1] == prio])
                               - self.fixed_count[prio])
-        self.terms.append(sum(len(self.groups[k]) - self.placed[g] for g, k in enumerate(self.keys) if k[3]))
+        running = [g for g, k in enumerate(self.keys) if k[3]]
+        self.terms.append(sum(len(self.groups[self.keys[g]]) for g in running)
+                          - total_of([self.placed[g] for g in running]))
 
     def patterns(self, k: int, proven: list[int], placements: list[list[int | None]], deadline: float):
         """Column generation (`pod_patterns`) for the k-th term with the terms before it at their proven
