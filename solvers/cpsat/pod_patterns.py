@@ -92,9 +92,13 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
     req = np.array([ty.request for ty in types], dtype=float).reshape(T, R)
     cap = np.array([[np.inf if c is None else c for c in cls.capacity] for cls in classes], dtype=float).reshape(K, R)
     fits = (req[None, :, :] <= cap[:, None, :]).all(axis=2)  # [class, type]
-    unit = np.eye(T, dtype=np.int64).tolist()
-    alone = [(k, unit[t]) for t, ty in enumerate(types) for k in ty.classes if fits[k, t]]
-    first = columns.new(list(start) + alone)  # the incumbents' nodes, one pod of each type alone
+    on = np.array([[k in ty.classes for k in range(K)] for ty in types], dtype=bool).reshape(T, K)
+    alone_t, alone_k = np.nonzero(fits.T & on)  # type by type
+    alone = np.zeros((len(alone_k), T), dtype=np.int64)
+    alone[np.arange(len(alone_k)), alone_t] = 1
+    ks0, A0 = _arrays(start, T)
+    # the incumbents' nodes, one pod of each type alone
+    first = columns.new(np.concatenate([ks0, alone_k]), np.concatenate([A0, alone]))
     out = PatternResult(bound=None)
     if not len(columns):
         out.bound, out.converged = 0, True
@@ -122,7 +126,7 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
         for k, (cls, (patterns, upper)) in enumerate(zip(classes, priced)):
             slack += cls.size * max(0.0, upper - u[T + k])
             found += [(k, pattern) for pattern in patterns]
-        new = columns.new(found, lambda ks, A: columns.worth(ks, A, val) - u[T + ks] > 1e-9)
+        new = columns.new(*_arrays(found, T), lambda ks, A: columns.worth(ks, A, val) - u[T + ks] > 1e-9)
         return new, float(rhs @ u) + slack
 
     best, center = math.inf, None
@@ -163,7 +167,7 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
             out.value = round(value)
             out.packing = [[] for _ in classes]
             for c in np.flatnonzero(np.round(y) > 0):
-                out.packing[columns.ks[c]].append((columns.patterns[c], round(y[c])))
+                out.packing[columns.ks[c]].append((columns.pattern(c), round(y[c])))
         return upper
 
     # the generated patterns as an integer program, for a packing: first one worth the bound (optimal;
@@ -210,7 +214,7 @@ def _close_gap(out, classes, types, lp, columns, w, val, floors, lagrangian, inc
                 out.stats["enumeration_stop"] = "time" if time.monotonic() > stop else "size"
                 return False
             found_here += len(found)
-            new = columns.new([(k, pattern) for pattern in found])
+            new = columns.new(*_arrays([(k, pattern) for pattern in found], len(types)))
             lp.add(*new, columns.worth(*new, w))
         out.stats["enumerated"] = max(out.stats["enumerated"], found_here)
         return True
@@ -237,6 +241,13 @@ def _close_gap(out, classes, types, lp, columns, w, val, floors, lagrangian, inc
     out.stats["enumeration_s"] = round(time.monotonic() - began, 3)
 
 
+def _arrays(found, T: int):
+    """(class, pattern) pairs as arrays: classes [n], patterns [n, T]."""
+    import numpy as np
+
+    return (np.array([k for k, _ in found], dtype=np.int64),
+            np.array([p for _, p in found], dtype=np.int64).reshape(len(found), T))
+
 def _homes(classes: list[NodeClass], T: int):
     """[class, type]: the pods of each type running on the class's node now (0 for a class of several)."""
     import numpy as np
@@ -256,31 +267,29 @@ class _Columns:
         self.T = T
         self.home = _homes(classes, T)
         self.ks: list[int] = []
-        self.patterns: list[tuple[int, ...]] = []
-        self._seen: set[tuple[int, tuple[int, ...]]] = set()
+        self._blocks: list = []  # the patterns, [n, T] arrays in the order they came
+        self._seen: set[tuple[int, bytes]] = set()
         self._matrix = None
 
     def __len__(self) -> int:
         return len(self.ks)
 
-    def new(self, found, keep=None):
-        """Record the (class, pattern) pairs of `found` not seen before (and, given `keep(ks, A)`, only
-        those it marks); returns them as arrays (classes, patterns [n, T])."""
+    def new(self, ks, A, keep=None):
+        """Record the (class `ks[c]`, pattern `A[c]`) pairs not seen before (and, given `keep(ks, A)`,
+        only those it marks); returns them as arrays (classes, patterns [n, T])."""
         import numpy as np
 
-        ks = np.array([k for k, _ in found], dtype=np.int64)
-        A = np.array([p for _, p in found], dtype=np.int64).reshape(len(found), self.T)
-        mask = A.any(axis=1) if keep is None or not len(found) else A.any(axis=1) & keep(ks, A)
+        mask = A.any(axis=1) if keep is None or not len(ks) else A.any(axis=1) & keep(ks, A)
         fresh = []
         for c in np.flatnonzero(mask):
-            key = (int(ks[c]), tuple(found[c][1]))
+            key = (int(ks[c]), A[c].tobytes())
             if key not in self._seen:
                 self._seen.add(key)
                 self.ks.append(key[0])
-                self.patterns.append(key[1])
                 fresh.append(c)
         if fresh:
             self._matrix = None
+            self._blocks.append(A[fresh])
         return ks[fresh], A[fresh]
 
     def matrix(self):
@@ -288,15 +297,22 @@ class _Columns:
         import numpy as np
 
         if self._matrix is None:
-            self._matrix = (np.array(self.ks, dtype=np.int64),
-                            np.array(self.patterns, dtype=np.int64).reshape(len(self.ks), self.T))
+            A = np.concatenate(self._blocks) if self._blocks else np.zeros((0, self.T), dtype=np.int64)
+            self._blocks = [A]
+            self._matrix = (np.array(self.ks, dtype=np.int64), A)
         return self._matrix
+
+    def pattern(self, c: int) -> tuple[int, ...]:
+        """Column c's pattern: pods per type."""
+        return tuple(int(a) for a in self.matrix()[1][c])
 
     def worth(self, ks, A, v):
         """Per pattern, its pods' values `v` plus its pods kept home."""
         import numpy as np
 
-        return A @ v + np.minimum(A, self.home[ks]).sum(axis=1)
+        c, t = np.nonzero(A)  # sparse: a pattern holds few pod types
+        kept = np.bincount(c, np.minimum(A[c, t], self.home[ks[c], t]), minlength=len(ks))
+        return A @ v + kept
 
 
 class _Master:
@@ -332,17 +348,21 @@ class _Master:
         n = len(ks)
         if not n:
             return
-        fits = np.where(A > 0, self.counts // np.maximum(A, 1), np.iinfo(np.int64).max).min(axis=1)
-        self.most += np.minimum(self.sizes[ks], fits).tolist()
-        rows = np.zeros((n, self.T + self.K + len(self.at_least)))
-        rows[:, :self.T] = A
-        rows[np.arange(n), self.T + ks] = 1.0
+        col, row = np.nonzero(A)  # the entries, sparse: a column has few pod types
+        fits = self.sizes[ks].copy()  # nodes that can use the column: at most its class's
+        np.minimum.at(fits, col, self.counts[row] // A[col, row])  # and as often as its pods last
+        self.most += fits.tolist()
+        entries = [(col, row, A[col, row]), (np.arange(n), self.T + ks, np.ones(n))]
         for q, s in enumerate(self.at_least):
-            rows[:, self.T + self.K + q] = -A[:, s].sum(axis=1)
-        col, index = np.nonzero(rows)  # column by column, rows in order
+            pods = -A[:, s].sum(axis=1)
+            used = np.flatnonzero(pods)
+            entries.append((used, np.full(len(used), self.T + self.K + q), pods[used]))
+        col, row, val = (np.concatenate(part) for part in zip(*entries))
+        order = np.lexsort((row, col))  # column by column, rows in order
+        col, row, val = col[order], row[order], val[order].astype(float)
         starts = np.searchsorted(col, np.arange(n))
         self.h.addCols(n, -np.asarray(value, dtype=float), np.zeros(n), np.full(n, highspy.kHighsInf),
-                       len(index), starts.astype(np.int32), index.astype(np.int32), rows[col, index])
+                       len(row), starts.astype(np.int32), row.astype(np.int32), val)
 
     def solve(self, deadline: float):
         """(LP value, row duals: <= 0 for binding rows), or None on failure."""
