@@ -248,6 +248,7 @@ def _arrays(found, T: int):
     return (np.array([k for k, _ in found], dtype=np.int64),
             np.array([p for _, p in found], dtype=np.int64).reshape(len(found), T))
 
+
 def _homes(classes: list[NodeClass], T: int):
     """[class, type]: the pods of each type running on the class's node now (0 for a class of several)."""
     import numpy as np
@@ -287,10 +288,11 @@ class _Columns:
                 self._seen.add(key)
                 self.ks.append(key[0])
                 fresh.append(c)
+        added = A[fresh]
         if fresh:
             self._matrix = None
-            self._blocks.append(A[fresh])
-        return ks[fresh], A[fresh]
+            self._blocks.append(added)
+        return ks[fresh], added
 
     def matrix(self):
         """All columns as arrays (classes, patterns [n, T])."""
