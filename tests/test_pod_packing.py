@@ -435,6 +435,27 @@ def best_packing_by_cpsat(types, classes, counted) -> int:
     return round(solver.objective_value)
 
 
+def packing_worth(types, classes, counted, packing, at_least=()) -> int:
+    """A pattern packing's worth (pods of the counted types, plus pods kept home), after asserting
+    that it is one: nodes per class, capacity per node, allowed classes, pods per type, `at_least`."""
+    used = [0] * len(types)
+    worth = 0
+    for k, patterns in enumerate(packing):
+        cls = classes[k]
+        home = dict(cls.home)
+        assert sum(n for _, n in patterns) <= cls.size
+        for pattern, n in patterns:
+            assert all(a == 0 or k in ty.classes for ty, a in zip(types, pattern))
+            assert all(c is None or sum(ty.request[r] * a for ty, a in zip(types, pattern)) <= c
+                       for r, c in enumerate(cls.capacity))
+            for t, a in enumerate(pattern):
+                used[t] += n * a
+                worth += n * ((a if t in counted else 0) + min(a, home.get(t, 0)))
+    assert all(u <= ty.count for u, ty in zip(used, types))
+    assert all(sum(used[t] for t in s) >= m for s, m in at_least)
+    return worth
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pattern_problems())
 def test_pattern_bound_against_a_pod_by_node_model(data):
@@ -450,14 +471,34 @@ def test_pattern_bound_against_a_pod_by_node_model(data):
     res = pattern_bound(types, classes, counted, [], 0, time.monotonic() + 10)
     assert res.bound is not None and res.bound >= best
     if res.packing is not None:
-        assert res.value <= best
-        for k, used in enumerate(res.packing):
-            assert sum(n for _, n in used) <= classes[k].size
-            for pattern, _ in used:
-                assert all(sum(ty.request[r] * a for ty, a in zip(types, pattern)) <= classes[k].capacity[r]
-                           for r in range(2))
+        assert res.value == packing_worth(types, classes, counted, res.packing) <= best
     if res.stats.get("closed"):
         assert res.bound == best
+
+
+def test_dives_with_column_generation_report_real_packings(monkeypatch):
+    """The dive that fixes the LP's whole columns and packs the rest by a column generation of its
+    own (`_fix_and_regenerate`), on generated instances where it finds packings, in count tiers (one
+    class of identical nodes) and in the moves tier (a class per node): every packing it reports is
+    one, meets the tiers already proven (`at_least`), and is worth the value reported."""
+    from optkit.solvers.cpsat import pod_patterns
+
+    found = []
+    original = pod_patterns._fix_and_regenerate
+
+    def spy(out, lp, columns, types, classes, counted, at_least, w, target, deadline):
+        before = out.value
+        original(out, lp, columns, types, classes, counted, at_least, w, target, deadline)
+        if out.value != before:
+            assert out.value > target
+            assert out.value == packing_worth(types, classes, counted, out.packing, at_least)
+            found.append(len(classes))
+
+    monkeypatch.setattr(pod_patterns, "_fix_and_regenerate", spy)
+    for seed, nodes, util in [(0, 8, 1.0), (1, 8, 0.95)]:
+        p = generate(seed=seed, nodes=nodes, pods_per_node=4, priorities=2, util=util)
+        assert optkit.solve(p, "cpsat", time_limit=30, threads=1, seed=0).status == Status.OPTIMAL
+    assert 1 in found and 8 in found  # a count tier's dive and a moves tier's
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,

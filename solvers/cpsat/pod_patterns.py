@@ -29,6 +29,7 @@ _MAX_STATES = 500_000  # a search that has kept more patterns (8 bytes each) giv
 _INCUMBENTS = 6  # the pricing returns its last incumbents: extra columns at no cost
 _ENUMERATION_LIMIT = 20_000  # the gap closing gives up when a level needs more patterns
 _PACKING_SHARE = 0.4  # of the time left, for the integer program over the generated patterns
+_FIXING_SHARE = 0.5  # ... of which, first, for the dive with column generation (`_fix_and_regenerate`)
 _OPEN_GAP = 2  # ... and starts before the column generation has converged only this close to the incumbent
 _SMOOTHING = 0.5  # weight of the best-bound duals in the pricing point (0: plain Kelley column generation)
 _SURROGATE_GRID = 21  # weights tried per pair of resources for a knapsack's surrogate constraint
@@ -93,7 +94,8 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
     cap = np.array([[np.inf if c is None else c for c in cls.capacity] for cls in classes], dtype=float).reshape(K, R)
     fits = (req[None, :, :] <= cap[:, None, :]).all(axis=2)  # [class, type]
     on = np.array([[k in ty.classes for k in range(K)] for ty in types], dtype=bool).reshape(T, K)
-    alone_t, alone_k = np.nonzero(fits.T & on)  # type by type
+    some = np.array([ty.count > 0 for ty in types], dtype=bool)
+    alone_t, alone_k = np.nonzero((fits.T & on) & some[:, None])  # type by type
     alone = np.zeros((len(alone_k), T), dtype=np.int64)
     alone[np.arange(len(alone_k)), alone_t] = 1
     ks0, A0 = _arrays(start, T)
@@ -130,32 +132,38 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
         return new, float(rhs @ u) + slack
 
     best, center = math.inf, None
-    began = time.monotonic()
-    ip_deadline, deadline = deadline, time.monotonic() + 0.75 * (deadline - time.monotonic())
-    while time.monotonic() < deadline:
-        out.iterations += 1
-        solved = lp.solve(deadline)
-        if solved is None:
-            break
-        u_lp = np.maximum(0.0, -solved[1])
-        # Wentges smoothing: price at a point between the LP duals and the best-bound duals so far,
-        # which damps the duals' oscillation; only the LP duals themselves can prove convergence
-        u = u_lp if center is None or not _SMOOTHING else _SMOOTHING * center + (1 - _SMOOTHING) * u_lp
-        new, lagrangian = price(u)
-        tried = [(lagrangian, u)]
-        if not len(new[0]) and u is not u_lp:  # mispricing: try the LP duals
-            new, lagrangian = price(u_lp)
-            tried.append((lagrangian, u_lp))
-        for lagrangian, at in tried:
-            if lagrangian < best:
-                best, center = lagrangian, at
-        out.bound = _proven(best)
-        lp.add(*new, columns.worth(*new, w))
-        if out.bound <= target or not len(new[0]):
-            out.converged = not len(new[0])
-            break
-    out.stats["columns"] = len(columns)
-    out.stats["generation_s"] = round(time.monotonic() - began, 3)
+
+    def generate(until: float, goal: int) -> None:
+        """Rounds of pricing until `until`, convergence, or a bound of at most `goal`."""
+        nonlocal best, center
+        began = time.monotonic()
+        while time.monotonic() < until:
+            out.iterations += 1
+            solved = lp.solve(until)
+            if solved is None:
+                break
+            u_lp = np.maximum(0.0, -solved[1])
+            # Wentges smoothing: price at a point between the LP duals and the best-bound duals so far,
+            # which damps the duals' oscillation; only the LP duals themselves can prove convergence
+            u = u_lp if center is None or not _SMOOTHING else _SMOOTHING * center + (1 - _SMOOTHING) * u_lp
+            new, lagrangian = price(u)
+            tried = [(lagrangian, u)]
+            if not len(new[0]) and u is not u_lp:  # mispricing: try the LP duals
+                new, lagrangian = price(u_lp)
+                tried.append((lagrangian, u_lp))
+            for lagrangian, at in tried:
+                if lagrangian < best:
+                    best, center = lagrangian, at
+            out.bound = _proven(best)
+            lp.add(*new, columns.worth(*new, w))
+            if out.bound <= goal or not len(new[0]):
+                out.converged = not len(new[0])
+                break
+        out.stats["columns"] = len(columns)
+        out.stats["generation_s"] = round(out.stats.get("generation_s", 0.0) + time.monotonic() - began, 3)
+
+    ip_deadline = deadline
+    generate(time.monotonic() + 0.75 * (deadline - time.monotonic()), target)
     if out.bound is not None and out.bound <= target:
         return out  # the incumbent is proven optimal: no packing needed
 
@@ -173,8 +181,17 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
     # the generated patterns as an integer program, for a packing: first one worth the bound (optimal;
     # the tight row helps HiGHS), then, if there is none and time is left, any better than the incumbent
     began = time.monotonic()
+    if out.bound is not None:
+        _fix_and_regenerate(out, lp, columns, types, classes, counted, at_least, w, target,
+                            time.monotonic() + _FIXING_SHARE * (ip_deadline - time.monotonic()))
+        if out.value is not None and out.value < out.bound and not out.converged:
+            # a packing to prove: the generation goes on until its bound meets it
+            generate(time.monotonic() + 0.75 * (ip_deadline - time.monotonic()), out.value)
+            if out.bound <= out.value:
+                return out
     until = time.monotonic() + _PACKING_SHARE * (ip_deadline - time.monotonic())
-    solve_packing(until, out.bound)
+    if out.value is None or out.value < out.bound:
+        solve_packing(until, out.bound)
     if out.value is None and out.bound is not None and out.bound > target + 1 and time.monotonic() < until:
         solve_packing(until, target + 1)
     out.stats["packing_s"] = round(time.monotonic() - began, 3)
@@ -185,6 +202,51 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
         _close_gap(out, classes, types, lp, columns, w, pod_values(center), center[T:T + K], best, incumbent,
                    ip_deadline, solve_packing)
     return out
+
+
+def _fix_and_regenerate(out, lp, columns, types, classes, counted, at_least, w, target, deadline) -> None:
+    """A packing by diving with column generation: the LP's whole columns (floor y) are fixed, and
+    the pods and nodes they leave are packed by a column generation of their own (`pattern_bound`,
+    which fixes again in turn), started from the LP's fractional rest. The restricted integer
+    program lacks the patterns that complete a packing; the rest's generation finds them. On the
+    moves tier of n32/ppn4/K2/util 0.95 the LP fixes 25 of 32 nodes. Sets `out`'s packing if the one
+    found is worth more than `target` and `out.value`."""
+    import numpy as np
+
+    y = lp.values(deadline)
+    if y is None:
+        return
+    ks, A = columns.matrix()
+    fixed = np.floor(y + 1e-6)
+    rest = np.flatnonzero(y - fixed > 1e-6)
+    if not fixed.any() or not len(rest):
+        # nothing whole (rounding the largest column up instead lost more packings than it found),
+        # or the LP is integral: the integer program takes it as it is
+        return
+    counts = np.array([ty.count for ty in types]) - (fixed @ A).astype(np.int64)
+    sizes = np.array([c.size for c in classes]) - np.bincount(ks, fixed, minlength=len(classes)).astype(np.int64)
+    if (counts < 0).any() or (sizes < 0).any():  # an LP value past its bound by the tolerance
+        return
+    worth_fixed = round(float(fixed @ columns.worth(ks, A, w)))
+    kept = np.flatnonzero(sizes > 0)
+    new_index = {int(k): i for i, k in enumerate(kept)}
+    sub_types = [PodType(ty.request, int(c), frozenset(new_index[k] for k in ty.classes if k in new_index))
+                 for ty, c in zip(types, counts)]
+    sub_classes = [NodeClass(classes[k].capacity, int(sizes[k]), classes[k].home) for k in kept]
+    sub_at_least = [(s, m - int(fixed @ A[:, sorted(s)].sum(axis=1))) for s, m in at_least]
+    start = [(new_index[int(ks[c])], tuple(int(a) for a in A[c])) for c in rest]
+    best = max(target, out.value if out.value is not None else target)
+    sub = pattern_bound(sub_types, sub_classes, counted, [q for q in sub_at_least if q[1] > 0],
+                        best - worth_fixed, deadline, start)
+    out.stats["fixed"] = out.stats.get("fixed", 0) + int(fixed.sum())
+    if sub.packing is None or sub.value + worth_fixed <= best:
+        return
+    out.value = sub.value + worth_fixed
+    out.packing = [[] for _ in classes]
+    for c in np.flatnonzero(fixed):
+        out.packing[ks[c]].append((columns.pattern(c), int(fixed[c])))
+    for k, used in zip(kept, sub.packing):
+        out.packing[k] += used
 
 
 def _close_gap(out, classes, types, lp, columns, w, val, floors, lagrangian, incumbent, deadline,
@@ -374,6 +436,15 @@ class _Master:
         if _run(self.h, deadline) != highspy.HighsModelStatus.kOptimal:
             return None
         return -self.h.getInfo().objective_function_value, np.array(self.h.getSolution().row_dual)
+
+    def values(self, deadline: float):
+        """The LP's column values (re-solved: columns may have joined since), or None on failure."""
+        import highspy
+        import numpy as np
+
+        if _run(self.h, deadline) != highspy.HighsModelStatus.kOptimal:
+            return None
+        return np.array(self.h.getSolution().col_value)
 
     def _dive(self, upper, deadline: float):
         """A packing from the LP relaxation (columns bounded by `upper`, changed here), rounded one
