@@ -531,9 +531,9 @@ def test_gap_closing_from_the_bound_alone_is_exact(monkeypatch, data):
 
 def test_highs_time_limit_counts_the_run_time_of_every_run():
     """The pattern master's time budget rests on HiGHS comparing `time_limit` with the run time
-    summed over all runs of one object (see `pod_patterns._run`): a master that has already run
-    longer than the time left stops at once, unless the run has its own clock (the rounding dive). A
-    HiGHS that resets its clock per run (announced for version 2) would change how the pattern bound
+    summed over all runs of one object (see `pod_patterns._run`): on the shared clock (the branch and
+    bound) a master that has already run longer than the time left stops at once; the other runs
+    count their limit from the run time already spent. A HiGHS that resets its clock per run (announced for version 2) would change how the pattern bound
     spends its time; this says so."""
     import time
 
@@ -552,10 +552,10 @@ def test_highs_time_limit_counts_the_run_time_of_every_run():
         h.addRow(-highspy.kHighsInf, 5.0, 40, index, rng.random(40))
     while h.getRunTime() < 0.3:
         h.clearSolver()  # from scratch: every run adds to the run time
-        assert _run(h, time.monotonic() + 10) == highspy.HighsModelStatus.kOptimal
+        assert _run(h, time.monotonic() + 10, shared_clock=True) == highspy.HighsModelStatus.kOptimal
     h.clearSolver()
-    assert _run(h, time.monotonic() + 0.25) == highspy.HighsModelStatus.kTimeLimit  # about 10 ms of work
-    assert _run(h, time.monotonic() + 0.25, own_clock=True) == highspy.HighsModelStatus.kOptimal
+    assert _run(h, time.monotonic() + 0.25, shared_clock=True) == highspy.HighsModelStatus.kTimeLimit  # 10 ms of work
+    assert _run(h, time.monotonic() + 0.25) == highspy.HighsModelStatus.kOptimal
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,

@@ -462,7 +462,7 @@ class _Master:
         self.h.changeColsBounds(n, every, lower, upper)
 
         def optimal() -> bool:
-            return _run(self.h, deadline, own_clock=True) == highspy.HighsModelStatus.kOptimal
+            return _run(self.h, deadline) == highspy.HighsModelStatus.kOptimal
 
         feasible = optimal()
         for _ in range(_DIVE_STEPS):
@@ -511,7 +511,7 @@ class _Master:
         # HiGHS's presolve ignores the time limit on thousands of general integers (measured: 2.2 s
         # for 0.3 s asked, 13,000 columns, 20 rows)
         self.h.setOptionValue("presolve", "off")
-        status = _run(self.h, deadline)
+        status = _run(self.h, deadline, shared_clock=True)
         if at_least_worth is not None and status == highspy.HighsModelStatus.kInfeasible:
             return None, None, at_least_worth - 1
         info = self.h.getInfo()
@@ -521,23 +521,23 @@ class _Master:
         return -info.objective_function_value, np.array(self.h.getSolution().col_value), upper
 
 
-def _run(h, deadline: float, own_clock: bool = False):
+def _run(h, deadline: float, shared_clock: bool = False):
     """Run the HiGHS object `h` (the master of one pattern bound) until `deadline`
     (`time.monotonic()`) at the latest; its model status.
 
     HiGHS compares `time_limit` with the run time summed over all runs of the object (HiGHS issues
-    1331 and 1477). By default the limit is the time left, so a run also stops once the master's
-    HiGHS time in all reaches the time left: late in a bound, and in short windows, the LPs of the
-    generation and HiGHS's branch and bound get little time or none, and CP-SAT, which follows the
-    bound with its cut, finds the packing. That is kept on purpose: HiGHS's branch and bound overruns
-    its limit (0.56 s for 0.19 s asked on 1,560 columns, 0.7 s of set-up on 13,000), and given the
-    time left in full it took the later tiers' time (at 1 s, grid 43 and 48 of 84 proven, 6 and 3
-    runs over the window by 10 %, against 49-54 and none).
-    `own_clock`: the limit counts from the run time already spent, so the run gets the time to
-    `deadline` in full. For the rounding dive: short LP solves that stop at `deadline` by themselves;
-    on the shared clock its LPs stopped after 6 ms and lost packings worth the bound (KWOK at 1 s:
-    105 of 154 proven, against 102-103)."""
-    spent = h.getRunTime() if own_clock else 0.0
+    1331 and 1477), so the limit is counted from the run time already spent: the generation's LPs
+    and the rounding dive's are short, warm-started, and stop at `deadline` by themselves. On the
+    shared clock they stopped once the master's HiGHS time in all reached the time left: the moves
+    tier's generation of n32/ppn8/K4/util 0.95 at 1 s after 0.35 s of its 0.58 s, one round short
+    of the proof; the dive's LPs after 6 ms of 0.18 s.
+    `shared_clock`: the limit is the time left, so the run also stops once the master's HiGHS time
+    in all reaches it. For HiGHS's branch and bound, which overruns its limit (0.56 s for 0.19 s
+    asked on 1,560 columns, 0.7 s of set-up on 13,000): given the time left in full it took the
+    later tiers' time (at 1 s, grid 43 and 48 of 84 proven, 6 and 3 runs over the window by 10 %,
+    against 49-54 and none); late in a bound it gets little time or none, and CP-SAT, which follows
+    the bound with its cut, finds the packing."""
+    spent = 0.0 if shared_clock else h.getRunTime()
     h.setOptionValue("time_limit", spent + max(0.01, deadline - time.monotonic()))
     h.run()
     return h.getModelStatus()
