@@ -12,8 +12,9 @@ and the same eligible pod groups), and the LP
 is solved by column generation: the master in HiGHS (kept warm between rounds), the pricing a
 bounded knapsack per class (breadth-first branch and bound), the duals smoothed (Wentges). At any
 row prices u >= 0, `L(u) = rhs.u + sum_k N_k max(0, best reduced cost in class k)` bounds every
-packing (Lagrangian bound), so the bound holds before convergence too. The generated patterns,
-solved as an integer program, give a packing. When the bound is still above it, the gap is closed
+packing (Lagrangian bound), so the bound holds before convergence too. A packing comes from a dive
+(the LP's whole columns fixed, the pods and nodes left solved by the same column generation), else
+from the generated patterns solved as an integer program. When the bound is still above it, the gap is closed
 top down: for each value v from the bound down, every pattern whose reduced cost allows a packing
 worth v is enumerated, and the integer program over them either finds such a packing (optimal) or
 proves there is none (the bound drops by one).
@@ -81,9 +82,10 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
     """Column generation for `max sum_{t in counted} x_t` (plus the pods kept home, for classes with a
     `home`) subject to `at_least`; stops at convergence, at three quarters of the time to `deadline`
     (`time.monotonic()`), or once the bound reaches `target` (the incumbent's worth: a proof). Then
-    the generated patterns are solved as an integer program for a packing, and, if the bound is still
-    above it, the gap is closed by reduced-cost enumeration (`_close_gap`) when the generation has
-    converged or the gap is at most `_OPEN_GAP`. `start`: (class, pattern) columns to
+    a packing: by diving (`_fix_and_regenerate`: the LP's whole columns fixed, the rest solved by this
+    function in turn), then from the generated patterns as an integer program, and, if the bound is
+    still above it, by closing the gap with reduced-cost enumeration (`_close_gap`) when the
+    generation has converged or the gap is at most `_OPEN_GAP`. `start`: (class, pattern) columns to
     begin with, e.g. the incumbent's nodes (they make `at_least` feasible)."""
     import numpy as np
 
@@ -164,8 +166,12 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
 
     ip_deadline = deadline
     generate(time.monotonic() + 0.75 * (deadline - time.monotonic()), target)
-    if out.bound is not None and out.bound <= target:
-        return out  # the incumbent is proven optimal: no packing needed
+    if out.bound is None or out.bound <= target:
+        # the incumbent is proven optimal: no packing needed; or no pricing round finished, and an
+        # integer program over the start columns alone would only recombine the start placements
+        # (on the moves tier of kwok_nodes64_pods512_prio4_util095_r1 at 1 s: 13,592 columns, 0.13 s
+        # of HiGHS, past the deadline)
+        return out
 
     def solve_packing(until: float, at_least_worth=None, excluded=None):
         if time.monotonic() >= until:  # HiGHS's setup alone overran: 0.15 s on 12,610 columns
@@ -181,18 +187,17 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
     # the generated patterns as an integer program, for a packing: first one worth the bound (optimal;
     # the tight row helps HiGHS), then, if there is none and time is left, any better than the incumbent
     began = time.monotonic()
-    if out.bound is not None:
-        _fix_and_regenerate(out, lp, columns, types, classes, counted, at_least, w, target,
-                            time.monotonic() + _FIXING_SHARE * (ip_deadline - time.monotonic()))
-        if out.value is not None and out.value < out.bound and not out.converged:
-            # a packing to prove: the generation goes on until its bound meets it
-            generate(time.monotonic() + 0.75 * (ip_deadline - time.monotonic()), out.value)
-            if out.bound <= out.value:
-                return out
+    _fix_and_regenerate(out, lp, columns, types, classes, counted, at_least, w, target,
+                        time.monotonic() + _FIXING_SHARE * (ip_deadline - time.monotonic()))
+    if out.value is not None and out.value < out.bound and not out.converged:
+        # a packing to prove: the generation goes on until its bound meets it
+        generate(time.monotonic() + 0.75 * (ip_deadline - time.monotonic()), out.value)
+        if out.bound <= out.value:
+            return out
     until = time.monotonic() + _PACKING_SHARE * (ip_deadline - time.monotonic())
     if out.value is None or out.value < out.bound:
         solve_packing(until, out.bound)
-    if out.value is None and out.bound is not None and out.bound > target + 1 and time.monotonic() < until:
+    if out.value is None and out.bound > target + 1 and time.monotonic() < until:
         solve_packing(until, target + 1)
     out.stats["packing_s"] = round(time.monotonic() - began, 3)
     incumbent = max(target, out.value or 0)
@@ -209,8 +214,9 @@ def _fix_and_regenerate(out, lp, columns, types, classes, counted, at_least, w, 
     the pods and nodes they leave are packed by a column generation of their own (`pattern_bound`,
     which fixes again in turn), started from the LP's fractional rest. The restricted integer
     program lacks the patterns that complete a packing; the rest's generation finds them. On the
-    moves tier of n32/ppn4/K2/util 0.95 the LP fixes 25 of 32 nodes. Sets `out`'s packing if the one
-    found is worth more than `target` and `out.value`."""
+    moves tier of n32/ppn4/K2/util 0.95 at 1 s the LP fixes 25 of 32 nodes and the rest's gap closing
+    finds the packing worth the bound (13 moves; the run had ended at 35 before). Sets `out`'s packing
+    if the one found is worth more than `target` and `out.value`."""
     import numpy as np
 
     y = lp.values(deadline)
@@ -235,11 +241,11 @@ def _fix_and_regenerate(out, lp, columns, types, classes, counted, at_least, w, 
     sub_classes = [NodeClass(classes[k].capacity, int(sizes[k]), classes[k].home) for k in kept]
     sub_at_least = [(s, m - int(fixed @ A[:, sorted(s)].sum(axis=1))) for s, m in at_least]
     start = [(new_index[int(ks[c])], tuple(int(a) for a in A[c])) for c in rest]
-    best = max(target, out.value if out.value is not None else target)
+    incumbent = target if out.value is None else max(target, out.value)
     sub = pattern_bound(sub_types, sub_classes, counted, [q for q in sub_at_least if q[1] > 0],
-                        best - worth_fixed, deadline, start)
+                        incumbent - worth_fixed, deadline, start)
     out.stats["fixed"] = out.stats.get("fixed", 0) + int(fixed.sum())
-    if sub.packing is None or sub.value + worth_fixed <= best:
+    if sub.packing is None or sub.value + worth_fixed <= incumbent:
         return
     out.value = sub.value + worth_fixed
     out.packing = [[] for _ in classes]
