@@ -533,8 +533,8 @@ def test_highs_time_limit_counts_the_run_time_of_every_run():
     """The pattern master's time budget rests on HiGHS comparing `time_limit` with the run time
     summed over all runs of one object (see `pod_patterns._run`): on the shared clock (the branch and
     bound) a master that has already run longer than the time left stops at once; the other runs
-    count their limit from the run time already spent. A HiGHS that resets its clock per run (announced for version 2) would change how the pattern bound
-    spends its time; this says so."""
+    count their limit from the run time already spent. A HiGHS that resets its clock per run
+    (announced for version 2) would change how the pattern bound spends its time; this says so."""
     import time
 
     import highspy
@@ -554,7 +554,7 @@ def test_highs_time_limit_counts_the_run_time_of_every_run():
         h.clearSolver()  # from scratch: every run adds to the run time
         assert _run(h, time.monotonic() + 10, shared_clock=True) == highspy.HighsModelStatus.kOptimal
     h.clearSolver()
-    assert _run(h, time.monotonic() + 0.25, shared_clock=True) == highspy.HighsModelStatus.kTimeLimit  # 10 ms of work
+    assert _run(h, time.monotonic() + 0.25, shared_clock=True) == highspy.HighsModelStatus.kTimeLimit  # 10 ms work
     assert _run(h, time.monotonic() + 0.25) == highspy.HighsModelStatus.kOptimal
 
 

@@ -96,8 +96,8 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
     cap = np.array([[np.inf if c is None else c for c in cls.capacity] for cls in classes], dtype=float).reshape(K, R)
     fits = (req[None, :, :] <= cap[:, None, :]).all(axis=2)  # [class, type]
     on = np.array([[k in ty.classes for k in range(K)] for ty in types], dtype=bool).reshape(T, K)
-    some = np.array([ty.count > 0 for ty in types], dtype=bool)
-    alone_t, alone_k = np.nonzero((fits.T & on) & some[:, None])  # type by type
+    left = np.array([ty.count > 0 for ty in types], dtype=bool)  # a dive's rest may have types used up
+    alone_t, alone_k = np.nonzero(fits.T & on & left[:, None])  # type by type
     alone = np.zeros((len(alone_k), T), dtype=np.int64)
     alone[np.arange(len(alone_k)), alone_t] = 1
     ks0, A0 = _arrays(start, T)
@@ -184,8 +184,6 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
                 out.packing[columns.ks[c]].append((columns.pattern(c), round(y[c])))
         return upper
 
-    # the generated patterns as an integer program, for a packing: first one worth the bound (optimal;
-    # the tight row helps HiGHS), then, if there is none and time is left, any better than the incumbent
     began = time.monotonic()
     _fix_and_regenerate(out, lp, columns, types, classes, counted, at_least, w, target,
                         time.monotonic() + _FIXING_SHARE * (ip_deadline - time.monotonic()))
@@ -194,6 +192,8 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
         generate(time.monotonic() + 0.75 * (ip_deadline - time.monotonic()), out.value)
         if out.bound <= out.value:
             return out
+    # the generated patterns as an integer program, for a packing: first one worth the bound (optimal;
+    # the tight row helps HiGHS), then, if there is none and time is left, any better than the incumbent
     until = time.monotonic() + _PACKING_SHARE * (ip_deadline - time.monotonic())
     if out.value is None or out.value < out.bound:
         solve_packing(until, out.bound)
