@@ -226,8 +226,8 @@ def _fix_and_regenerate(out, lp, columns, types, classes, counted, at_least, w, 
     fixed = np.floor(y + 1e-6)
     rest = np.flatnonzero(y - fixed > 1e-6)
     if not fixed.any() or not len(rest):
-        # nothing whole (rounding the largest column up instead lost more packings than it found),
-        # or the LP is integral: the integer program takes it as it is
+        # nothing whole (rounding the largest column up instead: 5 of 16 scenarios proven at 1 s, not
+        # 6), or the LP is integral: the integer program takes it as it is
         return
     counts = np.array([ty.count for ty in types]) - (fixed @ A).astype(np.int64)
     sizes = np.array([c.size for c in classes]) - np.bincount(ks, fixed, minlength=len(classes)).astype(np.int64)
