@@ -216,7 +216,7 @@ def _fix_and_regenerate(out, lp, columns, types, classes, counted, at_least, w, 
     program lacks the patterns that complete a packing; the rest's generation finds them. On the
     moves tier of n32/ppn4/K2/util 0.95 at 1 s the LP fixes 25 of 32 nodes and the rest's gap closing
     finds the packing worth the bound (13 moves; the run had ended at 35 before). Sets `out`'s packing
-    if the one found is worth more than `target` and `out.value`."""
+    if the one found is worth more than `target` (the incumbent's worth; `out` has no packing yet)."""
     import numpy as np
 
     y = lp.values(deadline)
@@ -241,11 +241,10 @@ def _fix_and_regenerate(out, lp, columns, types, classes, counted, at_least, w, 
     sub_classes = [NodeClass(classes[k].capacity, int(sizes[k]), classes[k].home) for k in kept]
     sub_at_least = [(s, m - int(fixed @ A[:, sorted(s)].sum(axis=1))) for s, m in at_least]
     start = [(new_index[int(ks[c])], tuple(int(a) for a in A[c])) for c in rest]
-    incumbent = target if out.value is None else max(target, out.value)
     sub = pattern_bound(sub_types, sub_classes, counted, [q for q in sub_at_least if q[1] > 0],
-                        incumbent - worth_fixed, deadline, start)
-    out.stats["fixed"] = out.stats.get("fixed", 0) + int(fixed.sum())
-    if sub.packing is None or sub.value + worth_fixed <= incumbent:
+                        target - worth_fixed, deadline, start)
+    out.stats["fixed"] = int(fixed.sum())
+    if sub.packing is None or sub.value + worth_fixed <= target:
         return
     out.value = sub.value + worth_fixed
     out.packing = [[] for _ in classes]
