@@ -11,6 +11,7 @@ from conftest import INSTANCES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from optkit.problems.pod_packing import PodPacking, generate, node_size, read_kwok, with_placement
+from optkit.solvers.cpsat.pod_packing import _must_move, _per_term
 from optkit.solvers.heuristics.pod_packing import Cluster, fewer_moves, kube_schedule
 
 import optkit
@@ -242,6 +243,44 @@ def test_exact_solvers_match_brute_force(problem):
             assert r.status == Status.FEASIBLE and not problem.better(r.objective, best), solver
 
 
+def test_a_pending_pod_with_no_free_room_proves_one_move():
+    # a and b (cpu 5 each) hold a node of 10 each; c (cpu 6) fits only once b joins a
+    problem = pp([{"name": "A", "capacity": {"cpu": 10}}, {"name": "B", "capacity": {"cpu": 10}}],
+                 [{"name": "a", "requests": {"cpu": 5}, "node": "A"},
+                  {"name": "b", "requests": {"cpu": 5}, "node": "B"},
+                  {"name": "c", "requests": {"cpu": 6}}])
+    assert _must_move(problem, [-3, 0, 0])
+    assert not _must_move(problem, [-2, 0, 0])  # c left pending: nothing needs to move
+    r = optkit.solve(problem, "cpsat", time_limit=10)
+    assert r.status == Status.OPTIMAL and r.objective == [-3, 0, 1]
+    assert r.stats["statuses"][-1] == "BOUND"  # the moves tier needed no search
+
+
+@st.composite
+def crowded_instances(draw):
+    """Nodes filled by running pods (each placed where it fits), and a few pending pods."""
+    caps = draw(st.lists(st.integers(4, 8), min_size=2, max_size=3))
+    free, pods = list(caps), []
+    for i in range(draw(st.integers(2, 5))):
+        cpu, j = draw(st.integers(1, 4)), draw(st.integers(0, len(caps) - 1))
+        pod = {"name": f"r{i}", "requests": {"cpu": cpu}, "priority": draw(st.integers(0, 1))}
+        if cpu <= free[j]:
+            free[j] -= cpu
+            pod["node"] = f"n{j}"
+        pods.append(pod)
+    pods += [{"name": f"p{i}", "requests": {"cpu": draw(st.integers(2, 6))}, "priority": draw(st.integers(0, 1))}
+             for i in range(draw(st.integers(1, 2)))]
+    return pp([{"name": f"n{j}", "capacity": {"cpu": c}} for j, c in enumerate(caps)], pods)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(tiny_instances(), crowded_instances()))
+def test_one_move_bound_holds_against_brute_force(problem):
+    best = brute_force(problem)
+    if best is not None and _must_move(problem, _per_term(best)):
+        assert best[-1] >= 1
+
+
 def test_fewer_moves_undoes_a_swap_of_identical_nodes_and_pods():
     nodes = [{"name": "n0", "capacity": {"cpu": 4}}, {"name": "n1", "capacity": {"cpu": 4}},
              {"name": "n2", "capacity": {"cpu": 4}, "labels": {"z": "b"}},
@@ -297,7 +336,7 @@ def test_pattern_packing_placement_keeps_every_node_s_own_pods():
 def test_pattern_bounds_are_valid_and_packings_feasible(problem):
     import time
 
-    from optkit.solvers.cpsat.pod_packing import CountModel, _per_term
+    from optkit.solvers.cpsat.pod_packing import CountModel
 
     options = [list(problem.candidates[i]) + [None] for i in range(problem.n_pods)]
     feasible = [list(c) for c in itertools.product(*options) if problem.check(problem.to_solution(list(c))).feasible]

@@ -671,7 +671,8 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
             elif k == n_prio:  # evictions: running pods placed
                 placed_above, lb = running_movable, ranges[k][0]
             else:  # moves: running pods placed, less those that stay
-                placed_above, lb = running_movable - proven[n_prio], ranges[k][0]
+                placed_above = running_movable - proven[n_prio]
+                lb = max(ranges[k][0], int(_must_move(problem, proven)))
             if inc > lb and opts.params["patterns"]:
                 race = _Race(pm.m, lambda solver: parameters(solver, opts, num_workers=opts.threads - 1)) \
                     if opts.threads > 1 else None
@@ -829,6 +830,34 @@ def _lns(problem: PodPacking, opts: SolveOptions) -> Outcome:
             opts.report(P.to_solution(where), best)
     return Outcome(solution=P.to_solution(where), objective=best, termination=Termination.TIME_LIMIT,
                    stats={"mode": "lns", "iterations": iters, "improvements": improved})
+
+
+def _must_move(problem: PodPacking, proven: list[int]) -> bool:
+    """Whether the proven counts (per priority, then evictions) need some running pod to move: with no
+    running pod evicted and every one where it is now, the pending pods that fit alone in some node's
+    free room are too few for a priority. A bound of one move, free where the pattern bound is slow
+    (on kwok_nodes64_pods512_prio1_util090_r1 the one pending pod fits no node's free room)."""
+    import numpy as np
+
+    P = problem
+    n_prio = len(P.priorities)
+    if proven[n_prio] != 0 or not P.n_nodes:
+        return False
+    req = np.array(P.request_matrix, dtype=float).reshape(P.n_pods, len(P.resources))
+    free = np.array([[np.inf if c is None else c for c in row] for row in P.capacity_matrix],
+                    dtype=float).reshape(P.n_nodes, len(P.resources))
+    short = defaultdict(int)  # priority -> pods that must run, less those that can without a move
+    for k, p in enumerate(P.priorities):
+        short[p] = -proven[k]
+    for i, j in enumerate(P.current):
+        if j is not None:
+            free[j] -= req[i]
+            short[P.pods[i].priority] -= 1
+    for i, j in enumerate(P.current):
+        cands = list(P.candidates[i])
+        if j is None and cands and (req[i] <= free[cands]).all(axis=1).any():
+            short[P.pods[i].priority] -= 1
+    return any(v > 0 for v in short.values())
 
 
 def _per_term(objective: list[int]) -> list[int]:
