@@ -854,8 +854,7 @@ def _must_move(problem: PodPacking, proven: list[int]) -> bool:
             free[j] -= req[i]
             short[P.pods[i].priority] -= 1
     for i, j in enumerate(P.current):
-        cands = list(P.candidates[i])
-        if j is None and cands and (req[i] <= free[cands]).all(axis=1).any():
+        if j is None and P.candidates[i] and (req[i] <= free[list(P.candidates[i])]).all(axis=1).any():
             short[P.pods[i].priority] -= 1
     return any(v > 0 for v in short.values())
 
