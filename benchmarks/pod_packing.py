@@ -91,6 +91,11 @@ def grid(quick: bool, seeds: int):
                                                                        priorities=k, util=u)
 
 
+def pending(scenarios):
+    """The (label, problem) pairs whose "before" state leaves pods pending: the ones the paper classifies."""
+    return [(label, p) for label, p in scenarios if p.evaluate_current().metrics["pending"] > 0]
+
+
 # -- kube-default against the real scheduler ----------------------------------------------------
 
 def consistent_with_model(inst) -> bool:
@@ -169,7 +174,7 @@ def kwok_validation(rows) -> str:
 
 def modes_table(window: float = 1.0, threads: int = 1) -> str:
     """cpsat tier by tier against one weighted objective, on the N in {4, 8} grid scenarios with pending pods."""
-    scen = [(label, p) for label, p in grid(True, 1) if p.evaluate_current().metrics["pending"] > 0]
+    scen = pending(grid(True, 1))
     body = []
     for mode in ("tiers", "weighted"):
         proven, times = 0, []
@@ -187,7 +192,7 @@ def seeds_table(seeds: list[int], quick: bool = False, window: float = 1.0, thre
     """The grid's classes at one window under several solver seeds: the seed moves the min-max start
     and CP-SAT's search, and a scenario near the window's edge is proven under some seeds and not
     others, so one seed's count is a sample, not the solver's rate."""
-    scen = [(label, p) for label, p in grid(quick, 1) if p.evaluate_current().metrics["pending"] > 0]
+    scen = pending(grid(quick, 1))
     body, proven = [], []
     for seed in seeds:
         counts, _ = run_grid(scen, [window], threads=threads, seed=seed)
@@ -244,7 +249,7 @@ def main(argv=None) -> None:
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     rows = []
     if "grid" in parts:
-        scen = [(label, p) for label, p in grid(args.quick, args.seeds) if p.evaluate_current().metrics["pending"] > 0]
+        scen = pending(grid(args.quick, args.seeds))
         counts, rows = run_grid(scen, windows, log=sys.stderr, threads=args.threads)
         n_grid = (2 if args.quick else 4) * 2 * 3 * 4 * args.seeds
         cache["grid"] = (cmd + "\n\n" + f"### Generator grid ({len(scen)} of {n_grid} scenarios leave pods pending)\n\n"
@@ -254,7 +259,7 @@ def main(argv=None) -> None:
     kw = read_kwok(SHARED / "podpacking" / "kwok" / "instances.jsonl")
     if "kwok" in parts:
         kwin = [int(w) for w in args.kwok_windows.split(",")] if args.kwok_windows else windows
-        kscen = [(inst.name, inst) for inst, _ in kw if inst.evaluate_current().metrics["pending"] > 0]
+        kscen = pending((inst.name, inst) for inst, _ in kw)
         kcounts, krows = run_grid(kscen, kwin, log=sys.stderr, threads=args.threads)
         rows += krows
         cache["kwok"] = (cmd + "\n\n" + f"### KWOK runs ({len(kscen)} of {len(kw)} scenarios leave pods pending; before = the real "
