@@ -14,11 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from optkit.problems.tardiness import generate
-
 import optkit
 from benchmarks._common import machine, markdown_table, write_section
 from optkit.batch import run_batch
+from optkit.problems.tardiness import generate
 
 
 def measure(folder: Path, out: Path, executor: str, jobs: int) -> dict:

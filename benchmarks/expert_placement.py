@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from optkit.problems.expert_placement import generate, read_eplb_example
-from optkit.solvers.heuristics.expert_placement import traffic_lower_bound
-
 import optkit
 from benchmarks._common import SHARED, machine, markdown_table, write_section
+from optkit.backends.heuristics.expert_placement import traffic_lower_bound
+from optkit.problems.expert_placement import generate, read_eplb_example
 
 
 def _run(problem, solver, **kw):

@@ -16,10 +16,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from optkit.problems.gpu_selection import WORKLOADS, from_melange, generate
-
 import optkit
 from benchmarks._common import DOC, ROOT, SHARED, machine, markdown_table, write_section
+from optkit.problems.gpu_selection import WORKLOADS, from_melange, generate
 from optkit.result import Status
 
 SOLVERS = ("mip", "cpsat", "greedy", "single-type")

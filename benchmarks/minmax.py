@@ -36,7 +36,7 @@ def _fmt(x, digits=6):
 # -- FIR -------------------------------------------------------------------------------------------
 
 def bench_fir(quick: bool, time_limit: float, backend: str) -> str:
-    from optkit.solvers.minmax import fir
+    from optkit.backends.minmax import fir
 
     specs = [fir.FirSpec(taps=31, bits=8), fir.FirSpec(taps=61, bits=10), fir.FirSpec(taps=101, bits=12)]
     if quick:
@@ -68,7 +68,8 @@ def bench_fir(quick: bool, time_limit: float, backend: str) -> str:
 
 def planted(m: int, n: int, density: float | None, seed: int = 0):
     import scipy.sparse as sp
-    from optkit.solvers.minmax.engine import MinMaxModel
+
+    from optkit.backends.minmax.engine import MinMaxModel
 
     rng = np.random.default_rng(seed)
     if density is None:
@@ -83,7 +84,7 @@ def planted(m: int, n: int, density: float | None, seed: int = 0):
 
 
 def bench_large(quick: bool, time_limit: float, backend: str) -> str:
-    from optkit.solvers.minmax.engine import MinMaxParams, evaluate, solve
+    from optkit.backends.minmax.engine import MinMaxParams, evaluate, solve
 
     cases = [("sparse 10,000 x 5,000 (0.2 % dense)", 10_000, 5_000, 0.002),
              ("dense 2,000 x 1,000", 2_000, 1_000, None)]
@@ -142,9 +143,8 @@ def _bench_problem(problems, solvers, time_limit, kind_label, numeric=True):
 
 
 def bench_ep(quick: bool, time_limit: float, backend: str) -> str:
-    from optkit.problems import expert_placement as ep
-
     from benchmarks._common import SHARED
+    from optkit.problems import expert_placement as ep
     from optkit.registry import solver_specs
 
     problems = []
@@ -168,7 +168,6 @@ def bench_ep(quick: bool, time_limit: float, backend: str) -> str:
 
 def bench_pods(quick: bool, time_limit: float, backend: str) -> str:
     from optkit.problems import pod_packing as pp
-
     from optkit.registry import solver_specs
 
     sizes = [(8, 6, 2, 1.0), (32, 10, 3, 1.0), (100, 20, 3, 0.98)]

@@ -19,11 +19,10 @@ import json
 import resource
 import time
 
-from optkit.problems.pod_packing import generate, read_kwok, with_placement
-from optkit.solvers.heuristics.pod_packing import Cluster, kube_schedule
-
 import optkit
 from benchmarks._common import SHARED, machine, markdown_table, write_section
+from optkit.backends.heuristics.pod_packing import Cluster, kube_schedule
+from optkit.problems.pod_packing import generate, read_kwok, with_placement
 from optkit.result import Status
 
 CLASSES = ("better and optimal", "better", "default certified optimal", "failure")
@@ -105,6 +104,7 @@ def consistent_with_model(inst) -> bool:
     replica may take any top-scored node that some replica of that ReplicaSet really got (or stay
     pending when nothing fits and some replica really is pending). Backtracks within a ReplicaSet."""
     import numpy as np
+
     from optkit.problems.pod_packing import creation_order
 
     c = Cluster(inst)

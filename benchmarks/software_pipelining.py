@@ -16,10 +16,9 @@ import statistics
 import sys
 import time
 
-from optkit.problems.software_pipelining import SoftwarePipelining, generate
-
 import optkit
 from benchmarks._common import ROOT, SHARED, machine, markdown_table, write_section
+from optkit.problems.software_pipelining import SoftwarePipelining, generate
 
 NAMED = [
     ("twill_fig1 (toy)", SHARED / "software_pipelining" / "twill_fig1.json"),

@@ -126,7 +126,8 @@ def table(cache: Path) -> str:
         missing = r.get("no_solution", r.get("errors", 0))
         if missing:  # gaps over the instances with a solution only
             r["gap_pct"] = r["max_gap_pct"] = None
-        fmt = lambda x: "-" if x is None else f"{x:.3f}"
+        def fmt(x):
+            return "-" if x is None else f"{x:.3f}"
         body.append([r["set"], r["solver"], r["instances"], fmt(r["gap_pct"]), fmt(r["max_gap_pct"]),
                      r["solved"], r["proven"], missing, f"{r['mean_time_s']:.3f}",
                      f"{r['mean_cpu_s']:.3f}" if "mean_cpu_s" in r else "-", r["time_limit_s"]])

@@ -14,15 +14,15 @@ import sys
 import time
 from pathlib import Path
 
-import _batch_solvers
 import pytest
-from optkit.problems.tardiness import generate
 
+import _batch_solvers
 import optkit
 from optkit.batch import plan_batch, read_lines, run_batch, validate_line
 from optkit.batch.records import ResultsWriter, latest
 from optkit.batch.tasks import expand_paths
 from optkit.cli import main
+from optkit.problems.tardiness import generate
 from optkit.registry import _SOLVERS, register
 
 TESTS = Path(__file__).resolve().parent

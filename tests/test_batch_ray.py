@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import _batch_solvers
 import pytest
-from optkit.problems.tardiness import generate
 
+import _batch_solvers
 import optkit
 from optkit.batch import read_lines, run_batch, validate_line
+from optkit.problems.tardiness import generate
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray

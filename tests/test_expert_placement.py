@@ -9,6 +9,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import optkit
+from optkit.backends.heuristics.expert_placement import assignment, eplb_slots
+from optkit.cli import main
+from optkit.errors import InputError
 from optkit.problems.expert_placement import (
     ExpertPlacement,
     brute_force,
@@ -16,11 +21,6 @@ from optkit.problems.expert_placement import (
     random_placement,
     read_eplb_example,
 )
-from optkit.solvers.heuristics.expert_placement import assignment, eplb_slots
-
-import optkit
-from optkit.cli import main
-from optkit.errors import InputError
 from optkit.result import Status
 
 EXAMPLE = "expert_placement/eplb_readme_example.json"

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from optkit.problems.expert_placement import ExpertPlacement, generate
-from optkit.solvers.heuristics.expert_placement import _pair_stay_bound, traffic_lower_bound
 
 import optkit
+from optkit.backends.heuristics.expert_placement import _pair_stay_bound, traffic_lower_bound
+from optkit.problems.expert_placement import ExpertPlacement, generate
 from optkit.result import Status
 
 

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from optkit.problems.expert_placement import generate
-from optkit.solvers.heuristics.expert_placement import (
+
+import optkit
+from optkit.backends.heuristics.expert_placement import (
     _place_layer,
     _swap_search,
     balanced_pack,
     lpt_layer,
 )
-
-import optkit
+from optkit.problems.expert_placement import generate
 from optkit.result import Status, Termination
 
 

@@ -8,9 +8,13 @@ import math
 from fractions import Fraction
 
 import pytest
-from conftest import INSTANCES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import optkit
+from conftest import INSTANCES
+from optkit.cli import main
+from optkit.errors import InputError
 from optkit.problems.gpu_profiles import build_throughput, profile_from_csv, roofline_profiles
 from optkit.problems.gpu_selection import (
     GpuSelection,
@@ -19,10 +23,6 @@ from optkit.problems.gpu_selection import (
     import_melange,
     workload_distribution,
 )
-
-import optkit
-from optkit.cli import main
-from optkit.errors import InputError
 from optkit.result import Status
 
 EXACT = ("mip", "cpsat")

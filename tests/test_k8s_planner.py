@@ -148,7 +148,7 @@ def test_pdb_429_stops_the_plan_and_drops_pins_to_nodes_not_freed():
 
     def racing_evict(namespace, name, uid=None):
         # just before our eviction, the other low pod turns unready: the PDB now allows nothing
-        for (ns, other), pod in c.pods.items():
+        for (_ns, other), pod in c.pods.items():
             if other.startswith("low-") and other != name:
                 pod = {**pod, "status": {**pod["status"], "conditions": [{"type": "Ready", "status": "False"}]}}
                 c.replace_pod(pod)

@@ -11,8 +11,9 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from optkit.solvers.minmax import backend as backend_mod
-from optkit.solvers.minmax.engine import (
+
+from optkit.backends.minmax import backend as backend_mod
+from optkit.backends.minmax.engine import (
     MinMaxModel,
     MinMaxParams,
     _Search,
@@ -21,7 +22,6 @@ from optkit.solvers.minmax.engine import (
     solve,
     violations,
 )
-
 from optkit.errors import InputError, SolverUnavailable
 
 # -- helpers -------------------------------------------------------------------------------------

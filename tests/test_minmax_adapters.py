@@ -94,7 +94,7 @@ def test_pod_packing_respects_taints_selectors_and_fixed_pods():
 # -- FIR showcase ----------------------------------------------------------------------------------
 
 def test_fir_designs_respect_the_lp_bound():
-    from optkit.solvers.minmax import fir
+    from optkit.backends.minmax import fir
 
     spec = fir.FirSpec(taps=15, bits=6, grid=8, radius=4)
     base = fir.design_rounded(spec)
@@ -109,8 +109,7 @@ def test_fir_designs_respect_the_lp_bound():
 
 
 def test_fir_spec_rejects_even_lengths():
-    from optkit.solvers.minmax import fir
-
+    from optkit.backends.minmax import fir
     from optkit.errors import InputError
 
     with pytest.raises(InputError, match="taps"):
@@ -126,7 +125,7 @@ def _instance(tmp_path):
 
 
 def test_cli_cupy_backend_without_gpu_exits_3(tmp_path, capsys, monkeypatch):
-    from optkit.solvers.minmax import backend
+    from optkit.backends.minmax import backend
 
     monkeypatch.setattr(backend, "cupy_status", lambda: (None, "CuPy is not installed"))
     code = main(["solve", str(_instance(tmp_path)), "--solver", "minmax", "--param", "backend=cupy"])

@@ -7,16 +7,16 @@ import json
 import math
 
 import pytest
-from conftest import INSTANCES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from optkit.problems.pod_packing import PodPacking, generate, node_size, read_kwok, with_placement
-from optkit.solvers.cpsat.pod_packing import _must_move, _per_term
-from optkit.solvers.heuristics.pod_packing import Cluster, fewer_moves, kube_schedule
 
 import optkit
+from conftest import INSTANCES
+from optkit.backends.cpsat.pod_packing import _must_move, _per_term
+from optkit.backends.heuristics.pod_packing import Cluster, fewer_moves, kube_schedule
 from optkit.cli import main
 from optkit.errors import InputError
+from optkit.problems.pod_packing import PodPacking, generate, node_size, read_kwok, with_placement
 from optkit.result import Status
 
 SUITE = INSTANCES / "pod-packing" / "suite"
@@ -319,7 +319,7 @@ def test_pattern_packing_placement_keeps_every_node_s_own_pods():
     node. Nodes a, b, c; four identical pods running, one on a, two on b, one on c; the packing puts
     two on a and two on b, so three stay (the pod of c moves to a). Taking a's second pod from b, as
     the first version did, kept two: the tier's bound could not be met and was not proven."""
-    from optkit.solvers.cpsat.pod_packing import CountModel
+    from optkit.backends.cpsat.pod_packing import CountModel
 
     nodes = [{"name": n, "capacity": {"cpu": 1000}} for n in "abc"]
     pods = [{"name": f"p{i}", "requests": {"cpu": 100}, "node": n} for i, n in enumerate("abbc")]
@@ -336,7 +336,7 @@ def test_pattern_packing_placement_keeps_every_node_s_own_pods():
 def test_pattern_bounds_are_valid_and_packings_feasible(problem):
     import time
 
-    from optkit.solvers.cpsat.pod_packing import CountModel
+    from optkit.backends.cpsat.pod_packing import CountModel
 
     options = [list(problem.candidates[i]) + [None] for i in range(problem.n_pods)]
     feasible = [list(c) for c in itertools.product(*options) if problem.check(problem.to_solution(list(c))).feasible]
@@ -370,7 +370,7 @@ def test_pattern_enumeration_lists_every_pattern_worth_the_bar(items, capacity, 
     included)."""
     import time
 
-    from optkit.solvers.cpsat.pod_patterns import NodeClass, PodType, _Items, _Knapsack
+    from optkit.backends.cpsat.pod_patterns import NodeClass, PodType, _Items, _Knapsack
 
     types = [PodType((a, b), count, frozenset({0})) for a, b, count, _, _ in items]
     val = [v for _, _, _, v, _ in items]
@@ -398,7 +398,7 @@ def test_pricing_all_classes_at_once_agrees_with_each_alone(data):
     own search, and its best pattern fits that class and is worth that bound."""
     import time
 
-    from optkit.solvers.cpsat.pod_patterns import NodeClass, PodType, _price, _price_all
+    from optkit.backends.cpsat.pod_patterns import NodeClass, PodType, _price, _price_all
 
     K = data.draw(st.integers(2, 4))
     types = [PodType((data.draw(st.integers(0, 9)), data.draw(st.integers(1, 9))), data.draw(st.integers(1, 4)),
@@ -431,7 +431,7 @@ def test_pricing_all_classes_at_once_agrees_with_each_alone(data):
 def pattern_problems(draw):
     """Pod types and node classes for the pattern column generation; a class of one node may have pods
     of some types running on it (`home`)."""
-    from optkit.solvers.cpsat.pod_patterns import NodeClass, PodType
+    from optkit.backends.cpsat.pod_patterns import NodeClass, PodType
 
     n_classes = draw(st.integers(1, 3))
     types = [PodType((draw(st.integers(0, 9)), draw(st.integers(1, 9))), draw(st.integers(1, 4)),
@@ -503,7 +503,7 @@ def test_pattern_bound_against_a_pod_by_node_model(data):
     set the bound is exactly the optimum."""
     import time
 
-    from optkit.solvers.cpsat.pod_patterns import pattern_bound
+    from optkit.backends.cpsat.pod_patterns import pattern_bound
 
     types, classes, counted = data
     best = best_packing_by_cpsat(types, classes, counted)
@@ -520,7 +520,7 @@ def test_dives_with_column_generation_report_real_packings(monkeypatch):
     own (`_fix_and_regenerate`), on generated instances where it finds packings, in count tiers (one
     class of identical nodes) and in the moves tier (a class per node): every packing it reports is
     one, meets the tiers already proven (`at_least`), and is worth the value reported."""
-    from optkit.solvers.cpsat import pod_patterns
+    from optkit.backends.cpsat import pod_patterns
 
     found = []
     original = pod_patterns._fix_and_regenerate
@@ -549,7 +549,7 @@ def test_gap_closing_from_the_bound_alone_is_exact(monkeypatch, data):
     valid, and once closed it is the optimum, with a packing worth it unless the incumbent (0) is."""
     import time
 
-    from optkit.solvers.cpsat import pod_patterns
+    from optkit.backends.cpsat import pod_patterns
 
     original = pod_patterns._Master.solve_integer
 
@@ -578,7 +578,8 @@ def test_highs_time_limit_counts_the_run_time_of_every_run():
 
     import highspy
     import numpy as np
-    from optkit.solvers.cpsat.pod_patterns import _run
+
+    from optkit.backends.cpsat.pod_patterns import _run
 
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
@@ -606,7 +607,7 @@ def test_gap_closing_out_of_time_proves_nothing(monkeypatch, data):
     for 58): that is no proof that the level has no packing, and the bound must stay valid."""
     import time
 
-    from optkit.solvers.cpsat import pod_patterns
+    from optkit.backends.cpsat import pod_patterns
 
     def timed_out(self, deadline, at_least_worth=None, excluded=None):
         return None, None, None if excluded is None else at_least_worth - 1e-13
@@ -622,7 +623,7 @@ def test_gap_closing_out_of_time_proves_nothing(monkeypatch, data):
 def test_gap_closing_agrees_with_cpsat_without_patterns(monkeypatch):
     """Generated instances whose pattern LP has a gap that the reduced-cost enumeration closes: the
     optimum proven that way is the one CP-SAT proves on its own model (patterns off)."""
-    from optkit.solvers.cpsat import pod_patterns
+    from optkit.backends.cpsat import pod_patterns
 
     closed = []
     original = pod_patterns.pattern_bound
@@ -662,7 +663,7 @@ def test_suite_optima_by_brute_force():
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(-4, 0), st.integers(0, 4)), min_size=1, max_size=4), st.data())
 def test_weighted_bound_maps_to_a_valid_lexicographic_bound(ranges, data):
-    from optkit.solvers.cpsat.pod_packing import lex_bound_from_weighted, weights_for
+    from optkit.backends.cpsat.pod_packing import lex_bound_from_weighted, weights_for
 
     w = weights_for(ranges)
     vec = st.tuples(*[st.integers(lo, hi) for lo, hi in ranges]).map(list)
@@ -687,7 +688,7 @@ def test_pattern_pricing_finds_the_best_pattern(items, capacity, floor):
     resource included); with none above `floor`, the bound is `floor`."""
     import time
 
-    from optkit.solvers.cpsat.pod_patterns import NodeClass, PodType, _price
+    from optkit.backends.cpsat.pod_patterns import NodeClass, PodType, _price
 
     types = [PodType((a, b), count, frozenset({0})) for a, b, count, _ in items]
     val = [v for *_, v in items]

@@ -6,13 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from optkit.problems.tardiness import generate
 
 import optkit
 from optkit.batch import run_batch
 from optkit.batch.pictures import PICTURES
 from optkit.batch.report import performance_profile, primal_gap
 from optkit.cli import main
+from optkit.problems.tardiness import generate
 
 
 @pytest.fixture

@@ -6,9 +6,13 @@ import itertools
 import json
 
 import pytest
-from conftest import INSTANCES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import optkit
+from conftest import INSTANCES
+from optkit.backends.mip.software_pipelining import dependence_rows
+from optkit.cli import main
 from optkit.problems.software_pipelining import (
     SoftwarePipelining,
     generate,
@@ -18,10 +22,6 @@ from optkit.problems.software_pipelining import (
     schedule_rows,
     triton_attributes,
 )
-from optkit.solvers.mip.software_pipelining import dependence_rows
-
-import optkit
-from optkit.cli import main
 from optkit.result import Status
 
 FOLDER = INSTANCES / "software-pipelining"

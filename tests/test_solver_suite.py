@@ -13,10 +13,9 @@ import json
 import pytest
 
 import optkit
+from conftest import INSTANCES
 from optkit.registry import solver_specs
 from optkit.result import Status
-
-from conftest import INSTANCES
 
 TIME_LIMIT = 5.0
 

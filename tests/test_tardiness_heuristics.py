@@ -13,11 +13,11 @@ import itertools
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from optkit.problems.tardiness import Tardiness, read_optima, read_orlib
-from optkit.solvers.heuristics import tardiness as rules
 
 import optkit
+from optkit.backends.heuristics import tardiness as rules
 from optkit.errors import InputError
+from optkit.problems.tardiness import Tardiness, read_optima, read_orlib
 from optkit.registry import solver_specs
 from optkit.result import Status
 
@@ -119,7 +119,8 @@ def test_rule_parameters():
 @st.composite
 def instances(draw, max_n=8, release=None):
     n = draw(st.integers(1, max_n))
-    ints = lambda lo, hi: st.lists(st.integers(lo, hi), min_size=n, max_size=n)
+    def ints(lo, hi):
+        return st.lists(st.integers(lo, hi), min_size=n, max_size=n)
     p = draw(ints(0, 20))
     d = draw(ints(0, 60))
     w = draw(st.none() | ints(0, 5))

@@ -1,1 +1,0 @@
-from optkit.cli import main; import sys; sys.exit(main())

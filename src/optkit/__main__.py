@@ -1,0 +1,5 @@
+import sys
+
+from optkit.cli import main
+
+sys.exit(main())

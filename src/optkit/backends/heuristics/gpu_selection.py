@@ -1,0 +1,246 @@
+"""GPU selection heuristics: the single-type baseline and a cost-efficiency first-fit greedy."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+from optkit.problems.gpu_selection import Bucket, GpuSelection, first_fit_decreasing
+from optkit.registry import register
+from optkit.solve import Outcome, SolveOptions
+
+
+def single_type_solution(problem: GpuSelection) -> dict | None:
+    """The cheapest deployment that uses one GPU type only (the checker's baseline), or None."""
+    base = problem.single_type_baseline
+    if base is None:
+        return None
+    t, count, _ = base
+    sf = problem.slice_factor
+    n = {(t, b): sf for b in problem.buckets}
+    if problem.packing == "pooled":
+        return problem.solution_from_counts(n, counts={t: count})
+    items = [b for b in problem.buckets for _ in range(sf)]
+    bins = first_fit_decreasing([problem.loads[t][b] for b in items])
+    instances: dict[tuple[int, Bucket], list[int]] = {(t, b): [] for b in problem.buckets}
+    for i, members in enumerate(bins):
+        for k in members:
+            instances[(t, items[k])].append(i)
+    for members in instances.values():
+        members.sort()
+    return problem.solution_from_counts(n, instances=instances, counts={t: len(bins)})
+
+
+class _Packing:
+    """A partial solution of the greedy: pooled loads and counts, or per-instance rooms and contents."""
+
+    def __init__(self, problem: GpuSelection, allowed: frozenset[int] | None = None):
+        T = len(problem.gpu_types)
+        self.p = problem
+        self.pooled = problem.packing == "pooled"
+        self.count = [0] * T
+        self.load = [Fraction(0)] * T
+        self.rooms: list[list[Fraction]] = [[] for _ in range(T)]
+        self.content: list[list[list[Bucket]]] = [[] for _ in range(T)]  # per instance: its slices
+        self.n: dict[tuple[int, Bucket], int] = {}
+        self.order: dict[Bucket, list[int]] = {
+            b: sorted((t for t in range(T) if problem.can_serve(t, b) and (allowed is None or t in allowed)),
+                      key=lambda t: (problem.costs[t] * problem.loads[t][b], t))
+            for b in problem.buckets}
+
+    def copy(self) -> _Packing:
+        new = object.__new__(_Packing)
+        new.p, new.pooled, new.order = self.p, self.pooled, self.order
+        new.count, new.load, new.n = list(self.count), list(self.load), dict(self.n)
+        new.rooms = [list(r) for r in self.rooms]
+        new.content = [[list(c) for c in inst] for inst in self.content]
+        return new
+
+    def cost(self) -> Fraction:
+        return sum((c * k for c, k in zip(self.p.costs, self.count)), Fraction(0))
+
+    def place(self, b: Bucket, banned: int | None = None, no_open: int | None = None) -> bool:
+        """First fit into capacity already paid for, else open on the most cost-efficient type
+        (type `banned` is not used at all, type `no_open` gets no new capacity)."""
+        loads = self.p.loads
+        for t in self.order[b]:
+            if t == banned:
+                continue
+            lo = loads[t][b]
+            if self.pooled:
+                if self.load[t] + lo <= self.count[t]:
+                    self.load[t] += lo
+                    self.n[(t, b)] = self.n.get((t, b), 0) + 1
+                    return True
+            else:
+                for i, r in enumerate(self.rooms[t]):
+                    if lo <= r:
+                        self.rooms[t][i] -= lo
+                        self.content[t][i].append(b)
+                        self.n[(t, b)] = self.n.get((t, b), 0) + 1
+                        return True
+        for t in self.order[b]:
+            if t == banned or t == no_open:
+                continue
+            lo, cap = loads[t][b], self.p.gpu_types[t].max_count
+            need = math.ceil(self.load[t] + lo) if self.pooled else self.count[t] + 1
+            if cap is not None and need > cap:
+                continue
+            if self.pooled:
+                self.load[t] += lo
+                self.count[t] = need
+            else:
+                self.rooms[t].append(1 - lo)
+                self.content[t].append([b])
+                self.count[t] += 1
+            self.n[(t, b)] = self.n.get((t, b), 0) + 1
+            return True
+        return False
+
+    def without_one_instance(self, t: int, i: int | None = None) -> _Packing | None:
+        """Pooled: move slices off type t until it needs one instance less; per instance: empty
+        instance i of type t. The moved slices are placed again (not back on t when pooled)."""
+        new = self.copy()
+        loads = self.p.loads[t]
+        if self.pooled:
+            excess = new.load[t] - (new.count[t] - 1)
+            def relocation(b: Bucket) -> tuple:  # cheapest cost elsewhere per unit of load freed here
+                alt = [self.p.costs[u] * self.p.loads[u][b] for u in self.order[b] if u != t]
+                return (min(alt) / loads[b] if alt else math.inf, -loads[b], b)
+
+            mine = sorted((b for (tt, b), k in new.n.items() if tt == t for _ in range(k)), key=relocation)
+            moved = []
+            for b in mine:
+                if excess <= 0:
+                    break
+                moved.append(b)
+                excess -= loads[b]
+                new.load[t] -= loads[b]
+                new.n[(t, b)] -= 1
+            new.count[t] = math.ceil(new.load[t])
+            banned = t
+        else:
+            moved = new.content[t].pop(i)
+            new.rooms[t].pop(i)
+            new.count[t] -= 1
+            for b in moved:
+                new.n[(t, b)] -= 1
+            banned = None
+        for b in sorted(moved, key=lambda b: (-loads[b], b)):
+            if not new.place(b, banned, no_open=t):
+                return None
+        return new
+
+    def improve(self, max_rounds: int = 200) -> _Packing:
+        """Drop one instance at a time while that lowers the cost (best move first)."""
+        best = self
+        for _ in range(max_rounds):
+            cost, found = best.cost(), None
+            for t in range(len(best.count)):
+                if best.count[t] == 0:
+                    continue
+                if best.pooled:
+                    tries = [None]
+                else:  # the two least loaded instances
+                    tries = sorted(range(best.count[t]), key=lambda i: -best.rooms[t][i])[:2]
+                for i in tries:
+                    cand = best.without_one_instance(t, i)
+                    if cand is not None and cand.cost() < cost:
+                        cost, found = cand.cost(), cand
+            if found is None:
+                return best
+            best = found
+        return best
+
+    def solution(self) -> dict:
+        counts = dict(enumerate(self.count))
+        if self.pooled:
+            return self.p.solution_from_counts({k: v for k, v in self.n.items() if v}, counts=counts)
+        instances: dict[tuple[int, Bucket], list[int]] = {}
+        for t, insts in enumerate(self.content):
+            for i, members in enumerate(insts):
+                for b in members:
+                    instances.setdefault((t, b), []).append(i)
+        for members in instances.values():
+            members.sort()
+        return self.p.solution_from_counts({k: v for k, v in self.n.items() if v}, instances=instances, counts=counts)
+
+
+def first_fit(problem: GpuSelection, allowed: frozenset[int] | None = None, improve: bool = True) -> dict | None:
+    """Cost-efficiency first fit on the `allowed` types (all if None), then instance dropping."""
+    state = _Packing(problem, allowed)
+    if any(not state.order[b] for b in problem.buckets):
+        return None
+    first = state.order
+    items = sorted(problem.buckets, key=lambda b: (-problem.costs[first[b][0]] * problem.loads[first[b][0]][b], b))
+    for b in items:
+        for _ in range(problem.slice_factor):
+            if not state.place(b):
+                return None
+    if improve:
+        state = state.improve()
+    return state.solution()
+
+
+def greedy_solution(problem: GpuSelection, max_subsets: int = 64) -> dict | None:
+    """The cheapest first-fit packing over subsets of the GPU types; None if all get stuck.
+
+    First fit: slices are taken in decreasing order of their cheapest cost (cost_per_hour x load on
+    the most cost-efficient type that can serve them). Each goes to the first type, in increasing
+    order of cost x load for its bucket, that has room already paid for (pooled: the type's
+    instances; per_instance: the first instance of the type with room); if none has room, it opens
+    capacity on the most cost-efficient type whose max_count allows it. Then, while it pays, one
+    instance is given up and the slices it held are placed again by the same rule on the other
+    capacity (this fills the last, partly used instance of a type with a cheaper GPU).
+    Efficiency alone rarely picks a small GPU that a big one beats per request, so the first fit
+    is run on every subset of types (all of them when there are at most 6 types, else the
+    `max_subsets` smallest subsets and the full set) and the cheapest packing is kept.
+    """
+    import itertools
+
+    T = len(problem.gpu_types)
+    subsets = [frozenset(c) for k in range(1, T + 1) for c in itertools.combinations(range(T), k)]
+    if len(subsets) > max_subsets:
+        subsets = subsets[:max_subsets - 1] + [frozenset(range(T))]
+    best = None
+    for allowed in subsets:
+        solution = first_fit(problem, allowed)
+        if solution is not None:
+            cost = problem.exact_cost(solution["counts"])
+            if best is None or cost < best[0]:
+                best = (cost, solution)
+    return None if best is None else best[1]
+
+
+def _no_solution(problem: GpuSelection, what: str) -> Outcome:
+    reason = problem.infeasibility_reason()
+    if reason:
+        return Outcome(proven_infeasible=True, message=f"infeasible: {reason}")
+    return Outcome(message=f"{what} found no solution (max_count too small for it?); "
+                           "an exact solver (mip, cpsat) decides feasibility")
+
+
+@register("single-type", "gpu-selection")
+def single_type(problem: GpuSelection, opts: SolveOptions) -> Outcome:
+    """The baseline: the cheapest deployment with one GPU type (per_instance: first-fit decreasing)."""
+    solution = single_type_solution(problem)
+    if solution is None:
+        return _no_solution(problem, "no single GPU type serves every bucket within its max_count;")
+    opts.report(solution, problem.cost_of(solution["counts"]))
+    return Outcome(solution=solution)
+
+
+@register("greedy", "gpu-selection")
+def greedy(problem: GpuSelection, opts: SolveOptions) -> Outcome:
+    """Cost-efficiency first fit over subsets of the GPU types, with instance dropping; never worse
+    than the single-type baseline."""
+    best = None
+    for solution in (greedy_solution(problem), single_type_solution(problem)):
+        if solution is not None:
+            cost = problem.exact_cost(solution["counts"])
+            if best is None or cost < best[0]:
+                best = (cost, solution)
+                opts.report(solution, float(cost))
+    if best is None:
+        return _no_solution(problem, "greedy")
+    return Outcome(solution=best[1])

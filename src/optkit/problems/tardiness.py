@@ -1,0 +1,166 @@
+"""Single-machine total weighted tardiness, 1 | r_j | sum w_j T_j (release dates and weights optional).
+
+A solution is a job sequence; each job starts as early as its release date and the previous job
+allow (a semi-active schedule, which loses nothing for this regular objective).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from optkit.errors import InputError
+from optkit.problem import CheckReport, Model, NonNegInt, Problem
+from optkit.registry import generator, importer
+
+
+class TardinessSolution(Model):
+    sequence: tuple[NonNegInt, ...]
+
+
+class Tardiness(Problem):
+    """n jobs with processing times p_j, due dates d_j, weights w_j (default 1), release dates r_j (default 0)."""
+
+    kind = "tardiness"
+    Solution = TardinessSolution
+
+    problem: str = "tardiness"
+    processing_times: tuple[NonNegInt, ...] = Field(min_length=1)
+    due_dates: tuple[NonNegInt, ...]
+    weights: tuple[NonNegInt, ...] | None = None
+    release_dates: tuple[NonNegInt, ...] | None = None
+
+    @model_validator(mode="after")
+    def _same_lengths(self) -> Tardiness:
+        n = len(self.processing_times)
+        for field in ("due_dates", "weights", "release_dates"):
+            values = getattr(self, field)
+            if values is not None and len(values) != n:
+                raise ValueError(f"field '{field}': has {len(values)} entries, processing_times has {n}")
+        return self
+
+    # -- derived data -------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        return len(self.processing_times)
+
+    @property
+    def w(self) -> tuple[int, ...]:
+        return self.weights if self.weights is not None else (1,) * self.n
+
+    @property
+    def r(self) -> tuple[int, ...]:
+        return self.release_dates if self.release_dates is not None else (0,) * self.n
+
+    @property
+    def weighted(self) -> bool:
+        return self.weights is not None and any(w != 1 for w in self.weights)
+
+    def completion_times(self, sequence: tuple[int, ...] | list[int]) -> list[int]:
+        """Completion time of each job (indexed by job) when run in `sequence` order."""
+        p, r = self.processing_times, self.r
+        t, completion = 0, [0] * self.n
+        for j in sequence:
+            t = max(t, r[j]) + p[j]
+            completion[j] = t
+        return completion
+
+    def total_weighted_tardiness(self, sequence: tuple[int, ...] | list[int]) -> int:
+        c = self.completion_times(sequence)
+        return sum(w * max(0, cj - d) for w, cj, d in zip(self.w, c, self.due_dates))
+
+    # -- checker ------------------------------------------------------------------------------
+    def evaluate(self, solution: TardinessSolution) -> CheckReport:
+        seq = solution.sequence
+        if sorted(seq) != list(range(self.n)):
+            missing = sorted(set(range(self.n)) - set(seq))
+            dup = sorted({j for j in seq if seq.count(j) > 1})
+            extra = sorted(j for j in set(seq) if j >= self.n)
+            return CheckReport.infeasible(
+                f"sequence is not a permutation of 0..{self.n - 1}"
+                f" (missing {missing[:5]}, repeated {dup[:5]}, out of range {extra[:5]})"
+            )
+        c = self.completion_times(seq)
+        tard = [max(0, cj - d) for cj, d in zip(c, self.due_dates)]
+        objective = sum(w * t for w, t in zip(self.w, tard))
+        return CheckReport(
+            True,
+            objective,
+            {
+                "total_weighted_tardiness": objective,
+                "total_tardiness": sum(tard),
+                "tardy_jobs": sum(t > 0 for t in tard),
+                "max_tardiness": max(tard),
+                "makespan": max(c),
+            },
+        )
+
+
+# -- instance generator and importers ----------------------------------------------------------
+
+@generator("tardiness")
+def generate(seed: int = 0, n: int = 40, tf: float = 0.6, rdd: float = 0.6, weighted: bool = True,
+             pmax: int = 100, wmax: int = 10) -> Tardiness:
+    """Potts and Van Wassenhove: p ~ U[1,pmax], w ~ U[1,wmax], d ~ U[P(1-TF-RDD/2), P(1-TF+RDD/2)]."""
+    if n < 1 or pmax < 1 or wmax < 1 or not 0 <= tf <= 1 or not 0 <= rdd <= 1:
+        raise InputError("generate tardiness: need n, pmax, wmax >= 1 and 0 <= tf, rdd <= 1")
+    rng = random.Random(seed)
+    p = [rng.randint(1, pmax) for _ in range(n)]
+    w = [rng.randint(1, wmax) for _ in range(n)] if weighted else None
+    total = sum(p)
+    lo = max(0, round(total * (1 - tf - rdd / 2)))
+    hi = max(lo, round(total * (1 - tf + rdd / 2)))
+    d = [rng.randint(lo, hi) for _ in range(n)]
+    return Tardiness(name=f"gen_n{n}_tf{tf}_rdd{rdd}_s{seed}", processing_times=p, due_dates=d, weights=w)
+
+
+def read_orlib(path: Path, n: int | None = None) -> list[Tardiness]:
+    """OR-Library weighted tardiness file: per instance n processing times, n weights, n due dates."""
+    try:
+        numbers = [int(x) for x in Path(path).read_text().split()]
+    except ValueError as e:
+        raise InputError(f"{path}: not an OR-Library tardiness file: {e}") from None
+    if n is None:
+        digits = "".join(ch for ch in Path(path).stem if ch.isdigit())
+        if not digits:
+            raise InputError(f"{path}: cannot infer n from the file name (e.g. wt40.txt); pass n")
+        n = int(digits)
+    if len(numbers) % (3 * n):
+        raise InputError(f"{path}: {len(numbers)} integers is not a multiple of 3n = {3 * n}")
+    out = []
+    for k in range(len(numbers) // (3 * n)):
+        block = numbers[3 * n * k: 3 * n * (k + 1)]
+        out.append(Tardiness(name=f"{Path(path).stem}_{k + 1:03d}", processing_times=block[:n],
+                             weights=block[n:2 * n], due_dates=block[2 * n:]))
+    return out
+
+
+def read_optima(path: Path) -> list[int]:
+    """One optimal objective per line (the `wtNN.opt` files)."""
+    return [int(x) for x in Path(path).read_text().split()]
+
+
+def read_sdt(path: Path) -> Iterator[tuple[Tardiness, int]]:
+    """The sdt*.jsonl sets: one {"name", "p", "d", "optimum"} object a line -> (instance, optimum)."""
+    for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            yield Tardiness(name=row["name"], processing_times=row["p"], due_dates=row["d"]), int(row["optimum"])
+        except (json.JSONDecodeError, KeyError, ValueError) as e:
+            raise InputError(f"{path}:{lineno}: not an sdt instance line: {e}") from None
+
+
+@importer("orlib-wt")
+def import_orlib(source: Path) -> list[Tardiness]:
+    return read_orlib(source)
+
+
+@importer("sdt")
+def import_sdt(source: Path) -> list[Tardiness]:
+    return [inst for inst, _ in read_sdt(source)]
