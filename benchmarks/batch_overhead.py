@@ -27,8 +27,16 @@ def measure(folder: Path, out: Path, executor: str, jobs: int) -> dict:
     solve = sum(d["runtime_s"] for d in run.new_lines)
     n = len(run.new_lines)
     workers = jobs if executor == "local" else 2
-    return {"executor": executor, "tasks": n, "errors": run.failures, "wall": wall, "solve": solve,
-            "per_task_ms": 1000 * (wall * workers - solve) / n, "throughput": n / wall, "workers": workers}
+    return {
+        "executor": executor,
+        "tasks": n,
+        "errors": run.failures,
+        "wall": wall,
+        "solve": solve,
+        "per_task_ms": 1000 * (wall * workers - solve) / n,
+        "throughput": n / wall,
+        "workers": workers,
+    }
 
 
 def main() -> None:
@@ -48,7 +56,9 @@ def main() -> None:
             import ray
 
             t0 = time.monotonic()
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            ray.init(
+                num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False
+            )
             start = time.monotonic() - t0
             try:
                 r = measure(folder, Path(tmp) / "ray.jsonl", "ray", 2)
@@ -57,17 +67,41 @@ def main() -> None:
             finally:
                 ray.shutdown()
     for r in results:
-        rows.append([r["executor"], r["workers"], r["tasks"], r["errors"], f"{r['wall']:.1f}",
-                     f"{1000 * r['solve'] / r['tasks']:.2f}", f"{r['per_task_ms']:.1f}",
-                     f"{r['throughput']:.0f}", r.get("note", "")])
+        rows.append(
+            [
+                r["executor"],
+                r["workers"],
+                r["tasks"],
+                r["errors"],
+                f"{r['wall']:.1f}",
+                f"{1000 * r['solve'] / r['tasks']:.2f}",
+                f"{r['per_task_ms']:.1f}",
+                f"{r['throughput']:.0f}",
+                r.get("note", ""),
+            ]
+        )
         print(rows[-1])
-    table = markdown_table(["executor", "workers", "tasks", "errors", "wall s", "solve ms/task",
-                            "overhead ms/task", "tasks/s", "note"], rows)
-    text = (f"## batch: executor overhead\n\n{args.n} tiny tardiness instances (n = 10 jobs) x `edd`; "
-            f"overhead per task = (wall x workers - sum of solve times) / tasks; target <= 50 ms.\n"
-            f"Machine: {machine()}, shared with other jobs (timings are noisy).\n\n{table}\n\n"
-            f"Command: `.venv/bin/python -m benchmarks.batch_overhead --n {args.n} --jobs {args.jobs}"
-            f"{' --no-ray' if args.no_ray else ''} --write`\n")
+    table = markdown_table(
+        [
+            "executor",
+            "workers",
+            "tasks",
+            "errors",
+            "wall s",
+            "solve ms/task",
+            "overhead ms/task",
+            "tasks/s",
+            "note",
+        ],
+        rows,
+    )
+    text = (
+        f"## batch: executor overhead\n\n{args.n} tiny tardiness instances (n = 10 jobs) x `edd`; "
+        f"overhead per task = (wall x workers - sum of solve times) / tasks; target <= 50 ms.\n"
+        f"Machine: {machine()}, shared with other jobs (timings are noisy).\n\n{table}\n\n"
+        f"Command: `.venv/bin/python -m benchmarks.batch_overhead --n {args.n} --jobs {args.jobs}"
+        f"{' --no-ray' if args.no_ray else ''} --write`\n"
+    )
     if args.write:
         write_section("batch", text)
     print(text)

@@ -56,13 +56,31 @@ def named_table(limit: float) -> tuple[str, dict]:
     d["warp_groups"].update(count=2, reg_limit=[24, 240])
     one = SoftwarePipelining.from_dict(d)
     r, wall = run(one, "cpsat", limit)
-    rows.append(["fa3_hopper, 1 consumer group", "cpsat", one.mii(), fmt(r.objective), r.status.value, f"{wall:.2f}"])
+    rows.append(
+        [
+            "fa3_hopper, 1 consumer group",
+            "cpsat",
+            one.mii(),
+            fmt(r.objective),
+            r.status.value,
+            f"{wall:.2f}",
+        ]
+    )
     table = markdown_table(["instance", "solver", "MII", "II / length", "status", "time (s)"], rows)
     return table, facts
 
 
-def generated_table(count: int, n_lo: int, n_hi: int, limit: float, warp: int, **gen) -> tuple[str, dict]:
-    stats = {"ims_within_1": 0, "ims_equal": 0, "ims_len_equal": 0, "proven": 0, "mip_agree": 0, "count": 0}
+def generated_table(
+    count: int, n_lo: int, n_hi: int, limit: float, warp: int, **gen
+) -> tuple[str, dict]:
+    stats = {
+        "ims_within_1": 0,
+        "ims_equal": 0,
+        "ims_len_equal": 0,
+        "proven": 0,
+        "mip_agree": 0,
+        "count": 0,
+    }
     t_ims, t_cp, t_mip, gaps = [], [], [], []
     for seed in range(count):
         n = n_lo + seed % (n_hi - n_lo + 1)
@@ -87,7 +105,8 @@ def generated_table(count: int, n_lo: int, n_hi: int, limit: float, warp: int, *
         stats["count"] += 1
     k = max(1, stats["proven"])
     row = [
-        f"{count} loops, n = {n_lo}..{n_hi}" + (f", {warp} warp groups" if warp else "")
+        f"{count} loops, n = {n_lo}..{n_hi}"
+        + (f", {warp} warp groups" if warp else "")
         + "".join(f", {k.replace('_', '-')} {v}" for k, v in gen.items()),
         f"{stats['proven']} / {count}",
         f"{100 * stats['ims_within_1'] / k:.0f} %",
@@ -106,19 +125,37 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="100 generated loops per set instead of 30")
     ap.add_argument("--time-limit", type=float, default=20.0, help="seconds per solve")
-    ap.add_argument("--no-write", action="store_true", help="print, do not write docs/benchmarks.md")
+    ap.add_argument(
+        "--no-write", action="store_true", help="print, do not write docs/benchmarks.md"
+    )
     args = ap.parse_args(argv)
     count = 100 if args.full else 30
     named, facts = named_table(args.time_limit)
     gen_rows = []
     tight = {"units": 2, "max_cycles": 3, "recurrences": 4, "max_latency": 4}
-    for n_lo, n_hi, warp, cnt, gen in ((6, 12, 0, count, {}), (12, 20, 0, count, {}),
-                                       (10, 16, 0, 2 * count // 3, tight), (5, 8, 3, count // 3, {})):
+    for n_lo, n_hi, warp, cnt, gen in (
+        (6, 12, 0, count, {}),
+        (12, 20, 0, count, {}),
+        (10, 16, 0, 2 * count // 3, tight),
+        (5, 8, 3, count // 3, {}),
+    ):
         row, _ = generated_table(cnt, n_lo, n_hi, args.time_limit, warp, **gen)
         gen_rows.append(row)
-    gen = markdown_table(["set", "cpsat proven", "ims II <= opt + 1", "ims II = opt", "ims [II, len] = opt",
-                          "ims mean II excess", "mip = opt", "ims time mean / max (s)",
-                          "cpsat time mean / max (s)", "mip time mean / max (s)"], gen_rows)
+    gen = markdown_table(
+        [
+            "set",
+            "cpsat proven",
+            "ims II <= opt + 1",
+            "ims II = opt",
+            "ims [II, len] = opt",
+            "ims mean II excess",
+            "mip = opt",
+            "ims time mean / max (s)",
+            "cpsat time mean / max (s)",
+            "mip time mean / max (s)",
+        ],
+        gen_rows,
+    )
     fa3 = facts.get("fa3_hopper")
     cmd = "python -m benchmarks.software_pipelining" + (" --full" if args.full else "")
     text = f"""## software-pipelining
@@ -142,7 +179,7 @@ mostly resource-bound and IMS reaches MII on nearly all of it; the "tight" set (
 
 {gen}
 
-Reproduce: `.venv/bin/python -m {cmd.removeprefix('python -m ')}`
+Reproduce: `.venv/bin/python -m {cmd.removeprefix("python -m ")}`
 """
     print(text)
     if not args.no_write:

@@ -55,9 +55,17 @@ def run(set_name: str, solver: str, data, time_limit: float, seed: int) -> dict:
     for problem, optimum in data:
         cpu = time.process_time()
         res = optkit.solve(problem, solver, time_limit=time_limit, threads=1, seed=seed)
-        rows.append({"instance": problem.name, "optimum": optimum, "objective": res.objective,
-                     "status": res.status.value, "runtime_s": res.runtime_s,
-                     "cpu_s": time.process_time() - cpu, "message": res.message})
+        rows.append(
+            {
+                "instance": problem.name,
+                "optimum": optimum,
+                "objective": res.objective,
+                "status": res.status.value,
+                "runtime_s": res.runtime_s,
+                "cpu_s": time.process_time() - cpu,
+                "message": res.message,
+            }
+        )
     return summarise(rows) | {"rows": rows}
 
 
@@ -78,8 +86,12 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def cache_path(cache: Path, set_name: str, solver: str, limit: int, time_limit: float) -> Path:
-    return cache / (f"{set_name}__{solver}" + (f"__first{limit}" if limit else "")
-                    + (f"__{time_limit:g}s" if time_limit != 1.0 else "") + ".json")
+    return cache / (
+        f"{set_name}__{solver}"
+        + (f"__first{limit}" if limit else "")
+        + (f"__{time_limit:g}s" if time_limit != 1.0 else "")
+        + ".json"
+    )
 
 
 def paper_edd(set_name: str) -> float:
@@ -95,14 +107,22 @@ def paper_edd(set_name: str) -> float:
 def summary_table(runs: list[dict]) -> str:
     """Solver x set: 'gap (solved/instances)', one column per set, time limit in the solver cell."""
     sets = [x for x in SETS if any(r["set"] == x for r in runs)]
-    keys = sorted({(r["solver"], r["time_limit_s"]) for r in runs},
-                  key=lambda k: (k[0] in ("cpsat", "mip", "dp", "dynasearch"), k[0], k[1]))
+    keys = sorted(
+        {(r["solver"], r["time_limit_s"]) for r in runs},
+        key=lambda k: (k[0] in ("cpsat", "mip", "dp", "dynasearch"), k[0], k[1]),
+    )
     body = []
     for solver, limit in keys:
         row = [solver if limit == 1.0 else f"{solver} ({limit:g} s)"]
         for x in sets:
-            r = next((r for r in runs if r["set"] == x and r["solver"] == solver
-                      and r["time_limit_s"] == limit), None)
+            r = next(
+                (
+                    r
+                    for r in runs
+                    if r["set"] == x and r["solver"] == solver and r["time_limit_s"] == limit
+                ),
+                None,
+            )
             if r is None:
                 row.append("")
                 continue
@@ -119,18 +139,43 @@ def table(cache: Path) -> str:
         return "No cached runs."
     order = {s: i for i, s in enumerate(SETS)}
     runs.sort(key=lambda r: (order.get(r["set"], 99), r["solver"], r["time_limit_s"]))
-    header = ["set", "solver", "instances", "mean gap %", "max gap %", "solved", "proven",
-              "no solution", "mean time s", "mean CPU s", "time limit s"]
+    header = [
+        "set",
+        "solver",
+        "instances",
+        "mean gap %",
+        "max gap %",
+        "solved",
+        "proven",
+        "no solution",
+        "mean time s",
+        "mean CPU s",
+        "time limit s",
+    ]
     body = []
     for r in runs:
         missing = r.get("no_solution", r.get("errors", 0))
         if missing:  # gaps over the instances with a solution only
             r["gap_pct"] = r["max_gap_pct"] = None
+
         def fmt(x):
             return "-" if x is None else f"{x:.3f}"
-        body.append([r["set"], r["solver"], r["instances"], fmt(r["gap_pct"]), fmt(r["max_gap_pct"]),
-                     r["solved"], r["proven"], missing, f"{r['mean_time_s']:.3f}",
-                     f"{r['mean_cpu_s']:.3f}" if "mean_cpu_s" in r else "-", r["time_limit_s"]])
+
+        body.append(
+            [
+                r["set"],
+                r["solver"],
+                r["instances"],
+                fmt(r["gap_pct"]),
+                fmt(r["max_gap_pct"]),
+                r["solved"],
+                r["proven"],
+                missing,
+                f"{r['mean_time_s']:.3f}",
+                f"{r['mean_cpu_s']:.3f}" if "mean_cpu_s" in r else "-",
+                r["time_limit_s"],
+            ]
+        )
     commands = sorted({r["command"] for r in runs})
     lines = [
         "## Single-machine tardiness",
@@ -142,7 +187,7 @@ def table(cache: Path) -> str:
         f"Della Croce. `dp` runs only where n <= {DP_MAX_N} (none of these sets). One thread, seed 0,",
         "wall-clock time limits. Timings were taken on a shared 2-core machine with other jobs",
         "running; the load varied between runs (2 to 7 runnable processes), so a timed solver got",
-        "anything from a third of a core to a whole one. \"mean CPU s\" is the CPU time the",
+        'anything from a third of a core to a whole one. "mean CPU s" is the CPU time the',
         "benchmark process got per instance (threads of CP-SAT/HiGHS included), recorded for the",
         "later runs only (`-`: not recorded, taken at the highest load): compare it with the wall time.",
         "",
@@ -160,40 +205,61 @@ def table(cache: Path) -> str:
             cpu = f", {r['mean_cpu_s']:.2f} s of CPU" if "mean_cpu_s" in r else ""
             within = f"within {r['time_limit_s']:g} s of wall clock each{cpu}"
             if r["set"] == "wt100":
-                targets.append(f"- dynasearch on wt100: optimum on {r['solved']}/125 instances "
-                               f"(target >= 124) {within}")
+                targets.append(
+                    f"- dynasearch on wt100: optimum on {r['solved']}/125 instances "
+                    f"(target >= 124) {within}"
+                )
             if r["set"] in ("wt150", "wt200", "wt250"):
-                targets.append(f"- dynasearch on {r['set']}: mean gap {r['gap_pct']:.4f} % "
-                               f"(target <= 0.01 %) {within}")
+                targets.append(
+                    f"- dynasearch on {r['set']}: mean gap {r['gap_pct']:.4f} % "
+                    f"(target <= 0.01 %) {within}"
+                )
     if targets:
         lines += ["Local search targets of issue 2:", ""] + targets + [""]
-    checks = [r for r in runs if r["set"] in ("sdt100", "sdt200") and r["solver"] in PAPER
-              and r["instances"] == 200]
+    checks = [
+        r
+        for r in runs
+        if r["set"] in ("sdt100", "sdt200") and r["solver"] in PAPER and r["instances"] == 200
+    ]
     if checks:
         lines += ["Paper check (2025 EDDC/MDDC paper, sdt100 / sdt200):", ""]
         for r in checks:
             pub = PAPER[r["solver"]][0 if r["set"] == "sdt100" else 1]
-            lines.append(f"- {r['solver']} on {r['set']}: {r['gap_pct']:.2f} % here, {pub:.2f} % published "
-                         f"(difference {r['gap_pct'] - pub:+.2f} points)")
+            lines.append(
+                f"- {r['solver']} on {r['set']}: {r['gap_pct']:.2f} % here, {pub:.2f} % published "
+                f"(difference {r['gap_pct'] - pub:+.2f} points)"
+            )
         for s in ("sdt100", "sdt200"):
             if any(r["set"] == s and r["solver"] == "edd" for r in checks):
                 pub = PAPER["edd"][0 if s == "sdt100" else 1]
-                lines.append(f"- edd with ties by index instead of by processing time, on {s}: "
-                             f"{paper_edd(s):.2f} % here, {pub:.2f} % published")
+                lines.append(
+                    f"- edd with ties by index instead of by processing time, on {s}: "
+                    f"{paper_edd(s):.2f} % here, {pub:.2f} % published"
+                )
         lines.append("")
     lines += [f"Machine: {machine()}. Made by:", ""] + [f"    {c}" for c in commands]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sets", default=None, help="comma-separated sets (default: all)")
-    ap.add_argument("--solvers", default="", help="comma-separated solvers (default: every tardiness solver)")
-    ap.add_argument("--time-limit", type=float, default=1.0, help="seconds per instance (default 1)")
+    ap.add_argument(
+        "--solvers", default="", help="comma-separated solvers (default: every tardiness solver)"
+    )
+    ap.add_argument(
+        "--time-limit", type=float, default=1.0, help="seconds per instance (default 1)"
+    )
     ap.add_argument("--limit", type=int, default=0, help="only the first N instances of each set")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", type=Path, default=CACHE, help="folder of cached runs")
-    ap.add_argument("--write", action="store_true", help="write the table of all cached runs to docs/benchmarks.md")
+    ap.add_argument(
+        "--write",
+        action="store_true",
+        help="write the table of all cached runs to docs/benchmarks.md",
+    )
     args = ap.parse_args(argv)
 
     from optkit.registry import solver_specs
@@ -203,12 +269,15 @@ def main(argv: list[str] | None = None) -> int:
     sets = [s for s in (args.sets or ",".join(SETS)).split(",") if s]
     bad = [s for s in solvers if s not in specs] + [s for s in sets if s not in SETS]
     if bad:
-        print(f"unknown solver or set: {', '.join(bad)} (solvers: {', '.join(specs)}; sets: {', '.join(SETS)})",
-              file=sys.stderr)
+        print(
+            f"unknown solver or set: {', '.join(bad)} (solvers: {', '.join(specs)}; sets: {', '.join(SETS)})",
+            file=sys.stderr,
+        )
         return 2
     args.cache.mkdir(parents=True, exist_ok=True)
     command = ".venv/bin/python -m benchmarks.tardiness " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]) if a != "--write")
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]) if a != "--write"
+    )
     only_write = args.write and args.sets is None and not args.solvers
     for set_name in [] if only_write else sets:
         data = load_set(set_name)
@@ -225,13 +294,24 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             t0 = time.monotonic()
             out = run(set_name, solver, data, args.time_limit, args.seed)
-            out |= {"set": set_name, "solver": solver, "time_limit_s": args.time_limit,
-                    "seed": args.seed, "command": command.strip(), "machine": machine()}
-            cache_path(args.cache, set_name, solver, args.limit, args.time_limit).write_text(json.dumps(out) + "\n")
+            out |= {
+                "set": set_name,
+                "solver": solver,
+                "time_limit_s": args.time_limit,
+                "seed": args.seed,
+                "command": command.strip(),
+                "machine": machine(),
+            }
+            cache_path(args.cache, set_name, solver, args.limit, args.time_limit).write_text(
+                json.dumps(out) + "\n"
+            )
             gap = "-" if out["gap_pct"] is None else f"{out['gap_pct']:.3f}"
-            print(f"{set_name:7s} {solver:10s} gap {gap:>8s} %  solved {out['solved']:3d}/"
-                  f"{out['instances']}  proven {out['proven']:3d}  no solution {out['no_solution']}  "
-                  f"mean {out['mean_time_s']:.3f} s  ({time.monotonic() - t0:.0f} s)", flush=True)
+            print(
+                f"{set_name:7s} {solver:10s} gap {gap:>8s} %  solved {out['solved']:3d}/"
+                f"{out['instances']}  proven {out['proven']:3d}  no solution {out['no_solution']}  "
+                f"mean {out['mean_time_s']:.3f} s  ({time.monotonic() - t0:.0f} s)",
+                flush=True,
+            )
     if args.write:
         write_section("tardiness", table(args.cache))
         print(f"wrote section 'tardiness' of docs/benchmarks.md from {args.cache}")

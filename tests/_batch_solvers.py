@@ -44,8 +44,15 @@ def _ok(problem, opts):
     return Outcome(solution={"sequence": list(range(problem.n))})
 
 
-SOLVERS = {"test-raise": _raise, "test-sleep": _sleep, "test-exit": _exit, "test-kill": _kill,
-           "test-oom": _oom, "test-slow": _slow, "test-ok": _ok}
+SOLVERS = {
+    "test-raise": _raise,
+    "test-sleep": _sleep,
+    "test-exit": _exit,
+    "test-kill": _kill,
+    "test-oom": _oom,
+    "test-slow": _slow,
+    "test-ok": _ok,
+}
 
 
 @contextlib.contextmanager

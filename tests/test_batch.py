@@ -48,14 +48,23 @@ def _by(lines, key="solver"):
 
 # -- tasks --------------------------------------------------------------------------------------
 
+
 def test_paths_files_folders_globs(tmp_path: Path, instances: Path):
     (instances / "optima.json").write_text("{}")
     (instances / "sub").mkdir()
     optkit.dump(generate(seed=9, n=5), instances / "sub" / "deep.json")
     (instances / "notes.txt").write_text("not an instance")
-    files = expand_paths([str(instances), str(instances / "t1.json"), str(tmp_path / "inst" / "t*.json")])
+    files = expand_paths(
+        [str(instances), str(instances / "t1.json"), str(tmp_path / "inst" / "t*.json")]
+    )
     names = [p.name for p in files]
-    assert sorted(names) == ["deep.json", "t0.json", "t1.json", "t2.json", "t3.json"]  # once each, no optima.json
+    assert sorted(names) == [
+        "deep.json",
+        "t0.json",
+        "t1.json",
+        "t2.json",
+        "t3.json",
+    ]  # once each, no optima.json
     with pytest.raises(optkit.InputError, match="no such file"):
         expand_paths([str(tmp_path / "missing.json")])
     with pytest.raises(optkit.InputError, match="matches no file"):
@@ -81,13 +90,16 @@ def test_default_solver_notes_and_known_optima(tmp_path: Path, instances: Path):
 
 def test_oversubscription_warning(tmp_path: Path, instances: Path):
     cores = os.cpu_count() or 1
-    run = plan_batch([str(instances)], ["edd"], output=tmp_path / "r.jsonl", jobs=cores + 1, threads=1)
+    run = plan_batch(
+        [str(instances)], ["edd"], output=tmp_path / "r.jsonl", jobs=cores + 1, threads=1
+    )
     assert any(n.startswith("warning:") and "exceeds" in n for n in run.notes)
     run = plan_batch([str(instances)], ["edd"], output=tmp_path / "r.jsonl", jobs=1, threads=1)
     assert not any(n.startswith("warning:") for n in run.notes)
 
 
 # -- results file -------------------------------------------------------------------------------
+
 
 def test_lines_are_valid_results(tmp_path: Path, instances: Path, bad_solvers):
     out = tmp_path / "r.jsonl"
@@ -98,7 +110,9 @@ def test_lines_are_valid_results(tmp_path: Path, instances: Path, bad_solvers):
         assert validate_line(d) == [], d
         assert d["host"] and d["started_at"].endswith("Z")
         assert Path(d["instance_path"]).exists()
-        optkit.Result.from_dict({k: v for k, v in d.items() if k in optkit.Result.__dataclass_fields__})
+        optkit.Result.from_dict(
+            {k: v for k, v in d.items() if k in optkit.Result.__dataclass_fields__}
+        )
         if d["status"] == "feasible" or d["status"] == "optimal":
             problem = optkit.load(d["instance_path"])
             assert optkit.check(problem, d["solution"]).objective == d["objective"]
@@ -109,9 +123,23 @@ def test_lines_are_valid_results(tmp_path: Path, instances: Path, bad_solvers):
 
 def test_validate_line_rejects_bad_lines():
     good = {k: None for k in optkit.Result.__dataclass_fields__}
-    good.update(problem="tardiness", solver="edd", solver_version="x", status="error", termination="error",
-                runtime_s=0.1, threads=1, seed=0, metrics={}, params={}, stats={}, message="why",
-                instance_path="a.json", host="h", started_at="t")
+    good.update(
+        problem="tardiness",
+        solver="edd",
+        solver_version="x",
+        status="error",
+        termination="error",
+        runtime_s=0.1,
+        threads=1,
+        seed=0,
+        metrics={},
+        params={},
+        stats={},
+        message="why",
+        instance_path="a.json",
+        host="h",
+        started_at="t",
+    )
     assert validate_line(good) == []
     assert validate_line({**good, "extra": 1})
     assert validate_line({**good, "status": "feasible"})  # no solution
@@ -148,12 +176,28 @@ def test_resume_after_interruption(tmp_path: Path, instances: Path):
 def test_resume_after_kill_of_the_whole_batch(tmp_path: Path, instances: Path, bad_solvers):
     """A real `optkit batch` process killed with SIGKILL mid-run loses nothing it had finished."""
     out = tmp_path / "r.jsonl"
-    env = {**os.environ, "OPTKIT_BATCH_PRELOAD": "_batch_solvers_autoload",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
-    cmd = [sys.executable, "-m", "optkit", "batch", str(instances), "-s", "test-slow,edd", "-j", "1",
-           "-o", str(out), "-q"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    env = {
+        **os.environ,
+        "OPTKIT_BATCH_PRELOAD": "_batch_solvers_autoload",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "optkit",
+        "batch",
+        str(instances),
+        "-s",
+        "test-slow,edd",
+        "-j",
+        "1",
+        "-o",
+        str(out),
+        "-q",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
@@ -182,10 +226,13 @@ def test_writer_cuts_partial_line(tmp_path: Path):
 
 # -- crash isolation ----------------------------------------------------------------------------
 
+
 def test_crash_isolation(tmp_path: Path, instances: Path, bad_solvers):
     out = tmp_path / "r.jsonl"
     solvers = ["test-raise", "test-sleep", "test-exit", "test-kill", "test-oom", "test-ok"]
-    run = run_batch([str(instances / "t0.json")], solvers, output=out, time_limit=0.3, grace=0.5, jobs=2)
+    run = run_batch(
+        [str(instances / "t0.json")], solvers, output=out, time_limit=0.3, grace=0.5, jobs=2
+    )
     assert not run.interrupted and len(run.new_lines) == 6
     by = _by(read_lines(out)[0])
     assert set(by) == set(solvers)
@@ -210,9 +257,12 @@ def test_batch_goes_on_after_crashes(tmp_path: Path, instances: Path, bad_solver
 
 # -- CLI ----------------------------------------------------------------------------------------
 
+
 def test_cli_batch_and_summary(tmp_path: Path, instances: Path, capsys):
     out = tmp_path / "r.jsonl"
-    code = main(["batch", str(instances), "--solver", "edd,dp", "-t", "5", "-j", "2", "-o", str(out)])
+    code = main(
+        ["batch", str(instances), "--solver", "edd,dp", "-t", "5", "-j", "2", "-o", str(out)]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert len(read_lines(out)[0]) == 8
@@ -222,13 +272,16 @@ def test_cli_batch_and_summary(tmp_path: Path, instances: Path, capsys):
     assert code == 0 and "already in" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["nowhere/*.json"], "matches no file"),
-    (["{inst}", "--solver", "no-such-solver"], "unknown solver 'no-such-solver'"),
-    (["{inst}", "--solver", "edd", "--param", "nope=1"], "--param nope"),
-    (["{inst}", "--executor", "slurm"], "--executor"),
-    (["{inst}", "--time-limit", "-1"], "--time-limit"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nowhere/*.json"], "matches no file"),
+        (["{inst}", "--solver", "no-such-solver"], "unknown solver 'no-such-solver'"),
+        (["{inst}", "--solver", "edd", "--param", "nope=1"], "--param nope"),
+        (["{inst}", "--executor", "slurm"], "--executor"),
+        (["{inst}", "--time-limit", "-1"], "--time-limit"),
+    ],
+)
 def test_cli_bad_input_exits_2(tmp_path: Path, instances: Path, capsys, args, message):
     args = [a.replace("{inst}", str(instances)) for a in args]
     code = main(["batch", *args, "-o", str(tmp_path / "r.jsonl")])
@@ -238,6 +291,8 @@ def test_cli_bad_input_exits_2(tmp_path: Path, instances: Path, capsys, args, me
 
 def test_cli_ray_missing_exits_3(tmp_path: Path, instances: Path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
-    code = main(["batch", str(instances), "-s", "edd", "--executor", "ray", "-o", str(tmp_path / "r.jsonl")])
+    code = main(
+        ["batch", str(instances), "-s", "edd", "--executor", "ray", "-o", str(tmp_path / "r.jsonl")]
+    )
     assert code == 3
     assert "pip install 'optkit[ray]'" in capsys.readouterr().err

@@ -27,9 +27,18 @@ def ray_cluster():
     if ray.is_initialized():
         ray.shutdown()
     pythonpath = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"OPTKIT_BATCH_PRELOAD": "_batch_solvers_autoload",
-                                       "PYTHONPATH": pythonpath}})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env={
+            "env_vars": {
+                "OPTKIT_BATCH_PRELOAD": "_batch_solvers_autoload",
+                "PYTHONPATH": pythonpath,
+            }
+        },
+    )
     yield
     ray.shutdown()
 
@@ -40,8 +49,14 @@ def test_ray_batch_streams_results_and_isolates_crashes(tmp_path: Path, ray_clus
         optkit.dump(generate(seed=seed, n=6), folder / f"t{seed}.json")
     out = tmp_path / "r.jsonl"
     with _batch_solvers.installed():
-        run = run_batch([str(folder)], ["edd", "dp", "test-exit", "test-sleep"], output=out, executor="ray",
-                        time_limit=0.3, grace=0.5)
+        run = run_batch(
+            [str(folder)],
+            ["edd", "dp", "test-exit", "test-sleep"],
+            output=out,
+            executor="ray",
+            time_limit=0.3,
+            grace=0.5,
+        )
     assert not run.interrupted and len(run.new_lines) == 12
     lines, bad = read_lines(out)
     assert not bad and len(lines) == 12

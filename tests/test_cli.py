@@ -8,8 +8,13 @@ import pytest
 
 from optkit.cli import main
 
-GOOD = {"problem": "tardiness", "name": "cli", "processing_times": [3, 2, 4], "due_dates": [3, 2, 9],
-        "weights": [1, 2, 1]}
+GOOD = {
+    "problem": "tardiness",
+    "name": "cli",
+    "processing_times": [3, 2, 4],
+    "due_dates": [3, 2, 9],
+    "weights": [1, 2, 1],
+}
 
 
 def write(tmp_path, name, content):
@@ -18,19 +23,25 @@ def write(tmp_path, name, content):
     return path
 
 
-@pytest.mark.parametrize("content,expected", [
-    ("{not json", "malformed JSON at line 1"),
-    ("", "the file is empty"),
-    ("[1, 2]", "must be a JSON object"),
-    ({**GOOD, "processing_times": [3, "2", 4]}, "field 'processing_times.1'"),
-    ({**GOOD, "processing_times": [3, 2.5, 4]}, "field 'processing_times.1'"),
-    ({**GOOD, "due_dates": [3, -2, 9]}, "field 'due_dates.1'"),
-    ({**GOOD, "colour": "red"}, "field 'colour': unknown key"),
-    ({**GOOD, "processing_times": [], "due_dates": [], "weights": []}, "field 'processing_times'"),
-    ({**GOOD, "due_dates": [3]}, "field 'due_dates'"),
-    ({**GOOD, "problem": "knapsack"}, "field 'problem': unknown kind"),
-    ({"processing_times": [1]}, "field 'problem' is missing"),
-])
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        ("{not json", "malformed JSON at line 1"),
+        ("", "the file is empty"),
+        ("[1, 2]", "must be a JSON object"),
+        ({**GOOD, "processing_times": [3, "2", 4]}, "field 'processing_times.1'"),
+        ({**GOOD, "processing_times": [3, 2.5, 4]}, "field 'processing_times.1'"),
+        ({**GOOD, "due_dates": [3, -2, 9]}, "field 'due_dates.1'"),
+        ({**GOOD, "colour": "red"}, "field 'colour': unknown key"),
+        (
+            {**GOOD, "processing_times": [], "due_dates": [], "weights": []},
+            "field 'processing_times'",
+        ),
+        ({**GOOD, "due_dates": [3]}, "field 'due_dates'"),
+        ({**GOOD, "problem": "knapsack"}, "field 'problem': unknown kind"),
+        ({"processing_times": [1]}, "field 'problem' is missing"),
+    ],
+)
 def test_bad_instance_exits_2_with_file_and_field(tmp_path, capsys, content, expected):
     path = write(tmp_path, "bad.json", content)
     out = tmp_path / "result.json"
@@ -60,8 +71,12 @@ def test_usage_errors_exit_2(tmp_path, capsys):
 
 
 def test_solve_write_and_check_round_trip(tmp_path, capsys):
-    path = write(tmp_path, "ok.yaml", "problem: tardiness\nprocessing_times: [3, 2, 4]\n"
-                                      "due_dates: [3, 2, 9]\nweights: [1, 2, 1]\n")
+    path = write(
+        tmp_path,
+        "ok.yaml",
+        "problem: tardiness\nprocessing_times: [3, 2, 4]\n"
+        "due_dates: [3, 2, 9]\nweights: [1, 2, 1]\n",
+    )
     out = tmp_path / "r.json"
     assert main(["solve", str(path), "--solver", "dp", "--json", "-o", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
@@ -85,11 +100,24 @@ def test_solver_error_exits_3(tmp_path, capsys):
 
 def test_generate_and_import(tmp_path, shared_benchmarks):
     gen = tmp_path / "g.json"
-    assert main(["generate", "tardiness", "--seed", "4", "-o", str(gen), "--n", "12", "--tf", "0.4"]) == 0
+    assert (
+        main(["generate", "tardiness", "--seed", "4", "-o", str(gen), "--n", "12", "--tf", "0.4"])
+        == 0
+    )
     data = json.loads(gen.read_text())
     assert len(data["processing_times"]) == 12
-    assert main(["import", "orlib-wt", str(shared_benchmarks / "tardiness/weighted/wt40.txt"),
-                 "-o", str(tmp_path / "wt40")]) == 0
+    assert (
+        main(
+            [
+                "import",
+                "orlib-wt",
+                str(shared_benchmarks / "tardiness/weighted/wt40.txt"),
+                "-o",
+                str(tmp_path / "wt40"),
+            ]
+        )
+        == 0
+    )
     files = sorted((tmp_path / "wt40").glob("*.json"))
     assert len(files) == 125 and files[0].name == "wt40_001.json"
 

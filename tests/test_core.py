@@ -58,7 +58,9 @@ def test_bound_beaten_by_solution_is_an_error(fake_solver):
 
 
 def test_proven_optimal_gets_bound_and_zero_gap(fake_solver):
-    name = fake_solver(lambda p, o: Outcome(solution={"sequence": [1, 0, 2]}, proven_optimal=True), exact=True)
+    name = fake_solver(
+        lambda p, o: Outcome(solution={"sequence": [1, 0, 2]}, proven_optimal=True), exact=True
+    )
     result = optkit.solve(PROBLEM, name)
     assert (result.status, result.bound, result.gap) == (Status.OPTIMAL, 2, 0.0)
 
@@ -84,13 +86,19 @@ def test_interrupted_solver_keeps_its_incumbent(fake_solver):
         raise KeyboardInterrupt
 
     result = optkit.solve(PROBLEM, fake_solver(interrupted))
-    assert (result.status, result.termination, result.objective) == (Status.FEASIBLE, Termination.INTERRUPTED, 14)
+    assert (result.status, result.termination, result.objective) == (
+        Status.FEASIBLE,
+        Termination.INTERRUPTED,
+        14,
+    )
 
 
 def test_params_are_validated_and_coerced(fake_solver):
     seen = {}
-    name = fake_solver(lambda p, o: seen.update(o.params) or Outcome(solution={"sequence": [1, 0, 2]}),
-                       params={"k": 2.0, "flag": False})
+    name = fake_solver(
+        lambda p, o: seen.update(o.params) or Outcome(solution={"sequence": [1, 0, 2]}),
+        params={"k": 2.0, "flag": False},
+    )
     optkit.solve(PROBLEM, name, k=3, flag="true")
     assert seen == {"k": 3.0, "flag": True}
     with pytest.raises(InputError, match="unknown parameter"):
@@ -105,14 +113,18 @@ def test_unknown_and_unavailable_solvers(fake_solver):
     name = fake_solver(lambda p, o: None, requires=("surely_not_a_module_xyz",), extra="gpu")
     with pytest.raises(SolverUnavailable, match=r"optkit\[gpu\]"):
         optkit.solve(PROBLEM, name)
-    assert name not in optkit.solvers("tardiness") and name in optkit.solvers("tardiness", available_only=False)
+    assert name not in optkit.solvers("tardiness") and name in optkit.solvers(
+        "tardiness", available_only=False
+    )
 
 
 def test_infeasible_initial_solution_is_rejected(fake_solver):
     name = fake_solver(lambda p, o: Outcome(solution=o.initial_solution))
     with pytest.raises(InputError, match="initial_solution"):
         optkit.solve(PROBLEM, name, initial_solution={"sequence": [0]})
-    assert optkit.solve(PROBLEM, name, initial_solution={"sequence": [2, 1, 0]}).objective == 2 * 4 + 6
+    assert (
+        optkit.solve(PROBLEM, name, initial_solution={"sequence": [2, 1, 0]}).objective == 2 * 4 + 6
+    )
 
 
 def test_hard_limit_kills_a_hanging_solver_and_keeps_its_incumbent(fake_solver):
@@ -136,7 +148,9 @@ def test_hard_limit_reports_a_child_that_dies(fake_solver):
 
 
 def test_hard_limit_returns_the_childs_answer_when_in_time(fake_solver):
-    name = fake_solver(lambda p, o: Outcome(solution={"sequence": [1, 0, 2]}, proven_optimal=True), exact=True)
+    name = fake_solver(
+        lambda p, o: Outcome(solution={"sequence": [1, 0, 2]}, proven_optimal=True), exact=True
+    )
     result = optkit.solve(PROBLEM, name, time_limit=20, hard_limit=True)
     assert result.status == Status.OPTIMAL and result.objective == 2
 
@@ -147,7 +161,10 @@ def test_result_json_round_trip():
     assert again == result
 
 
-@pytest.mark.parametrize("objective,bound,gap", [(10, 8, 0.2), (0, 0, 0.0), (5, None, None), ([1, 2], [1, 2], 0.0), ([1, 3], [1, 2], None)])
+@pytest.mark.parametrize(
+    "objective,bound,gap",
+    [(10, 8, 0.2), (0, 0, 0.0), (5, None, None), ([1, 2], [1, 2], 0.0), ([1, 3], [1, 2], None)],
+)
 def test_gap_is_computed_in_one_place(objective, bound, gap):
     assert relative_gap(objective, bound) == gap
 

@@ -33,6 +33,7 @@ def example(shared_benchmarks):
 
 # -- EPLB README example -----------------------------------------------------------------------
 
+
 def test_eplb_reproduces_readme_example_exactly(example):
     problem, expected = example
     result = optkit.solve(problem, "eplb", num_groups=4)
@@ -90,9 +91,15 @@ def test_exact_models_agree_on_readme_example(example):
 
 # -- the checker -------------------------------------------------------------------------------
 
+
 def _tiny(**kw):
-    base = {"gpus": 2, "slots_per_gpu": 2, "load": [[4, 2, 2], [3, 3, 2]],
-                "affinity": [[[2, 1, 1], [0, 2, 0], [1, 0, 1]]], "comm_weight": 1}
+    base = {
+        "gpus": 2,
+        "slots_per_gpu": 2,
+        "load": [[4, 2, 2], [3, 3, 2]],
+        "affinity": [[[2, 1, 1], [0, 2, 0], [1, 0, 1]]],
+        "comm_weight": 1,
+    }
     base.update(kw)
     return ExpertPlacement(**base)
 
@@ -106,7 +113,9 @@ def test_same_gpu_replicas_are_infeasible():
 
 def test_missing_expert_and_bad_shapes_are_infeasible():
     p = _tiny()
-    assert not p.check({"slots": [[0, 1, -1, -1], [0, 1, 2, -1]]}).feasible  # expert 2 missing in layer 0
+    assert not p.check(
+        {"slots": [[0, 1, -1, -1], [0, 1, 2, -1]]}
+    ).feasible  # expert 2 missing in layer 0
     assert not p.check({"slots": [[0, 1, 2, -1]]}).feasible
     assert not p.check({"slots": [[0, 1, 2], [0, 1, 2, -1]]}).feasible
     assert not p.check({"slots": [[0, 1, 2, 7], [0, 1, 2, -1]]}).feasible
@@ -130,14 +139,22 @@ def test_replicated_loads_and_locality_aware_traffic():
 
 
 def test_cross_node_traffic_costs_more():
-    p = ExpertPlacement(gpus=4, slots_per_gpu=1, load=[[1, 1, 1, 1]] * 2, gpu_node=[0, 0, 1, 1],
-                        affinity=[np.eye(4, dtype=int)[[1, 0, 2, 3]].tolist()],
-                        link_cost={"intra_node": 1, "inter_node": 5}, comm_weight=1)
+    p = ExpertPlacement(
+        gpus=4,
+        slots_per_gpu=1,
+        load=[[1, 1, 1, 1]] * 2,
+        gpu_node=[0, 0, 1, 1],
+        affinity=[np.eye(4, dtype=int)[[1, 0, 2, 3]].tolist()],
+        link_cost={"intra_node": 1, "inter_node": 5},
+        comm_weight=1,
+    )
     # tokens: 0->1, 1->0, 2->2, 3->3; identity placement: 0->1 and 1->0 cross GPUs inside node 0
     r = p.check({"slots": [[0, 1, 2, 3], [0, 1, 2, 3]]})
     assert r.metrics["cross_gpu_traffic"] == 2 and r.metrics["cross_node_traffic"] == 0
     assert r.metrics["comm_cost"] == 2
-    r = p.check({"slots": [[0, 1, 2, 3], [2, 1, 0, 3]]})  # 0->1: GPU0->GPU1; 1->0: GPU1->GPU2; 2->2: GPU2->GPU0
+    r = p.check(
+        {"slots": [[0, 1, 2, 3], [2, 1, 0, 3]]}
+    )  # 0->1: GPU0->GPU1; 1->0: GPU1->GPU2; 2->2: GPU2->GPU0
     assert r.metrics["cross_gpu_traffic"] == 3 and r.metrics["cross_node_traffic"] == 2
     assert r.metrics["comm_cost"] == 1 * 1 + 5 * 2
 
@@ -148,9 +165,15 @@ BAD = [
     ({"gpus": 2, "slots_per_gpu": 1, "load": [[1, 2, 3]]}, "slots_per_gpu"),
     ({"gpus": 2, "slots_per_gpu": 2, "load": [[1, 2, 3], [1, 2]]}, "load.1"),
     ({"gpus": 2, "slots_per_gpu": 2, "load": [[1, -2, 3]]}, "load.0.1"),
-    ({"gpus": 2, "slots_per_gpu": 2, "load": [[1, 2], [1, 2]], "affinity": [[[1, 2], [3]]]}, "affinity.0.1"),
+    (
+        {"gpus": 2, "slots_per_gpu": 2, "load": [[1, 2], [1, 2]], "affinity": [[[1, 2], [3]]]},
+        "affinity.0.1",
+    ),
     ({"gpus": 2, "slots_per_gpu": 2, "load": [[1, 2], [1, 2]], "affinity": []}, "affinity"),
-    ({"gpus": 2, "slots_per_gpu": 2, "load": [[1, 2], [1, 2]], "affinity": [[[1, 2]]]}, "affinity.0"),
+    (
+        {"gpus": 2, "slots_per_gpu": 2, "load": [[1, 2], [1, 2]], "affinity": [[[1, 2]]]},
+        "affinity.0",
+    ),
     ({"gpus": 2, "slots_per_gpu": 2, "load": [[1, 2]], "gpu_node": [0]}, "gpu_node"),
     ({"gpus": 2, "slots_per_gpu": 2, "load": [[1, 2]], "gpu_node": [0, 2]}, "gpu_node"),
     ({"gpus": 2, "slots_per_gpu": 2, "load": [[1, 2]], "comm_weight": -1}, "comm_weight"),
@@ -172,18 +195,27 @@ def test_nan_load_rejected():
     with pytest.raises(InputError, match="load.0.1"):
         ExpertPlacement.from_dict({"gpus": 2, "slots_per_gpu": 2, "load": [[1.0, math.nan]]})
     with pytest.raises(InputError, match="affinity.0.0.1"):
-        ExpertPlacement.from_dict({"gpus": 2, "slots_per_gpu": 2, "load": [[1, 1], [1, 1]],
-                                   "affinity": [[[1.0, math.inf], [0, 0]]]})
+        ExpertPlacement.from_dict(
+            {
+                "gpus": 2,
+                "slots_per_gpu": 2,
+                "load": [[1, 1], [1, 1]],
+                "affinity": [[[1.0, math.inf], [0, 0]]],
+            }
+        )
 
 
 def test_nan_in_json_file_exits_2(tmp_path, capsys):
     path = tmp_path / "nan.json"
-    path.write_text('{"problem": "expert-placement", "gpus": 2, "slots_per_gpu": 2, "load": [[1, NaN]]}')
+    path.write_text(
+        '{"problem": "expert-placement", "gpus": 2, "slots_per_gpu": 2, "load": [[1, NaN]]}'
+    )
     assert main(["solve", str(path)]) == 2
     assert "NaN" in capsys.readouterr().err
 
 
 # -- exact solvers against brute force ---------------------------------------------------------
+
 
 @st.composite
 def tiny_instances(draw):
@@ -216,15 +248,25 @@ def test_exact_solvers_match_brute_force(problem):
 @given(st.integers(0, 10_000), st.integers(1, 3), st.integers(2, 4), st.integers(1, 3))
 def test_heuristics_feasible_on_generated(seed, layers, gpus, extra):
     experts = gpus + extra
-    p = generate(seed=seed, shape="tiny", layers=layers, experts=experts, gpus=gpus,
-                 slots_per_gpu=-(-experts // gpus) + 1, tokens=64, comm_weight=0.1)
+    p = generate(
+        seed=seed,
+        shape="tiny",
+        layers=layers,
+        experts=experts,
+        gpus=gpus,
+        slots_per_gpu=-(-experts // gpus) + 1,
+        tokens=64,
+        comm_weight=0.1,
+    )
     g = optkit.solve(p, "greedy-affinity")
     assert g.status == Status.FEASIBLE
     e = optkit.solve(p, "eplb", repair=True)
     assert e.status == Status.FEASIBLE
     # never less balanced than EPLB (layer by layer)
-    assert all(a >= b - 1e-6 for a, b in zip(g.metrics["balancedness_per_layer"],
-                                             e.metrics["balancedness_per_layer"]))
+    assert all(
+        a >= b - 1e-6
+        for a, b in zip(g.metrics["balancedness_per_layer"], e.metrics["balancedness_per_layer"])
+    )
 
 
 def test_hungarian_assignment_small():
@@ -234,6 +276,7 @@ def test_hungarian_assignment_small():
 
 
 # -- generator and windows ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("shape", ["mixtral", "qwen-moe", "tiny"])
 def test_generator_shapes(shape):
@@ -262,8 +305,22 @@ def test_windows_drift_and_plans_carry_over():
 
 def test_cli_generate_and_solve(tmp_path, capsys):
     path = tmp_path / "m.json"
-    assert main(["generate", "expert-placement", "--seed", "1", "-o", str(path), "--layers", "3",
-                 "--tokens", "128", "--comm-weight", "0.1"]) in (0, None)
+    assert main(
+        [
+            "generate",
+            "expert-placement",
+            "--seed",
+            "1",
+            "-o",
+            str(path),
+            "--layers",
+            "3",
+            "--tokens",
+            "128",
+            "--comm-weight",
+            "0.1",
+        ]
+    ) in (0, None)
     assert main(["solve", str(path), "--solver", "eplb", "--json"]) in (0, None)
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "feasible" and out["metrics"]["same_gpu_replicas"] == 0

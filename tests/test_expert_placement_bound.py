@@ -23,13 +23,17 @@ def _min_cross_gpu(problem: ExpertPlacement) -> float:
     for combo in itertools.product(subsets, repeat=G):
         if set().union(*map(set, combo)) == set(range(E)):
             options.append([e for c in combo for e in list(c) + [-1] * (S - len(c))])
-    return min(problem.traffic(sol)["cross_gpu_traffic"]
-               for sol in itertools.product(options, repeat=problem.num_layers))
+    return min(
+        problem.traffic(sol)["cross_gpu_traffic"]
+        for sol in itertools.product(options, repeat=problem.num_layers)
+    )
 
 
 @st.composite
 def tiny_affinity_instances(draw):
-    G, S = draw(st.sampled_from([(2, 1), (2, 2), (3, 1), (4, 1)]))  # (2, 2) with 3 experts: replicas
+    G, S = draw(
+        st.sampled_from([(2, 1), (2, 2), (3, 1), (4, 1)])
+    )  # (2, 2) with 3 experts: replicas
     E = draw(st.integers(max(2, S + 1), min(4, G * S)))
     load = [[draw(st.integers(1, 9)) for _ in range(E)] for _ in range(2)]
     aff = [[[draw(st.integers(0, 9)) for _ in range(E)] for _ in range(E)]]
@@ -67,7 +71,9 @@ def test_lp_bound_at_least_as_tight_as_rows_and_columns():
 
 
 def test_bound_below_heuristics_on_generated_instance():
-    p = generate(seed=2, shape="qwen-moe", layers=4, experts=32, gpus=8, nodes=2, slots_per_gpu=5, tokens=512)
+    p = generate(
+        seed=2, shape="qwen-moe", layers=4, experts=32, gpus=8, nodes=2, slots_per_gpu=5, tokens=512
+    )
     b = traffic_lower_bound(p)
     for solver, kw in (("greedy-affinity", {"num_groups": 2}), ("eplb", {"repair": True})):
         r = optkit.solve(p, solver, **kw)

@@ -35,7 +35,9 @@ def _balanced_pack_ref(weights, num_packs):
 def _lpt_ref(w, r, G, S):
     X = np.zeros((len(w), G), dtype=int)
     load, free, share = np.zeros(G), np.full(G, S), w / r
-    for sh, e in sorted(((share[i], i) for i in range(len(w)) for _ in range(r[i])), key=lambda t: (-t[0], t[1])):
+    for sh, e in sorted(
+        ((share[i], i) for i in range(len(w)) for _ in range(r[i])), key=lambda t: (-t[0], t[1])
+    ):
         cand = np.where((free > 0) & (X[e] == 0), load, np.inf)
         g = int(np.argmin(cand))
         if not np.isfinite(cand[g]):
@@ -48,7 +50,9 @@ def _place_ref(share, r, sc, cap, S, slack=1.0):
     E, G = sc.shape
     X, load, free = np.zeros((E, G), dtype=int), np.zeros(G), np.full(G, S)
     eps = 1e-9 * max(1.0, cap)
-    for sh, e in sorted(((share[i], i) for i in range(E) for _ in range(r[i])), key=lambda t: (-t[0], t[1])):
+    for sh, e in sorted(
+        ((share[i], i) for i in range(E) for _ in range(r[i])), key=lambda t: (-t[0], t[1])
+    ):
         ok = (free > 0) & (X[e] == 0)
         fit = ok & (load + sh <= cap + eps)
         if not fit.any():
@@ -87,7 +91,10 @@ def test_lpt_and_greedy_placement_match_plain_versions(G, S, seed):
     sc = rng.integers(0, 4, size=(E, G)).astype(float)
     share = w / r
     for cap in (share.sum() / G, share.sum() / G * 1.2, np.inf):
-        got, want = _place_layer(share, r, sc, float(cap), S), _place_ref(share, r, sc, float(cap), S)
+        got, want = (
+            _place_layer(share, r, sc, float(cap), S),
+            _place_ref(share, r, sc, float(cap), S),
+        )
         assert (got is None) == (want is None) and (got is None or (got == want).all())
 
 
@@ -106,7 +113,9 @@ def test_swap_search_keeps_cap_and_improves_score():
 
 
 def _mid_instance():
-    return generate(seed=4, shape="qwen-moe", layers=6, experts=64, gpus=8, nodes=2, slots_per_gpu=9, tokens=512)
+    return generate(
+        seed=4, shape="qwen-moe", layers=6, experts=64, gpus=8, nodes=2, slots_per_gpu=9, tokens=512
+    )
 
 
 def test_time_limit_cuts_the_search_but_keeps_the_balance_guarantee():
@@ -126,7 +135,10 @@ def test_traffic_param(traffic):
     eplb = optkit.solve(p, "eplb", num_groups=2, repair=True).metrics
     r = optkit.solve(p, "greedy-affinity", num_groups=2, traffic=traffic)
     assert r.status == Status.FEASIBLE
-    assert all(a >= b - 1e-6 for a, b in zip(r.metrics["balancedness_per_layer"], eplb["balancedness_per_layer"]))
+    assert all(
+        a >= b - 1e-6
+        for a, b in zip(r.metrics["balancedness_per_layer"], eplb["balancedness_per_layer"])
+    )
     assert r.metrics["cross_gpu_traffic"] < eplb["cross_gpu_traffic"]
 
 

@@ -31,13 +31,26 @@ PROFILES = INSTANCES / "gpu-selection" / "profiles"
 
 
 def tiny(types, dist, rate, sf=1, packing="pooled"):
-    return GpuSelection.from_dict({
-        "gpu_types": [{"name": n, "cost_per_hour": c, "throughput": tp, **({"max_count": m} if m is not None else {})}
-                      for n, c, tp, m in types],
-        "workload": {"distribution": dist, "request_rate": rate}, "slice_factor": sf, "packing": packing})
+    return GpuSelection.from_dict(
+        {
+            "gpu_types": [
+                {
+                    "name": n,
+                    "cost_per_hour": c,
+                    "throughput": tp,
+                    **({"max_count": m} if m is not None else {}),
+                }
+                for n, c, tp, m in types
+            ],
+            "workload": {"distribution": dist, "request_rate": rate},
+            "slice_factor": sf,
+            "packing": packing,
+        }
+    )
 
 
 # -- Mélange's example -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("sf", [1, 2, 4, 8, 16])
 @pytest.mark.parametrize("solver", EXACT)
@@ -73,15 +86,26 @@ def test_shipped_melange_instances_match_the_shared_file(shared_benchmarks):
     data = json.loads((shared_benchmarks / "gpu_selection" / "melange_example.json").read_text())
     for stem, cost in optima.items():
         problem = optkit.load(folder / f"{stem}.json")
-        assert problem.model_copy(update={"name": None}) == from_melange(data, slice_factor=problem.slice_factor)
+        assert problem.model_copy(update={"name": None}) == from_melange(
+            data, slice_factor=problem.slice_factor
+        )
         assert cost == (6.70 if problem.slice_factor == 1 else 5.69)
 
 
 def test_melange_importer(tmp_path):
     src = tmp_path / "example.json"
-    src.write_text(json.dumps({"gpu_info": {"A10G": {"cost": 1.01, "tputs": [[2, 1], [5, 2]]},
-                                            "A100-80GB": {"cost": 3.67, "tputs": [[20, 20], [40, 20]]}},
-                               "workload_distribution": [[0.2, 0.1], [0.5, 0.2]], "total_request_rate": 30.0}))
+    src.write_text(
+        json.dumps(
+            {
+                "gpu_info": {
+                    "A10G": {"cost": 1.01, "tputs": [[2, 1], [5, 2]]},
+                    "A100-80GB": {"cost": 3.67, "tputs": [[20, 20], [40, 20]]},
+                },
+                "workload_distribution": [[0.2, 0.1], [0.5, 0.2]],
+                "total_request_rate": 30.0,
+            }
+        )
+    )
     problems = import_melange(src)
     assert {(p.slice_factor, p.packing) for p in problems} >= {(1, "pooled"), (16, "per_instance")}
     assert main(["import", "melange", str(src), "-o", str(tmp_path / "out")]) == 0
@@ -90,15 +114,23 @@ def test_melange_importer(tmp_path):
 
 def test_per_instance_costs_more_when_a_slice_exceeds_a_small_gpu():
     # slice factor 2: a slice of bucket (1,1) is 1.5 A10G, so per_instance cannot split it over A10Gs
-    base = GpuSelection.from_dict(json.loads((INSTANCES / "gpu-selection" / "melange-example" /
-                                              "melange_example_sf2.json").read_text()))
+    base = GpuSelection.from_dict(
+        json.loads(
+            (
+                INSTANCES / "gpu-selection" / "melange-example" / "melange_example_sf2.json"
+            ).read_text()
+        )
+    )
     per = base.model_copy(update={"packing": "per_instance"})
     pooled_cost = optkit.solve(base, "mip").objective
     per_result = optkit.solve(per, "mip")
-    assert pooled_cost == 5.69 and per_result.objective == 7.34 and per_result.status == Status.OPTIMAL
+    assert (
+        pooled_cost == 5.69 and per_result.objective == 7.34 and per_result.status == Status.OPTIMAL
+    )
 
 
 # -- brute force ---------------------------------------------------------------------------------
+
 
 def brute_force(problem: GpuSelection) -> Fraction | None:
     """The cheapest cost over every assignment of slices (per_instance: to canonical instances)."""
@@ -110,7 +142,10 @@ def brute_force(problem: GpuSelection) -> Fraction | None:
         for choice in itertools.product(T, repeat=len(slices)):
             if any(b not in problem.loads[t] for t, b in zip(choice, slices)):
                 continue
-            load = [sum((problem.loads[t][b] for tt, b in zip(choice, slices) if tt == t), Fraction(0)) for t in T]
+            load = [
+                sum((problem.loads[t][b] for tt, b in zip(choice, slices) if tt == t), Fraction(0))
+                for t in T
+            ]
             counts = [math.ceil(x) for x in load]
             if any(c is not None and n > c for n, c in zip(counts, caps)):
                 continue
@@ -153,7 +188,9 @@ price = st.sampled_from([0.7, 1, 1.01, 2.5, 3.67])
 def tiny_instances(draw):
     rows, cols = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     cells = rows * cols
-    units = draw(st.lists(st.integers(0, 4), min_size=cells, max_size=cells).filter(lambda u: sum(u) > 0))
+    units = draw(
+        st.lists(st.integers(0, 4), min_size=cells, max_size=cells).filter(lambda u: sum(u) > 0)
+    )
     total = sum(units)
     shares = [Fraction(u, total) for u in units]
     # shares as short decimals that sum to exactly 1
@@ -161,7 +198,7 @@ def tiny_instances(draw):
     dec[dec.index(max(dec))] = round(dec[dec.index(max(dec))] + 1 - sum(dec), 2)
     if min(dec) < 0:
         dec = [1.0] + [0.0] * (cells - 1)
-    dist = [dec[r * cols:(r + 1) * cols] for r in range(rows)]
+    dist = [dec[r * cols : (r + 1) * cols] for r in range(rows)]
     n_types = draw(st.integers(1, 3))
     types = []
     for k in range(n_types):
@@ -182,7 +219,9 @@ def test_exact_solvers_agree_with_brute_force(problem):
         result = optkit.solve(problem, solver, threads=1, time_limit=20)
         assert result.status != Status.ERROR, result.message
         if best is None:
-            assert result.status in ((Status.INFEASIBLE,) if solver in EXACT else (Status.INFEASIBLE, Status.UNKNOWN))
+            assert result.status in (
+                (Status.INFEASIBLE,) if solver in EXACT else (Status.INFEASIBLE, Status.UNKNOWN)
+            )
             continue
         if solver in EXACT:
             assert result.status == Status.OPTIMAL, (solver, result.message)
@@ -191,17 +230,29 @@ def test_exact_solvers_agree_with_brute_force(problem):
             assert result.objective >= float(best)
             assert optkit.check(problem, result.solution).feasible
         if result.status.has_solution and result.metrics["single_type_baseline"] is not None:
-            assert result.metrics["savings_vs_single_type"] >= (0 if solver != "single-type" else -1e-9) - 1e-9 \
+            assert (
+                result.metrics["savings_vs_single_type"]
+                >= (0 if solver != "single-type" else -1e-9) - 1e-9
                 or solver not in EXACT
+            )
 
 
 # -- the checker ---------------------------------------------------------------------------------
 
+
 def melange(sf=2, packing="pooled"):
-    return from_melange({"gpu_info": {"A10G": {"cost": 1.01, "tputs": [[2, 1], [5, 2]]},
-                                      "A100-80GB": {"cost": 3.67, "tputs": [[20, 20], [40, 20]]}},
-                         "workload_distribution": [[0.2, 0.1], [0.5, 0.2]], "total_request_rate": 30.0},
-                        slice_factor=sf, packing=packing)
+    return from_melange(
+        {
+            "gpu_info": {
+                "A10G": {"cost": 1.01, "tputs": [[2, 1], [5, 2]]},
+                "A100-80GB": {"cost": 3.67, "tputs": [[20, 20], [40, 20]]},
+            },
+            "workload_distribution": [[0.2, 0.1], [0.5, 0.2]],
+            "total_request_rate": 30.0,
+        },
+        slice_factor=sf,
+        packing=packing,
+    )
 
 
 def test_checker_metrics_and_savings():
@@ -223,25 +274,41 @@ def test_checker_rejects_bad_solutions():
     assert "unassigned" in " ".join(optkit.check(problem, bad).violations)
     dup = {"counts": good["counts"], "assignment": good["assignment"] + good["assignment"][:1]}
     assert "twice" in " ".join(optkit.check(problem, dup).violations)
-    over = {"counts": {"A10G": 0, "A100-80GB": 1},
-            "assignment": [{"bucket": list(b), "slice": 0, "gpu_type": "A100-80GB", "instance": 0}
-                           for b in problem.buckets]}
+    over = {
+        "counts": {"A10G": 0, "A100-80GB": 1},
+        "assignment": [
+            {"bucket": list(b), "slice": 0, "gpu_type": "A100-80GB", "instance": 0}
+            for b in problem.buckets
+        ],
+    }
     assert "> 1" in " ".join(optkit.check(problem, over).violations)  # 1.125 A100s on one instance
-    capped = problem.model_copy(update={"gpu_types": (problem.gpu_types[0],
-                                                      problem.gpu_types[1].model_copy(update={"max_count": 1}))})
+    capped = problem.model_copy(
+        update={
+            "gpu_types": (
+                problem.gpu_types[0],
+                problem.gpu_types[1].model_copy(update={"max_count": 1}),
+            )
+        }
+    )
     assert "max_count" in " ".join(optkit.check(capped, good).violations)
     unknown = {"counts": {"V100": 1}, "assignment": []}
     assert "unknown GPU type" in " ".join(optkit.check(problem, unknown).violations)
-    no_instance = {"counts": good["counts"], "assignment": [{k: v for k, v in a.items() if k != "instance"}
-                                                           for a in good["assignment"]]}
+    no_instance = {
+        "counts": good["counts"],
+        "assignment": [{k: v for k, v in a.items() if k != "instance"} for a in good["assignment"]],
+    }
     assert "needs the instance" in " ".join(optkit.check(problem, no_instance).violations)
 
 
 def test_checker_is_exact_at_full_load():
     # three slices of 0.1 req/s each on a GPU that does 0.3 req/s: load exactly 1 (floats say 1.0000000000000002)
     problem = tiny([("G", 1.0, [[0.3]], None)], [[1.0]], 0.3, sf=3, packing="per_instance")
-    solution = {"counts": {"G": 1}, "assignment": [{"bucket": [0, 0], "slice": s, "gpu_type": "G", "instance": 0}
-                                                   for s in range(3)]}
+    solution = {
+        "counts": {"G": 1},
+        "assignment": [
+            {"bucket": [0, 0], "slice": s, "gpu_type": "G", "instance": 0} for s in range(3)
+        ],
+    }
     report = optkit.check(problem, solution)
     assert report.feasible and report.objective == 1.0
     for solver in ALL:
@@ -250,13 +317,22 @@ def test_checker_is_exact_at_full_load():
 
 def test_zero_throughput_assignment_rejected():
     problem = tiny([("A", 1, [[1, 0]], None), ("B", 2, [[1, 1]], None)], [[0.5, 0.5]], 1)
-    solution = {"counts": {"A": 1}, "assignment": [{"bucket": [0, 0], "slice": 0, "gpu_type": "A"},
-                                                   {"bucket": [0, 1], "slice": 0, "gpu_type": "A"}]}
+    solution = {
+        "counts": {"A": 1},
+        "assignment": [
+            {"bucket": [0, 0], "slice": 0, "gpu_type": "A"},
+            {"bucket": [0, 1], "slice": 0, "gpu_type": "A"},
+        ],
+    }
     assert "throughput 0" in " ".join(optkit.check(problem, solution).violations)
-    assert optkit.solve(problem, "mip").metrics["instances"] == {"A": 0, "B": 1}  # B takes both: 2 < 1 + 2
+    assert optkit.solve(problem, "mip").metrics["instances"] == {
+        "A": 0,
+        "B": 1,
+    }  # B takes both: 2 < 1 + 2
 
 
 # -- infeasible instances ------------------------------------------------------------------------
+
 
 def test_bucket_no_gpu_can_serve_is_infeasible(tmp_path, capsys):
     problem = tiny([("A", 1, [[1, 0]], None), ("B", 2, [[3, 0]], None)], [[0.5, 0.5]], 1)
@@ -270,7 +346,9 @@ def test_bucket_no_gpu_can_serve_is_infeasible(tmp_path, capsys):
 
 
 def test_max_count_too_small_is_infeasible():
-    problem = tiny([("A", 1, [[1]], 2), ("B", 2, [[2]], 1)], [[1.0]], 5, sf=4)  # needs 5 A-units, has 4
+    problem = tiny(
+        [("A", 1, [[1]], 2), ("B", 2, [[2]], 1)], [[1.0]], 5, sf=4
+    )  # needs 5 A-units, has 4
     for solver in EXACT:
         assert optkit.solve(problem, solver).status == Status.INFEASIBLE, solver
     for solver in ("greedy", "single-type"):
@@ -287,27 +365,63 @@ def test_per_instance_slice_larger_than_every_gpu_is_infeasible():
 
 # -- bad inputs ----------------------------------------------------------------------------------
 
-GOOD = {"problem": "gpu-selection",
-        "gpu_types": [{"name": "A", "cost_per_hour": 1.0, "throughput": [[1, 2], [3, 4]]}],
-        "workload": {"distribution": [[0.25, 0.25], [0.25, 0.25]], "request_rate": 2}}
+GOOD = {
+    "problem": "gpu-selection",
+    "gpu_types": [{"name": "A", "cost_per_hour": 1.0, "throughput": [[1, 2], [3, 4]]}],
+    "workload": {"distribution": [[0.25, 0.25], [0.25, 0.25]], "request_rate": 2},
+}
 
 
-@pytest.mark.parametrize("patch,needle", [
-    ({"gpu_types": [{"name": "A", "cost_per_hour": 1.0, "throughput": [[1, 2]]}]}, "gpu_types.0.throughput"),
-    ({"gpu_types": [{"name": "A", "cost_per_hour": 1.0, "throughput": [[1, 2], [3]]}]}, "gpu_types.0.throughput.1"),
-    ({"gpu_types": [{"name": "A", "cost_per_hour": 1.0, "throughput": [[1, -2], [3, 4]]}]}, "throughput"),
-    ({"gpu_types": [{"name": "A", "cost_per_hour": -1.0, "throughput": [[1, 2], [3, 4]]}]}, "cost_per_hour"),
-    ({"gpu_types": [{"name": "A", "cost_per_hour": 1, "throughput": [[1, 2], [3, 4]]},
-                    {"name": "A", "cost_per_hour": 2, "throughput": [[1, 2], [3, 4]]}]}, "appears twice"),
-    ({"workload": {"distribution": [[0.25, 0.25], [0.25, 0.2]], "request_rate": 2}}, "sum to 0.95"),
-    ({"workload": {"distribution": [[0.5, 0.5], [0.25, -0.25]], "request_rate": 2}}, "distribution"),
-    ({"workload": {"distribution": [[0.25, 0.25], [0.25, 0.25]], "request_rate": -2}}, "request_rate"),
-    ({"workload": {"distribution": [[0.5, 0.5], [0.5]], "request_rate": 2}}, "workload.distribution.1"),
-    ({"slice_factor": 0}, "slice_factor"),
-    ({"slice_factor": 2.0}, "slice_factor"),
-    ({"packing": "spread"}, "packing"),
-    ({"extra": 1}, "extra"),
-])
+@pytest.mark.parametrize(
+    "patch,needle",
+    [
+        (
+            {"gpu_types": [{"name": "A", "cost_per_hour": 1.0, "throughput": [[1, 2]]}]},
+            "gpu_types.0.throughput",
+        ),
+        (
+            {"gpu_types": [{"name": "A", "cost_per_hour": 1.0, "throughput": [[1, 2], [3]]}]},
+            "gpu_types.0.throughput.1",
+        ),
+        (
+            {"gpu_types": [{"name": "A", "cost_per_hour": 1.0, "throughput": [[1, -2], [3, 4]]}]},
+            "throughput",
+        ),
+        (
+            {"gpu_types": [{"name": "A", "cost_per_hour": -1.0, "throughput": [[1, 2], [3, 4]]}]},
+            "cost_per_hour",
+        ),
+        (
+            {
+                "gpu_types": [
+                    {"name": "A", "cost_per_hour": 1, "throughput": [[1, 2], [3, 4]]},
+                    {"name": "A", "cost_per_hour": 2, "throughput": [[1, 2], [3, 4]]},
+                ]
+            },
+            "appears twice",
+        ),
+        (
+            {"workload": {"distribution": [[0.25, 0.25], [0.25, 0.2]], "request_rate": 2}},
+            "sum to 0.95",
+        ),
+        (
+            {"workload": {"distribution": [[0.5, 0.5], [0.25, -0.25]], "request_rate": 2}},
+            "distribution",
+        ),
+        (
+            {"workload": {"distribution": [[0.25, 0.25], [0.25, 0.25]], "request_rate": -2}},
+            "request_rate",
+        ),
+        (
+            {"workload": {"distribution": [[0.5, 0.5], [0.5]], "request_rate": 2}},
+            "workload.distribution.1",
+        ),
+        ({"slice_factor": 0}, "slice_factor"),
+        ({"slice_factor": 2.0}, "slice_factor"),
+        ({"packing": "spread"}, "packing"),
+        ({"extra": 1}, "extra"),
+    ],
+)
 def test_bad_inputs_exit_2_naming_the_field(tmp_path, capsys, patch, needle):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({**GOOD, **patch}))
@@ -317,20 +431,66 @@ def test_bad_inputs_exit_2_naming_the_field(tmp_path, capsys, patch, needle):
 
 
 def test_distribution_tolerance():
-    ok = {**GOOD, "workload": {"distribution": [[0.25, 0.25], [0.25, 0.2500001]], "request_rate": 2}}
+    ok = {
+        **GOOD,
+        "workload": {"distribution": [[0.25, 0.25], [0.25, 0.2500001]], "request_rate": 2},
+    }
     GpuSelection.from_dict(ok)
 
 
 # -- profiles and the generator --------------------------------------------------------------------
 
+
 def test_profile_builder_rules():
     rows = [
-        {"gpu": "X", "input_bucket": 0, "output_bucket": 0, "request_rate": 1, "achieved_rate": 1, "p99": 50},
-        {"gpu": "X", "input_bucket": 0, "output_bucket": 0, "request_rate": 2, "achieved_rate": 1.9, "p99": 90},
-        {"gpu": "X", "input_bucket": 0, "output_bucket": 0, "request_rate": 4, "achieved_rate": 3.5, "p99": 95},  # < 0.9 x
-        {"gpu": "X", "input_bucket": 0, "output_bucket": 0, "request_rate": 3, "achieved_rate": 3, "p99": 150},  # SLO
-        {"gpu": "X", "input_bucket": 1, "output_bucket": 0, "request_rate": 1, "achieved_rate": 1, "p99": 500},
-        {"gpu": "Y", "input_bucket": 0, "output_bucket": 0, "request_rate": 8, "achieved_rate": 7.2, "p99": 10},  # = 0.9 x
+        {
+            "gpu": "X",
+            "input_bucket": 0,
+            "output_bucket": 0,
+            "request_rate": 1,
+            "achieved_rate": 1,
+            "p99": 50,
+        },
+        {
+            "gpu": "X",
+            "input_bucket": 0,
+            "output_bucket": 0,
+            "request_rate": 2,
+            "achieved_rate": 1.9,
+            "p99": 90,
+        },
+        {
+            "gpu": "X",
+            "input_bucket": 0,
+            "output_bucket": 0,
+            "request_rate": 4,
+            "achieved_rate": 3.5,
+            "p99": 95,
+        },  # < 0.9 x
+        {
+            "gpu": "X",
+            "input_bucket": 0,
+            "output_bucket": 0,
+            "request_rate": 3,
+            "achieved_rate": 3,
+            "p99": 150,
+        },  # SLO
+        {
+            "gpu": "X",
+            "input_bucket": 1,
+            "output_bucket": 0,
+            "request_rate": 1,
+            "achieved_rate": 1,
+            "p99": 500,
+        },
+        {
+            "gpu": "Y",
+            "input_bucket": 0,
+            "output_bucket": 0,
+            "request_rate": 8,
+            "achieved_rate": 7.2,
+            "p99": 10,
+        },  # = 0.9 x
     ]
     tables = build_throughput(rows, {"p99": 100})
     assert tables == {"X": [[2], [0.0]], "Y": [[8], [0.0]]}
@@ -343,8 +503,25 @@ def test_profile_csv_and_generator_cli(tmp_path, capsys):
     tables = profile_from_csv(csv, "ttft_p99_ms=1000,tpot_p99_ms=100")
     assert set(tables) == {"A10G", "A100-80GB"} and len(tables["A10G"]) == 2
     out = tmp_path / "g.json"
-    assert main(["generate", "gpu-selection", "--seed", "0", "-o", str(out), "--profiles", str(csv),
-                 "--slo", "ttft_p99_ms=1000,tpot_p99_ms=100", "--request-rate", "6"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "gpu-selection",
+                "--seed",
+                "0",
+                "-o",
+                str(out),
+                "--profiles",
+                str(csv),
+                "--slo",
+                "ttft_p99_ms=1000,tpot_p99_ms=100",
+                "--request-rate",
+                "6",
+            ]
+        )
+        == 0
+    )
     problem = optkit.load(out)
     assert [g.name for g in problem.gpu_types] == ["A10G", "A100-80GB"]
     assert problem.gpu_types[0].cost_per_hour == 1.01
@@ -365,7 +542,14 @@ def test_shipped_profile_file_is_the_roofline_set():
 def test_generator_workloads(workload):
     dist = workload_distribution(workload)
     assert sum(Fraction(str(x)) for row in dist for x in row) == 1
-    problem = generate(workload=workload, request_rate=4, slice_factor=1, packing="per_instance", jitter=0.3, seed=3)
+    problem = generate(
+        workload=workload,
+        request_rate=4,
+        slice_factor=1,
+        packing="per_instance",
+        jitter=0.3,
+        seed=3,
+    )
     assert problem.packing == "per_instance" and len(problem.gpu_types) == 4
     result = optkit.solve(problem, "greedy")
     assert result.status == Status.FEASIBLE

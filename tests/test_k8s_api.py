@@ -19,18 +19,47 @@ class StubCore:
         self.fail_with = None
 
     def list_node(self, _request_timeout=None):
-        node = client.V1Node(metadata=client.V1ObjectMeta(name="n1", labels={"zone": "a"}),
-                             spec=client.V1NodeSpec(taints=[client.V1Taint(key="gpu", value="1", effect="NoSchedule")]),
-                             status=client.V1NodeStatus(allocatable={"cpu": "3920m", "memory": "15890580Ki", "pods": "110"}))
+        node = client.V1Node(
+            metadata=client.V1ObjectMeta(name="n1", labels={"zone": "a"}),
+            spec=client.V1NodeSpec(
+                taints=[client.V1Taint(key="gpu", value="1", effect="NoSchedule")]
+            ),
+            status=client.V1NodeStatus(
+                allocatable={"cpu": "3920m", "memory": "15890580Ki", "pods": "110"}
+            ),
+        )
         return client.V1NodeList(items=[node], metadata=client.V1ListMeta(resource_version="100"))
 
     def list_pod_for_all_namespaces(self, _request_timeout=None):
         pod = client.V1Pod(
-            metadata=client.V1ObjectMeta(name="web-1", namespace="shop", uid="u1", owner_references=[
-                client.V1OwnerReference(api_version="apps/v1", kind="ReplicaSet", name="web", uid="r", controller=True)]),
-            spec=client.V1PodSpec(node_name="n1", priority=5, containers=[client.V1Container(
-                name="c", resources=client.V1ResourceRequirements(requests={"cpu": "250m", "memory": "64Mi"}))]),
-            status=client.V1PodStatus(phase="Running"))
+            metadata=client.V1ObjectMeta(
+                name="web-1",
+                namespace="shop",
+                uid="u1",
+                owner_references=[
+                    client.V1OwnerReference(
+                        api_version="apps/v1",
+                        kind="ReplicaSet",
+                        name="web",
+                        uid="r",
+                        controller=True,
+                    )
+                ],
+            ),
+            spec=client.V1PodSpec(
+                node_name="n1",
+                priority=5,
+                containers=[
+                    client.V1Container(
+                        name="c",
+                        resources=client.V1ResourceRequirements(
+                            requests={"cpu": "250m", "memory": "64Mi"}
+                        ),
+                    )
+                ],
+            ),
+            status=client.V1PodStatus(phase="Running"),
+        )
         return client.V1PodList(items=[pod], metadata=client.V1ListMeta(resource_version="101"))
 
     def read_namespaced_pod(self, name, namespace, _request_timeout=None):
@@ -41,17 +70,25 @@ class StubCore:
     def create_namespaced_pod_eviction(self, name, namespace, body, _request_timeout=None):
         if self.fail_with:
             raise self.fail_with
-        self.evictions.append((name, namespace, client.ApiClient().sanitize_for_serialization(body)))
+        self.evictions.append(
+            (name, namespace, client.ApiClient().sanitize_for_serialization(body))
+        )
 
 
 class StubPolicy:
     def list_pod_disruption_budget_for_all_namespaces(self, _request_timeout=None):
         pdb = client.V1PodDisruptionBudget(
             metadata=client.V1ObjectMeta(name="web", namespace="shop"),
-            spec=client.V1PodDisruptionBudgetSpec(min_available=1, selector=client.V1LabelSelector(match_labels={"app": "web"})),
-            status=client.V1PodDisruptionBudgetStatus(current_healthy=1, desired_healthy=1, disruptions_allowed=0,
-                                                      expected_pods=1))
-        return client.V1PodDisruptionBudgetList(items=[pdb], metadata=client.V1ListMeta(resource_version="102"))
+            spec=client.V1PodDisruptionBudgetSpec(
+                min_available=1, selector=client.V1LabelSelector(match_labels={"app": "web"})
+            ),
+            status=client.V1PodDisruptionBudgetStatus(
+                current_healthy=1, desired_healthy=1, disruptions_allowed=0, expected_pods=1
+            ),
+        )
+        return client.V1PodDisruptionBudgetList(
+            items=[pdb], metadata=client.V1ListMeta(resource_version="102")
+        )
 
 
 @pytest.fixture
@@ -76,7 +113,7 @@ def test_lists_become_api_json(api):
     pdbs, _ = api.list_pdbs()
     assert pdbs[0]["status"]["disruptionsAllowed"] == 0 and pdbs[0]["spec"]["minAvailable"] == 1
     snap = build_snapshot(nodes, pods, pdbs)
-    assert snap.instance["pods"][0]["requests"] == {"cpu": 250, "memory": 64 * 2 ** 20}
+    assert snap.instance["pods"][0]["requests"] == {"cpu": 250, "memory": 64 * 2**20}
     assert snap.instance["nodes"][0]["capacity"]["cpu"] == 3920
 
 
@@ -84,15 +121,31 @@ def test_eviction_body_carries_the_uid_precondition(api):
     api.evict("shop", "web-1", uid="u1")
     name, ns, body = api.core.evictions[0]
     assert (name, ns) == ("web-1", "shop")
-    assert body == {"deleteOptions": {"preconditions": {"uid": "u1"}},
-                    "metadata": {"name": "web-1", "namespace": "shop"}}
+    assert body == {
+        "deleteOptions": {"preconditions": {"uid": "u1"}},
+        "metadata": {"name": "web-1", "namespace": "shop"},
+    }
 
 
-@pytest.mark.parametrize("status, reason", [(429, "Too Many Requests"), (409, "Conflict"), (404, "Not Found"),
-                                            (500, "Internal Server Error")])
+@pytest.mark.parametrize(
+    "status, reason",
+    [
+        (429, "Too Many Requests"),
+        (409, "Conflict"),
+        (404, "Not Found"),
+        (500, "Internal Server Error"),
+    ],
+)
 def test_api_exceptions_become_api_errors(api, status, reason):
-    body = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": status,
-                       "message": "Cannot evict pod as it would violate the pod's disruption budget."})
+    body = json.dumps(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "code": status,
+            "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+        }
+    )
     api.core.fail_with = ApiException(status=status, reason=reason, body=body)
     with pytest.raises(ApiError) as e:
         api.evict("shop", "web-1")

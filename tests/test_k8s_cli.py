@@ -32,7 +32,14 @@ def test_manifests_are_valid_yaml_with_the_rbac_the_controller_needs(capsys):
     assert main(["k8s", "manifests", "--namespace", "opt", "--image", "reg/optkit:0.1"]) == 0
     docs = list(yaml.safe_load_all(capsys.readouterr().out))
     kinds = [d["kind"] for d in docs]
-    assert kinds == ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"]
+    assert kinds == [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Service",
+    ]
     rules = {(tuple(r["apiGroups"]), r["resources"][0]): set(r["verbs"]) for r in docs[2]["rules"]}
     assert rules[(("",), "pods")] >= {"get", "list", "watch"}
     assert rules[(("",), "pods/eviction")] == {"create"}
@@ -41,13 +48,33 @@ def test_manifests_are_valid_yaml_with_the_rbac_the_controller_needs(capsys):
     deploy = docs[4]
     assert deploy["metadata"]["namespace"] == "opt"
     assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "reg/optkit:0.1"
-    assert deploy["spec"]["template"]["spec"]["containers"][0]["args"][:3] == ["k8s", "run", "--in-cluster"]
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["args"][:3] == [
+        "k8s",
+        "run",
+        "--in-cluster",
+    ]
 
 
 def test_scheduler_config_has_an_ignorable_extender(capsys):
-    assert main(["k8s", "manifests", "--scheduler-config", "--cluster-ip", "10.96.1.2", "--port", "9000"]) == 0
+    assert (
+        main(
+            [
+                "k8s",
+                "manifests",
+                "--scheduler-config",
+                "--cluster-ip",
+                "10.96.1.2",
+                "--port",
+                "9000",
+            ]
+        )
+        == 0
+    )
     cfg = yaml.safe_load(capsys.readouterr().out)
-    assert cfg["apiVersion"] == "kubescheduler.config.k8s.io/v1" and cfg["kind"] == "KubeSchedulerConfiguration"
+    assert (
+        cfg["apiVersion"] == "kubescheduler.config.k8s.io/v1"
+        and cfg["kind"] == "KubeSchedulerConfiguration"
+    )
     ext = cfg["extenders"][0]
     assert ext["ignorable"] is True and ext["nodeCacheCapable"] is True
     assert ext["urlPrefix"] == "http://10.96.1.2:9000"
@@ -56,16 +83,37 @@ def test_scheduler_config_has_an_ignorable_extender(capsys):
 
 def test_plan_from_a_kubectl_dump_changes_nothing(tmp_path, capsys):
     c = fragmented()
-    dump = {"apiVersion": "v1", "kind": "List", "metadata": {},
-            "items": c.list_nodes()[0] + c.list_pods()[0] + c.list_pdbs()[0]}
+    dump = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "metadata": {},
+        "items": c.list_nodes()[0] + c.list_pods()[0] + c.list_pdbs()[0],
+    }
     path = tmp_path / "cluster.json"
     path.write_text(json.dumps(dump))
     instance = tmp_path / "instance.json"
-    assert main(["k8s", "plan", "-f", str(path), "--window", "10", "--instance", str(instance), *solver_args()]) == 0
+    assert (
+        main(
+            [
+                "k8s",
+                "plan",
+                "-f",
+                str(path),
+                "--window",
+                "10",
+                "--instance",
+                str(instance),
+                *solver_args(),
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     plan = json.loads(captured.out)
     assert plan["status"] == "dry-run"
-    assert any(a["action"] == "place" and a["pod"].startswith("default/high") for a in plan["actions"])
+    assert any(
+        a["action"] == "place" and a["pod"].startswith("default/high") for a in plan["actions"]
+    )
     assert "pod" in captured.err and "action" in captured.err  # the table
     assert json.loads(instance.read_text())["problem"] == "pod-packing"
     assert c.calls.count(("evict", "")) == 0
@@ -75,8 +123,20 @@ def test_plan_bad_inputs_exit_2(tmp_path, capsys):
     assert main(["k8s", "plan", "-f", str(tmp_path / "missing.json"), *solver_args()]) == 2
     assert "no such file" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"kind": "List", "items": [
-        {"kind": "Node", "metadata": {"name": "n"}, "status": {"allocatable": {"cpu": "two"}}}]}))
+    bad.write_text(
+        json.dumps(
+            {
+                "kind": "List",
+                "items": [
+                    {
+                        "kind": "Node",
+                        "metadata": {"name": "n"},
+                        "status": {"allocatable": {"cpu": "two"}},
+                    }
+                ],
+            }
+        )
+    )
     assert main(["k8s", "plan", "-f", str(bad), *solver_args()]) == 2
     err = capsys.readouterr().err
     assert "bad.json" in err and "status.allocatable.cpu" in err
@@ -94,10 +154,14 @@ def test_missing_kubernetes_package_exits_3_with_install_hint(monkeypatch, capsy
 def test_cli_module_imports_without_kubernetes():
     import subprocess
 
-    code = ("import sys; sys.modules['kubernetes'] = None\n"
-            "import optkit.k8s.cli, optkit.k8s.api, optkit.k8s.fake, optkit.k8s.planner, optkit.k8s.extender\n"
-            "from optkit.cli import main; sys.exit(main(['k8s', 'manifests']))")
-    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys; sys.modules['kubernetes'] = None\n"
+        "import optkit.k8s.cli, optkit.k8s.api, optkit.k8s.fake, optkit.k8s.planner, optkit.k8s.extender\n"
+        "from optkit.cli import main; sys.exit(main(['k8s', 'manifests']))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "KubeSchedulerConfiguration" in proc.stdout
 
@@ -107,11 +171,27 @@ def test_run_dry_run_against_the_fake(monkeypatch, capsys):
 
     c = fragmented()
     monkeypatch.setattr(k8s_cli, "_api", lambda *a: c)
-    code = main(["k8s", "run", "--dry-run", "--window", "10", "--debounce", "0", "--port", "0",
-                 "--max-plans", "1", "--max-seconds", "60", *solver_args()])
+    code = main(
+        [
+            "k8s",
+            "run",
+            "--dry-run",
+            "--window",
+            "10",
+            "--debounce",
+            "0",
+            "--port",
+            "0",
+            "--max-plans",
+            "1",
+            "--max-seconds",
+            "60",
+            *solver_args(),
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
-    plan = json.loads(out[out.index("{"):])
+    plan = json.loads(out[out.index("{") :])
     assert plan["status"] == "dry-run"
     assert [op for op, _ in c.calls if op == "evict"] == []
 
@@ -150,7 +230,11 @@ def test_run_controller_and_extender_in_one_process(monkeypatch, capsys):
                 return
             c.settle()
             pods = list(c.pods.values())
-            api_running = [p for p in pods if p["metadata"]["name"].startswith("api-") and p["spec"].get("nodeName")]
+            api_running = [
+                p
+                for p in pods
+                if p["metadata"]["name"].startswith("api-") and p["spec"].get("nodeName")
+            ]
             pending = [p for p in pods if not p["spec"].get("nodeName")]
             if len(api_running) == 2 and not pending and any(op == "evict" for op, _ in c.calls):
                 done.append(True)
@@ -160,8 +244,25 @@ def test_run_controller_and_extender_in_one_process(monkeypatch, capsys):
     thread = threading.Thread(target=kube, daemon=True)
     thread.start()
     try:
-        code = main(["k8s", "run", "--window", "10", "--debounce", "0", "--cooldown", "0", "--host", "127.0.0.1",
-                     "--port", str(port), "--max-seconds", "60", *solver_args()])
+        code = main(
+            [
+                "k8s",
+                "run",
+                "--window",
+                "10",
+                "--debounce",
+                "0",
+                "--cooldown",
+                "0",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--max-seconds",
+                "60",
+                *solver_args(),
+            ]
+        )
     finally:
         stop.set()
         thread.join(5)

@@ -25,8 +25,16 @@ def solver_choice():
 
 def make_planner(cluster, **config):
     solver, params = solver_choice()
-    cfg = PlannerConfig(window=WINDOW, solver=solver, params=params, debounce=0, cooldown=0, max_delay=0,
-                        retry_backoff=0, **config)
+    cfg = PlannerConfig(
+        window=WINDOW,
+        solver=solver,
+        params=params,
+        debounce=0,
+        cooldown=0,
+        max_delay=0,
+        retry_backoff=0,
+        **config,
+    )
     pins, metrics = PinStore(), Metrics()
     return Planner(cluster, cfg, pins, metrics, sleep=lambda s: None)
 
@@ -37,8 +45,11 @@ def evictions(cluster):
 
 def running(cluster, prefix):
     pods = [p for (_, name), p in cluster.pods.items() if name.startswith(prefix)]
-    return [p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName")
-            and not p["metadata"].get("deletionTimestamp")]
+    return [
+        p["spec"].get("nodeName")
+        for p in pods
+        if p["spec"].get("nodeName") and not p["metadata"].get("deletionTimestamp")
+    ]
 
 
 def two_node_cluster(extender=None, **kw):
@@ -61,7 +72,14 @@ def test_fragmented_cluster_every_high_priority_pod_runs(cache_capable):
         for n in ("n1", "n2", "n3"):
             c.add_node(n, cpu="4", memory="16Gi")
         # 6 low pods, 2 per node: 2 CPUs free on every node, 6 in all
-        c.add_replicaset("batch", 6, nodes=["n1", "n1", "n2", "n2", "n3", "n3"], cpu="1", memory="1Gi", priority=10)
+        c.add_replicaset(
+            "batch",
+            6,
+            nodes=["n1", "n1", "n2", "n2", "n3", "n3"],
+            cpu="1",
+            memory="1Gi",
+            priority=10,
+        )
         # two pods of 3 CPUs: fit nowhere until the low pods are packed
         c.add_replicaset("api", 2, cpu="3", memory="2Gi", priority=1000)
         c.settle()
@@ -79,15 +97,20 @@ def test_fragmented_cluster_every_high_priority_pod_runs(cache_capable):
         plan = applied[0]
         assert len(evictions(c)) >= 1
         assert set(plan.evicted) == {a.pod for a in plan.actions if a.source is not None}
-        assert sorted(running(c, "api")) == sorted(a.target for a in plan.actions if a.pod.startswith("default/api"))
+        assert sorted(running(c, "api")) == sorted(
+            a.target for a in plan.actions if a.pod.startswith("default/api")
+        )
         assert len(set(running(c, "api"))) == 2
         assert c.extender_errors == []
         assert metrics.get("optkit_k8s_plans_accepted_total") == 1
         assert metrics.get("optkit_k8s_pods_placed_total") >= 2
         assert metrics.get("optkit_k8s_evictions_total", result="ok") == len(plan.evicted)
         # nothing lower than the plan promised: every low pod the plan kept or moved runs again
-        kept = sum(1 for k, info in plan.snapshot.pods.items()
-                   if k.startswith("default/batch") and plan.assignment.get(k) is not None)
+        kept = sum(
+            1
+            for k, info in plan.snapshot.pods.items()
+            if k.startswith("default/batch") and plan.assignment.get(k) is not None
+        )
         assert len(running(c, "batch")) >= kept
         # pinned re-scheduling: every planned placement was carried out, node by node
         assert pins.current() is None
@@ -122,7 +145,9 @@ def test_nothing_pending_nothing_better():
 
 def test_overcommitted_cluster_is_left_alone():
     c = two_node_cluster()
-    c.add_pod("squatter", node="n1", cpu="3", owner=("ReplicaSet", "sq"))  # bound past the scheduler
+    c.add_pod(
+        "squatter", node="n1", cpu="3", owner=("ReplicaSet", "sq")
+    )  # bound past the scheduler
     plan = make_planner(c).plan_and_act()
     assert plan.status == "rejected" and "breaks the model" in plan.reason
     assert evictions(c) == []
@@ -150,7 +175,13 @@ def test_pdb_429_stops_the_plan_and_drops_pins_to_nodes_not_freed():
         # just before our eviction, the other low pod turns unready: the PDB now allows nothing
         for (_ns, other), pod in c.pods.items():
             if other.startswith("low-") and other != name:
-                pod = {**pod, "status": {**pod["status"], "conditions": [{"type": "Ready", "status": "False"}]}}
+                pod = {
+                    **pod,
+                    "status": {
+                        **pod["status"],
+                        "conditions": [{"type": "Ready", "status": "False"}],
+                    },
+                }
                 c.replace_pod(pod)
         return real_evict(namespace, name, uid)
 
@@ -163,7 +194,9 @@ def test_pdb_429_stops_the_plan_and_drops_pins_to_nodes_not_freed():
     assert planner.metrics.get("optkit_k8s_evictions_total", result="429") == 1
 
 
-@pytest.mark.parametrize("change", ["cordon", "scheduled elsewhere", "pod deleted", "new pod takes the room"])
+@pytest.mark.parametrize(
+    "change", ["cordon", "scheduled elsewhere", "pod deleted", "new pod takes the room"]
+)
 def test_plan_invalidated_by_a_changed_cluster(change):
     c = two_node_cluster()
     planner = make_planner(c)
@@ -195,8 +228,11 @@ def test_solver_time_out_means_no_action(monkeypatch):
         return Outcome(termination=Termination.COMPLETED)
 
     registry.discover()
-    monkeypatch.setitem(registry._SOLVERS, ("pod-packing", "k8s-test-sleeper"),
-                        SolverSpec("k8s-test-sleeper", "pod-packing", sleeper, "heuristics"))
+    monkeypatch.setitem(
+        registry._SOLVERS,
+        ("pod-packing", "k8s-test-sleeper"),
+        SolverSpec("k8s-test-sleeper", "pod-packing", sleeper, "heuristics"),
+    )
     c = two_node_cluster()
     planner = Planner(c, PlannerConfig(window=0.5, solver="k8s-test-sleeper"))
     plan = planner.plan_and_act()
@@ -204,7 +240,9 @@ def test_solver_time_out_means_no_action(monkeypatch):
     assert evictions(c) == [] and planner.pins.current() is None
 
 
-@pytest.mark.parametrize("fault, times, status", [(500, 1, "applied"), (500, 5, "failed"), (409, 1, "failed")])
+@pytest.mark.parametrize(
+    "fault, times, status", [(500, 1, "applied"), (500, 5, "failed"), (409, 1, "failed")]
+)
 def test_eviction_api_errors(fault, times, status):
     c = two_node_cluster()
     planner = make_planner(c)
@@ -270,12 +308,16 @@ def test_one_plan_at_a_time_and_pins_expire():
     assert len(controller.plans) == 1 and not controller.due()
     now[0] += 31  # pins expire: the next trigger may plan again
     assert planner.pins.current() is None
-    controller.handle_event("MODIFIED", next(p for p in c.pods.values() if p["metadata"]["name"].startswith("high2")))
+    controller.handle_event(
+        "MODIFIED", next(p for p in c.pods.values() if p["metadata"]["name"].startswith("high2"))
+    )
     assert controller.due()
 
 
 def test_api_error_type():
-    e = ApiError(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.")
+    e = ApiError(
+        429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget."
+    )
     assert e.status == 429 and "429" in str(e)
 
 
@@ -315,16 +357,26 @@ def test_plan_needing_more_than_a_pdb_allows_is_solved_again_with_the_excess_fro
             g_on = {where[g]: g for g in guarded}
             where[high], where[g_on["n1"]], where[g_on["n2"]] = "n1", "n2", "n3"
             sol = {"assignment": where}
-            return SimpleNamespace(status=Status.FEASIBLE, solution=sol, objective=problem.check(sol).objective,
-                                   termination=Termination.COMPLETED, message=None)
+            return SimpleNamespace(
+                status=Status.FEASIBLE,
+                solution=sol,
+                objective=problem.check(sol).objective,
+                termination=Termination.COMPLETED,
+                message=None,
+            )
         return optkit.solve(problem, solver_choice()[0], **kw)
 
-    planner = Planner(c, PlannerConfig(window=WINDOW, solver=solver_choice()[0], params=solver_choice()[1]),
-                      solve=solve)
+    planner = Planner(
+        c,
+        PlannerConfig(window=WINDOW, solver=solver_choice()[0], params=solver_choice()[1]),
+        solve=solve,
+    )
     plan = planner.plan()
     assert len(calls) == 2
     assert sum(1 for movable in calls[1].values() if not movable) == 1  # one guarded pod frozen
     assert plan.status == "planned", plan.reason
-    leaving = [a for a in plan.actions if a.pod.startswith("default/guarded") and a.source is not None]
+    leaving = [
+        a for a in plan.actions if a.pod.startswith("default/guarded") and a.source is not None
+    ]
     assert len(leaving) <= 1
     assert planner.act(plan).status == "applied"

@@ -26,6 +26,7 @@ from optkit.errors import InputError, SolverUnavailable
 
 # -- helpers -------------------------------------------------------------------------------------
 
+
 def brute_force(model: MinMaxModel) -> float:
     """The optimum max violation over every assignment (ungrouped variables only)."""
     doms = [d[~np.isnan(d)] for d in model.domains]
@@ -51,10 +52,14 @@ def brute_force_groups(model: MinMaxModel) -> float:
 def tiny_models(draw, sparse=False):
     m = draw(st.integers(1, 5))
     n = draw(st.integers(1, 4))
-    A = np.array(draw(st.lists(st.integers(-3, 3), min_size=m * n, max_size=m * n)), float).reshape(m, n)
+    A = np.array(draw(st.lists(st.integers(-3, 3), min_size=m * n, max_size=m * n)), float).reshape(
+        m, n
+    )
     lo = np.array(draw(st.lists(st.integers(-6, 3), min_size=m, max_size=m)), float)
     width = np.array(draw(st.lists(st.integers(0, 4), min_size=m, max_size=m)), float)
-    doms = [sorted(set(draw(st.lists(st.integers(-2, 2), min_size=1, max_size=3)))) for _ in range(n)]
+    doms = [
+        sorted(set(draw(st.lists(st.integers(-2, 2), min_size=1, max_size=3)))) for _ in range(n)
+    ]
     w = np.array(draw(st.lists(st.sampled_from([0.5, 1.0, 2.0]), min_size=m, max_size=m)))
     return MinMaxModel(sp.csr_matrix(A) if sparse else A, lo, lo + width, doms, weights=w)
 
@@ -73,12 +78,14 @@ def assignment_model(weights, bins, cap=None):
 
 # -- brute force -----------------------------------------------------------------------------------
 
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tiny_models(), st.integers(0, 3), st.booleans())
 def test_reported_violation_is_recomputed_and_never_below_optimum(model, seed, sparse):
     if sparse:
-        model = MinMaxModel(sp.csr_matrix(model.A), model.lower, model.upper, model.domains,
-                            weights=model.weights)
+        model = MinMaxModel(
+            sp.csr_matrix(model.A), model.lower, model.upper, model.domains, weights=model.weights
+        )
     res = solve(model, MinMaxParams(backend="numpy", seed=seed, max_iters=60, max_stall=5))
     mx, sm, _ = evaluate(model, res.x)
     assert res.max_violation == pytest.approx(mx, abs=1e-12)
@@ -95,8 +102,13 @@ def test_finds_the_optimum_of_tiny_instances(seed):
     m, n = 6, 4
     A = rng.integers(-3, 4, (m, n)).astype(float)
     lo = rng.integers(-5, 2, m).astype(float)
-    model = MinMaxModel(A, lo, lo + rng.integers(0, 3, m), [range(-2, 3)] * n,
-                        weights=rng.choice([0.5, 1.0, 2.0], m))
+    model = MinMaxModel(
+        A,
+        lo,
+        lo + rng.integers(0, 3, m),
+        [range(-2, 3)] * n,
+        weights=rng.choice([0.5, 1.0, 2.0], m),
+    )
     res = solve(model, MinMaxParams(backend="numpy", seed=seed, max_iters=400, max_stall=40))
     assert res.max_violation == pytest.approx(brute_force(model), abs=1e-9)
 
@@ -117,8 +129,11 @@ def test_swaps_only_keep_every_option_count():
     x0 = np.zeros(50)
     start = [i % 5 for i in range(10)]  # two items per bin
     x0[np.arange(10) * 5 + start] = 1.0
-    res = solve(model, MinMaxParams(backend="numpy", seed=0, max_iters=300, transfer=False, single=False),
-                x0=x0)
+    res = solve(
+        model,
+        MinMaxParams(backend="numpy", seed=0, max_iters=300, transfer=False, single=False),
+        x0=x0,
+    )
     X = res.x.reshape(10, 5)
     assert (X.sum(axis=1) == 1).all()
     assert (X.sum(axis=0) == 2).all(), "swaps changed how many items a bin holds"
@@ -126,6 +141,7 @@ def test_swaps_only_keep_every_option_count():
 
 
 # -- the screen ------------------------------------------------------------------------------------
+
 
 def _all_moves_exact(search: _Search, batch):
     """New max violation of each move, recomputed from scratch."""
@@ -153,7 +169,12 @@ def test_a_pruned_single_move_never_lowers_the_maximum(model, k, seed):
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.integers(1, 9), min_size=3, max_size=5), st.integers(2, 3), st.integers(1, 3), st.integers(0, 5))
+@given(
+    st.lists(st.integers(1, 9), min_size=3, max_size=5),
+    st.integers(2, 3),
+    st.integers(1, 3),
+    st.integers(0, 5),
+)
 def test_a_pruned_transfer_or_swap_never_lowers_the_maximum(weights, bins, k, seed):
     model = assignment_model(weights, bins, cap=sum(weights) / bins - 0.5)
     search = _Search(model, MinMaxParams(backend="numpy", seed=seed, top_k=k), None)
@@ -179,6 +200,7 @@ def test_screen_prunes_a_move_that_misses_a_worst_row():
 
 
 # -- determinism, limits, parameters ---------------------------------------------------------------
+
 
 def test_same_seed_same_answer():
     rng = np.random.default_rng(7)
@@ -208,7 +230,9 @@ def test_bad_inputs_are_named():
     with pytest.raises(InputError, match="domains"):
         MinMaxModel(np.eye(2), 0, 1, [[0, 1]])
     with pytest.raises(InputError, match="x0"):
-        solve(MinMaxModel(np.eye(2), 0, 1, [[0, 1], [0, 1]]), MinMaxParams(backend="numpy"), x0=[0, 5])
+        solve(
+            MinMaxModel(np.eye(2), 0, 1, [[0, 1], [0, 1]]), MinMaxParams(backend="numpy"), x0=[0, 5]
+        )
     with pytest.raises(InputError, match="binary"):
         MinMaxModel(np.eye(2), 0, 1, [[0, 2], [0, 1]], groups=[[0, 1]])
     with pytest.raises(InputError, match="backend"):
@@ -216,6 +240,7 @@ def test_bad_inputs_are_named():
 
 
 # -- backends ----------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def fresh_cupy_status():

@@ -17,6 +17,7 @@ pp = pytest.importorskip("optkit.problems.pod_packing")
 
 # -- expert placement ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_expert_placement_is_checked_and_never_beats_brute_force(seed):
     problem = ep.generate(seed=seed, shape="tiny", layers=2)
@@ -38,7 +39,9 @@ def test_expert_placement_with_communication_is_checked():
 
 
 def test_expert_placement_at_least_as_balanced_as_eplb(shared_benchmarks):
-    problem, eplb = ep.read_eplb_example(shared_benchmarks / "expert_placement" / "eplb_readme_example.json")
+    problem, eplb = ep.read_eplb_example(
+        shared_benchmarks / "expert_placement" / "eplb_readme_example.json"
+    )
     result = optkit.solve(problem, "minmax", time_limit=10, seed=0)
     assert result.status == Status.FEASIBLE, result.message
     assert result.objective <= problem.objective_of(eplb["slots"]) + 1e-9
@@ -53,8 +56,14 @@ def test_expert_placement_warm_start_is_never_worse():
 
 # -- pod packing -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [{"seed": 1, "nodes": 4, "pods_per_node": 4, "priorities": 2, "util": 1.1},
-                                  {"seed": 2, "nodes": 8, "pods_per_node": 6, "priorities": 3, "util": 1.0}])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"seed": 1, "nodes": 4, "pods_per_node": 4, "priorities": 2, "util": 1.1},
+        {"seed": 2, "nodes": 8, "pods_per_node": 6, "priorities": 3, "util": 1.0},
+    ],
+)
 def test_pod_packing_is_checked_and_beats_no_one_unfairly(args):
     problem = pp.generate(**args)
     result = optkit.solve(problem, "minmax", time_limit=10, seed=0)
@@ -69,17 +78,39 @@ def test_pod_packing_is_checked_and_beats_no_one_unfairly(args):
 
 def test_pod_packing_respects_taints_selectors_and_fixed_pods():
     nodes = [
-        {"name": "a", "capacity": {"cpu": 1000, "memory": 1000, "pods": 3}, "labels": {"zone": "x"}},
-        {"name": "b", "capacity": {"cpu": 1000, "memory": 1000}, "labels": {"zone": "y"},
-         "taints": [{"key": "gpu", "effect": "NoSchedule"}]},
+        {
+            "name": "a",
+            "capacity": {"cpu": 1000, "memory": 1000, "pods": 3},
+            "labels": {"zone": "x"},
+        },
+        {
+            "name": "b",
+            "capacity": {"cpu": 1000, "memory": 1000},
+            "labels": {"zone": "y"},
+            "taints": [{"key": "gpu", "effect": "NoSchedule"}],
+        },
         {"name": "c", "capacity": {"cpu": 500, "memory": 2000}, "unschedulable": True},
     ]
     pods = [
         {"name": "sys", "requests": {"cpu": 300}, "priority": 100, "node": "a", "movable": False},
-        {"name": "g1", "requests": {"cpu": 600, "memory": 100}, "priority": 10,
-         "tolerations": [{"key": "gpu", "operator": "Exists"}]},
-        {"name": "z1", "requests": {"cpu": 400, "memory": 400}, "priority": 10, "node_selector": {"zone": "x"}},
-        {"name": "z2", "requests": {"cpu": 400, "memory": 400}, "priority": 5, "node_selector": {"zone": "x"}},
+        {
+            "name": "g1",
+            "requests": {"cpu": 600, "memory": 100},
+            "priority": 10,
+            "tolerations": [{"key": "gpu", "operator": "Exists"}],
+        },
+        {
+            "name": "z1",
+            "requests": {"cpu": 400, "memory": 400},
+            "priority": 10,
+            "node_selector": {"zone": "x"},
+        },
+        {
+            "name": "z2",
+            "requests": {"cpu": 400, "memory": 400},
+            "priority": 5,
+            "node_selector": {"zone": "x"},
+        },
         {"name": "w1", "requests": {"cpu": 300, "memory": 300}, "priority": 5, "node": "c"},
         {"name": "w2", "requests": {"cpu": 500, "memory": 100}, "priority": 1},
     ]
@@ -92,6 +123,7 @@ def test_pod_packing_respects_taints_selectors_and_fixed_pods():
 
 
 # -- FIR showcase ----------------------------------------------------------------------------------
+
 
 def test_fir_designs_respect_the_lp_bound():
     from optkit.backends.minmax import fir
@@ -118,6 +150,7 @@ def test_fir_spec_rejects_even_lengths():
 
 # -- CLI ---------------------------------------------------------------------------------------------
 
+
 def _instance(tmp_path):
     path = tmp_path / "ep.json"
     path.write_text(json.dumps(ep.generate(seed=0, shape="tiny").to_dict()))
@@ -128,7 +161,9 @@ def test_cli_cupy_backend_without_gpu_exits_3(tmp_path, capsys, monkeypatch):
     from optkit.backends.minmax import backend
 
     monkeypatch.setattr(backend, "cupy_status", lambda: (None, "CuPy is not installed"))
-    code = main(["solve", str(_instance(tmp_path)), "--solver", "minmax", "--param", "backend=cupy"])
+    code = main(
+        ["solve", str(_instance(tmp_path)), "--solver", "minmax", "--param", "backend=cupy"]
+    )
     assert code == 3
     assert "cupy" in capsys.readouterr().err.lower()
 
@@ -140,8 +175,19 @@ def test_cli_unknown_backend_exits_2(tmp_path, capsys):
 
 
 def test_cli_numpy_backend_solves(tmp_path, capsys):
-    code = main(["solve", str(_instance(tmp_path)), "--solver", "minmax", "--param", "backend=numpy",
-                 "--time-limit", "5", "--json"])
+    code = main(
+        [
+            "solve",
+            str(_instance(tmp_path)),
+            "--solver",
+            "minmax",
+            "--param",
+            "backend=numpy",
+            "--time-limit",
+            "5",
+            "--json",
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["status"] in ("feasible", "optimal") and out["params"]["backend"] == "numpy"

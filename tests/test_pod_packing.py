@@ -39,16 +39,26 @@ def pp(nodes, pods, **kw):
 
 # -- validation ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("data,field", [
-    ({"nodes": [{"name": "a"}, {"name": "a"}], "pods": []}, "nodes.1.name"),
-    ({"nodes": [{"name": "a"}], "pods": [{"name": "p"}, {"name": "p"}]}, "pods.1.name"),
-    ({"nodes": [{"name": "a"}], "pods": [{"name": "p", "node": "b"}]}, "pods.0.node"),
-    ({"nodes": [{"name": "a"}], "pods": [{"name": "p", "movable": False}]}, "pods.0.movable"),
-    ({"nodes": [{"name": "a", "capacity": {"cpu": -1}}], "pods": []}, "nodes.0.capacity.cpu"),
-    ({"nodes": [{"name": "a"}], "pods": [{"name": "p", "requests": {"memory": -5}}]}, "pods.0.requests.memory"),
-    ({"nodes": [{"name": "a"}], "pods": [{"name": "p", "requests": {"cpu": 1.5}}]}, "pods.0.requests.cpu"),
-    ({"nodes": [{"name": "a"}], "pods": [{"name": "p", "colour": "red"}]}, "pods.0.colour"),
-])
+
+@pytest.mark.parametrize(
+    "data,field",
+    [
+        ({"nodes": [{"name": "a"}, {"name": "a"}], "pods": []}, "nodes.1.name"),
+        ({"nodes": [{"name": "a"}], "pods": [{"name": "p"}, {"name": "p"}]}, "pods.1.name"),
+        ({"nodes": [{"name": "a"}], "pods": [{"name": "p", "node": "b"}]}, "pods.0.node"),
+        ({"nodes": [{"name": "a"}], "pods": [{"name": "p", "movable": False}]}, "pods.0.movable"),
+        ({"nodes": [{"name": "a", "capacity": {"cpu": -1}}], "pods": []}, "nodes.0.capacity.cpu"),
+        (
+            {"nodes": [{"name": "a"}], "pods": [{"name": "p", "requests": {"memory": -5}}]},
+            "pods.0.requests.memory",
+        ),
+        (
+            {"nodes": [{"name": "a"}], "pods": [{"name": "p", "requests": {"cpu": 1.5}}]},
+            "pods.0.requests.cpu",
+        ),
+        ({"nodes": [{"name": "a"}], "pods": [{"name": "p", "colour": "red"}]}, "pods.0.colour"),
+    ],
+)
 def test_bad_instances_name_the_field(data, field):
     with pytest.raises(InputError, match=field.replace(".", r"\.")):
         PodPacking.from_dict(data, source="x.json")
@@ -56,16 +66,28 @@ def test_bad_instances_name_the_field(data, field):
 
 def test_cli_bad_input_exits_2_naming_the_field(tmp_path, capsys):
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps({"problem": "pod-packing", "nodes": [{"name": "a"}],
-                                "pods": [{"name": "p", "node": "nowhere"}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "problem": "pod-packing",
+                "nodes": [{"name": "a"}],
+                "pods": [{"name": "p", "node": "nowhere"}],
+            }
+        )
+    )
     assert main(["solve", str(path), "--solver", "kube-default"]) == 2
     err = capsys.readouterr().err
     assert "pods.0.node" in err and "bad.json" in err
 
 
 def test_unknown_resource_makes_pod_unplaceable_not_an_error():
-    p = pp([{"name": "a", "capacity": {"cpu": 10}}],
-           [{"name": "x", "requests": {"example.com/fpga": 1}}, {"name": "y", "requests": {"example.com/fpga": 0}}])
+    p = pp(
+        [{"name": "a", "capacity": {"cpu": 10}}],
+        [
+            {"name": "x", "requests": {"example.com/fpga": 1}},
+            {"name": "y", "requests": {"example.com/fpga": 0}},
+        ],
+    )
     assert p.candidates == ((), (0,))
     for solver in ("kube-default", "ffd", "bfd", "cpsat", "mip"):
         r = optkit.solve(p, solver, time_limit=5)
@@ -83,8 +105,13 @@ def test_degenerate_inputs():
         r = optkit.solve(p, solver, time_limit=5)
         assert r.status.has_solution and r.objective == [0, 0], solver
     # a pod larger than every node stays pending; zero requests always fit
-    p = pp([{"name": "a", "capacity": {"cpu": 100, "memory": 100}}],
-           [{"name": "big", "requests": {"cpu": 101}, "priority": 5}, {"name": "zero", "requests": {"cpu": 0}}])
+    p = pp(
+        [{"name": "a", "capacity": {"cpu": 100, "memory": 100}}],
+        [
+            {"name": "big", "requests": {"cpu": 101}, "priority": 5},
+            {"name": "zero", "requests": {"cpu": 0}},
+        ],
+    )
     for solver in ("kube-default", "ffd", "bfd", "cpsat", "mip"):
         r = optkit.solve(p, solver, time_limit=5)
         assert r.solution["assignment"] == {"big": None, "zero": "a"}, solver
@@ -92,15 +119,20 @@ def test_degenerate_inputs():
 
 
 def test_non_movable_overflow_is_infeasible():
-    p = pp([{"name": "a", "capacity": {"cpu": 10}}],
-           [{"name": "x", "requests": {"cpu": 8}, "node": "a", "movable": False},
-            {"name": "y", "requests": {"cpu": 8}, "node": "a", "movable": False}])
+    p = pp(
+        [{"name": "a", "capacity": {"cpu": 10}}],
+        [
+            {"name": "x", "requests": {"cpu": 8}, "node": "a", "movable": False},
+            {"name": "y", "requests": {"cpu": 8}, "node": "a", "movable": False},
+        ],
+    )
     assert not p.evaluate_current().feasible
     for solver in ("cpsat", "mip"):
         assert optkit.solve(p, solver, time_limit=5).status == Status.INFEASIBLE, solver
 
 
 # -- checker ------------------------------------------------------------------------------------
+
 
 def test_checker_objective_and_metrics():
     p = optkit.load(SUITE / "tiny_priorities.json")
@@ -134,6 +166,7 @@ def test_eligibility_rules():
 
 # -- generator ----------------------------------------------------------------------------------
 
+
 def test_generator_follows_the_paper():
     p = generate(seed=7, nodes=4, pods_per_node=8, priorities=4, util=0.95)
     assert p.n_pods == 32 and p.n_nodes == 4
@@ -163,17 +196,25 @@ def test_node_size_formula_matches_kwok(shared_benchmarks):
 
 # -- kube-default scoring by hand -------------------------------------------------------------
 
+
 def test_least_and_balanced_scores_by_hand():
     # node a: cpu 4000, memory 8 GiB, running 1000m / 2 GiB; node b empty, same size
-    gib = 1024 ** 3
-    p = pp([{"name": "a", "capacity": {"cpu": 4000, "memory": 8 * gib}},
-            {"name": "b", "capacity": {"cpu": 4000, "memory": 8 * gib}}],
-           [{"name": "run", "requests": {"cpu": 1000, "memory": 2 * gib}, "node": "a"},
+    gib = 1024**3
+    p = pp(
+        [
+            {"name": "a", "capacity": {"cpu": 4000, "memory": 8 * gib}},
+            {"name": "b", "capacity": {"cpu": 4000, "memory": 8 * gib}},
+        ],
+        [
+            {"name": "run", "requests": {"cpu": 1000, "memory": 2 * gib}, "node": "a"},
             {"name": "new", "requests": {"cpu": 1000, "memory": 1 * gib}},
-            {"name": "be", "requests": {}}])
+            {"name": "be", "requests": {}},
+        ],
+    )
     c = Cluster(p)
     c.place(0, 0)
     import numpy as np
+
     nodes = np.array([0, 1])
     # new on a: least cpu (4000-2000)*100/4000 = 50, mem (8-3)*100/8 = 62 -> (50+62)//2 = 56;
     #           balanced |0.5 - 0.375|/2 = 0.0625 -> int(93.75) = 93; taint 3*100; total 56+93+300 = 449
@@ -188,18 +229,27 @@ def test_least_and_balanced_scores_by_hand():
 def test_spread_and_tie_break_by_hand():
     # three empty identical nodes, a ReplicaSet of 3 identical replicas: LeastAllocated and the
     # default topology spread send each replica to a different node; ties go to the smallest name
-    p = pp([{"name": n, "capacity": {"cpu": 1000, "memory": 1000}} for n in ("n3", "n1", "n2")],
-           [{"name": f"r{k}", "requests": {"cpu": 100, "memory": 100}, "owner": "ReplicaSet/r"} for k in range(3)])
+    p = pp(
+        [{"name": n, "capacity": {"cpu": 1000, "memory": 1000}} for n in ("n3", "n1", "n2")],
+        [
+            {"name": f"r{k}", "requests": {"cpu": 100, "memory": 100}, "owner": "ReplicaSet/r"}
+            for k in range(3)
+        ],
+    )
     where = kube_schedule(p)
     assert [p.nodes[j].name for j in where] == ["n1", "n2", "n3"]
     assert [p.nodes[j].name for j in kube_schedule(p, tie_break="index")] == ["n3", "n1", "n2"]
 
 
 def test_preemption_evicts_lower_priority():
-    p = pp([{"name": "a", "capacity": {"cpu": 1000, "memory": 1000}}],
-           [{"name": "low", "requests": {"cpu": 800, "memory": 100}, "priority": 0, "node": "a"},
+    p = pp(
+        [{"name": "a", "capacity": {"cpu": 1000, "memory": 1000}}],
+        [
+            {"name": "low", "requests": {"cpu": 800, "memory": 100}, "priority": 0, "node": "a"},
             {"name": "low2", "requests": {"cpu": 100, "memory": 100}, "priority": 0, "node": "a"},
-            {"name": "high", "requests": {"cpu": 500, "memory": 100}, "priority": 10}])
+            {"name": "high", "requests": {"cpu": 500, "memory": 100}, "priority": 10},
+        ],
+    )
     r = optkit.solve(p, "kube-default", preemption=True)
     assert r.solution["assignment"] == {"low": None, "low2": "a", "high": "a"}  # low2 reprieved
     r = optkit.solve(p, "kube-default")
@@ -208,15 +258,25 @@ def test_preemption_evicts_lower_priority():
 
 # -- exact solvers vs brute force ------------------------------------------------------------
 
+
 @st.composite
 def tiny_instances(draw):
     n_nodes = draw(st.integers(0, 2))
-    nodes = [{"name": f"n{j}", "capacity": {"cpu": draw(st.integers(0, 10)), "memory": draw(st.integers(0, 10))},
-              "labels": {"z": draw(st.sampled_from(["a", "b"]))}} for j in range(n_nodes)]
+    nodes = [
+        {
+            "name": f"n{j}",
+            "capacity": {"cpu": draw(st.integers(0, 10)), "memory": draw(st.integers(0, 10))},
+            "labels": {"z": draw(st.sampled_from(["a", "b"]))},
+        }
+        for j in range(n_nodes)
+    ]
     pods = []
     for i in range(draw(st.integers(0, 5))):
-        pod = {"name": f"p{i}", "requests": {"cpu": draw(st.integers(0, 6)), "memory": draw(st.integers(0, 6))},
-               "priority": draw(st.integers(0, 2))}
+        pod = {
+            "name": f"p{i}",
+            "requests": {"cpu": draw(st.integers(0, 6)), "memory": draw(st.integers(0, 6))},
+            "priority": draw(st.integers(0, 2)),
+        }
         if n_nodes and draw(st.booleans()):
             pod["node"] = f"n{draw(st.integers(0, n_nodes - 1))}"
             pod["movable"] = draw(st.integers(0, 3)) > 0
@@ -245,10 +305,14 @@ def test_exact_solvers_match_brute_force(problem):
 
 def test_a_pending_pod_with_no_free_room_proves_one_move():
     # a and b (cpu 5 each) hold a node of 10 each; c (cpu 6) fits only once b joins a
-    problem = pp([{"name": "A", "capacity": {"cpu": 10}}, {"name": "B", "capacity": {"cpu": 10}}],
-                 [{"name": "a", "requests": {"cpu": 5}, "node": "A"},
-                  {"name": "b", "requests": {"cpu": 5}, "node": "B"},
-                  {"name": "c", "requests": {"cpu": 6}}])
+    problem = pp(
+        [{"name": "A", "capacity": {"cpu": 10}}, {"name": "B", "capacity": {"cpu": 10}}],
+        [
+            {"name": "a", "requests": {"cpu": 5}, "node": "A"},
+            {"name": "b", "requests": {"cpu": 5}, "node": "B"},
+            {"name": "c", "requests": {"cpu": 6}},
+        ],
+    )
     assert _must_move(problem, [-3, 0, 0])
     assert not _must_move(problem, [-2, 0, 0])  # c left pending: nothing needs to move
     r = optkit.solve(problem, "cpsat", time_limit=10)
@@ -268,8 +332,14 @@ def crowded_instances(draw):
             free[j] -= cpu
             pod["node"] = f"n{j}"
         pods.append(pod)
-    pods += [{"name": f"p{i}", "requests": {"cpu": draw(st.integers(2, 6))}, "priority": draw(st.integers(0, 1))}
-             for i in range(draw(st.integers(1, 2)))]
+    pods += [
+        {
+            "name": f"p{i}",
+            "requests": {"cpu": draw(st.integers(2, 6))},
+            "priority": draw(st.integers(0, 1)),
+        }
+        for i in range(draw(st.integers(1, 2)))
+    ]
     return pp([{"name": f"n{j}", "capacity": {"cpu": c}} for j, c in enumerate(caps)], pods)
 
 
@@ -282,12 +352,19 @@ def test_one_move_bound_holds_against_brute_force(problem):
 
 
 def test_fewer_moves_undoes_a_swap_of_identical_nodes_and_pods():
-    nodes = [{"name": "n0", "capacity": {"cpu": 4}}, {"name": "n1", "capacity": {"cpu": 4}},
-             {"name": "n2", "capacity": {"cpu": 4}, "labels": {"z": "b"}},
-             {"name": "n3", "capacity": {"cpu": 4}, "labels": {"z": "c"}}]
-    pods = [{"name": "a", "requests": {"cpu": 3}, "node": "n0"}, {"name": "b", "requests": {"cpu": 3}, "node": "n1"},
-            {"name": "f", "requests": {"cpu": 1}, "node": "n2"}, {"name": "g", "requests": {"cpu": 1}, "node": "n3"},
-            {"name": "e", "requests": {"cpu": 2}}]
+    nodes = [
+        {"name": "n0", "capacity": {"cpu": 4}},
+        {"name": "n1", "capacity": {"cpu": 4}},
+        {"name": "n2", "capacity": {"cpu": 4}, "labels": {"z": "b"}},
+        {"name": "n3", "capacity": {"cpu": 4}, "labels": {"z": "c"}},
+    ]
+    pods = [
+        {"name": "a", "requests": {"cpu": 3}, "node": "n0"},
+        {"name": "b", "requests": {"cpu": 3}, "node": "n1"},
+        {"name": "f", "requests": {"cpu": 1}, "node": "n2"},
+        {"name": "g", "requests": {"cpu": 1}, "node": "n3"},
+        {"name": "e", "requests": {"cpu": 2}},
+    ]
     p = pp(nodes, pods)
     # a valid packing that moves every running pod: n0 and n1 swapped contents, f and g swapped nodes
     where = [1, 0, 3, 2, 2]
@@ -300,8 +377,12 @@ def test_fewer_moves_undoes_a_swap_of_identical_nodes_and_pods():
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tiny_instances(), st.data())
 def test_fewer_moves_keeps_counts_and_never_worsens(problem, data):
-    where = [data.draw(st.sampled_from(list(problem.candidates[i]) + [None])) if problem.pods[i].movable
-             else problem.current[i] for i in range(problem.n_pods)]
+    where = [
+        data.draw(st.sampled_from(list(problem.candidates[i]) + [None]))
+        if problem.pods[i].movable
+        else problem.current[i]
+        for i in range(problem.n_pods)
+    ]
     report = problem.check(problem.to_solution(where))
     if not report.feasible:
         return
@@ -339,19 +420,27 @@ def test_pattern_bounds_are_valid_and_packings_feasible(problem):
     from optkit.backends.cpsat.pod_packing import CountModel
 
     options = [list(problem.candidates[i]) + [None] for i in range(problem.n_pods)]
-    feasible = [list(c) for c in itertools.product(*options) if problem.check(problem.to_solution(list(c))).feasible]
+    feasible = [
+        list(c)
+        for c in itertools.product(*options)
+        if problem.check(problem.to_solution(list(c))).feasible
+    ]
     if not feasible or not problem.pods:
         return
-    start = min(feasible, key=problem.objective_of)  # the optimum: its prefix is what the tiers prove
+    start = min(
+        feasible, key=problem.objective_of
+    )  # the optimum: its prefix is what the tiers prove
     terms = _per_term(problem.objective_of(start))
     n = len(problem.priorities)
     model = CountModel(problem)
-    running = sum(1 for i, pod in enumerate(problem.pods) if pod.movable and problem.current[i] is not None)
+    running = sum(
+        1 for i, pod in enumerate(problem.pods) if pod.movable and problem.current[i] is not None
+    )
     for k in range(n + 2):
         bound, packed, _ = model.patterns(k, terms[:k], [start], time.monotonic() + 5)
         assert bound is not None
         if k < n:  # pods of priority >= the k-th placed
-            assert bound >= -sum(terms[:k + 1])
+            assert bound >= -sum(terms[: k + 1])
         elif k == n:  # running pods placed
             assert bound >= running - terms[n]
         else:  # running pods that stay home
@@ -361,9 +450,21 @@ def test_pattern_bounds_are_valid_and_packings_feasible(problem):
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(1, 3), st.floats(-2.0, 3.0),
-                          st.integers(0, 2)), min_size=1, max_size=4),
-       st.tuples(st.integers(0, 10), st.integers(1, 10)), st.floats(-1.0, 6.0))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 6),
+            st.integers(0, 6),
+            st.integers(1, 3),
+            st.floats(-2.0, 3.0),
+            st.integers(0, 2),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.tuples(st.integers(0, 10), st.integers(1, 10)),
+    st.floats(-1.0, 6.0),
+)
 def test_pattern_enumeration_lists_every_pattern_worth_the_bar(items, capacity, bar):
     """The enumeration that closes the column generation's gap, against brute force: exactly the
     nonempty patterns that fit and are worth at least `bar` (negative values and pods kept home
@@ -381,12 +482,18 @@ def test_pattern_enumeration_lists_every_pattern_worth_the_bar(items, capacity, 
         return sum(v * a for v, a in zip(val, p)) + sum(min(p[t], h) for t, h in home)
 
     def fits(p):
-        return all(sum(ty.request[r] * a for ty, a in zip(types, p)) <= capacity[r] for r in range(2))
+        return all(
+            sum(ty.request[r] * a for ty, a in zip(types, p)) <= capacity[r] for r in range(2)
+        )
 
-    expected = {p for p in itertools.product(*(range(ty.count + 1) for ty in types))
-                if any(p) and fits(p) and worth(p) >= bar - 1e-9}
+    expected = {
+        p
+        for p in itertools.product(*(range(ty.count + 1) for ty in types))
+        if any(p) and fits(p) and worth(p) >= bar - 1e-9
+    }
     found, _, complete = _Knapsack(_Items(types, [(0, cls)], val, every_item=True)).search(
-        bar, time.monotonic() + 10, enumerate_all=True)
+        bar, time.monotonic() + 10, enumerate_all=True
+    )
     assert complete
     assert set(found) == expected
 
@@ -401,14 +508,22 @@ def test_pricing_all_classes_at_once_agrees_with_each_alone(data):
     from optkit.backends.cpsat.pod_patterns import NodeClass, PodType, _price, _price_all
 
     K = data.draw(st.integers(2, 4))
-    types = [PodType((data.draw(st.integers(0, 9)), data.draw(st.integers(1, 9))), data.draw(st.integers(1, 4)),
-                     frozenset(data.draw(st.sets(st.integers(0, K - 1), min_size=1))))
-             for _ in range(data.draw(st.integers(1, 6)))]
+    types = [
+        PodType(
+            (data.draw(st.integers(0, 9)), data.draw(st.integers(1, 9))),
+            data.draw(st.integers(1, 4)),
+            frozenset(data.draw(st.sets(st.integers(0, K - 1), min_size=1))),
+        )
+        for _ in range(data.draw(st.integers(1, 6)))
+    ]
     classes = []
     for k in range(K):
         cap = (data.draw(st.one_of(st.none(), st.integers(0, 15))), data.draw(st.integers(1, 15)))
-        home = tuple((t, data.draw(st.integers(1, 2))) for t in range(len(types))
-                     if k in types[t].classes and data.draw(st.booleans()))
+        home = tuple(
+            (t, data.draw(st.integers(1, 2)))
+            for t in range(len(types))
+            if k in types[t].classes and data.draw(st.booleans())
+        )
         classes.append(NodeClass(cap, 1, home))
     val = [data.draw(st.floats(-1.0, 3.0)) for _ in types]
     floors = [data.draw(st.sampled_from([0.0, 0.5, 2.0, 5.0])) for _ in range(K)]
@@ -421,9 +536,14 @@ def test_pricing_all_classes_at_once_agrees_with_each_alone(data):
         if patterns:
             best = patterns[0]
             assert all(t_count == 0 or k in types[t].classes for t, t_count in enumerate(best))
-            assert all(cls.capacity[r] is None or sum(ty.request[r] * a for ty, a in zip(types, best)) <= cls.capacity[r]
-                       for r in range(2))
-            worth = sum(v * a for v, a in zip(val, best)) + sum(min(best[t], h) for t, h in cls.home)
+            assert all(
+                cls.capacity[r] is None
+                or sum(ty.request[r] * a for ty, a in zip(types, best)) <= cls.capacity[r]
+                for r in range(2)
+            )
+            worth = sum(v * a for v, a in zip(val, best)) + sum(
+                min(best[t], h) for t, h in cls.home
+            )
             assert worth == pytest.approx(upper, abs=1e-6)
 
 
@@ -434,13 +554,22 @@ def pattern_problems(draw):
     from optkit.backends.cpsat.pod_patterns import NodeClass, PodType
 
     n_classes = draw(st.integers(1, 3))
-    types = [PodType((draw(st.integers(0, 9)), draw(st.integers(1, 9))), draw(st.integers(1, 4)),
-                     frozenset(draw(st.sets(st.integers(0, n_classes - 1), min_size=1))))
-             for _ in range(draw(st.integers(1, 6)))]
+    types = [
+        PodType(
+            (draw(st.integers(0, 9)), draw(st.integers(1, 9))),
+            draw(st.integers(1, 4)),
+            frozenset(draw(st.sets(st.integers(0, n_classes - 1), min_size=1))),
+        )
+        for _ in range(draw(st.integers(1, 6)))
+    ]
     classes = []
     for _ in range(n_classes):
         size = draw(st.integers(1, 4))
-        home = tuple((t, draw(st.integers(1, 2))) for t in range(len(types)) if size == 1 and draw(st.booleans()))
+        home = tuple(
+            (t, draw(st.integers(1, 2)))
+            for t in range(len(types))
+            if size == 1 and draw(st.booleans())
+        )
         classes.append(NodeClass((draw(st.integers(0, 20)), draw(st.integers(1, 20))), size, home))
     return types, classes, draw(st.sets(st.integers(0, len(types) - 1)))
 
@@ -461,7 +590,10 @@ def best_packing_by_cpsat(types, classes, counted) -> int:
     worth = []
     for j, k in enumerate(nodes):
         for r in range(2):
-            m.add(sum(types[t].request[r] * v for (t, _, jj), v in x.items() if jj == j) <= classes[k].capacity[r])
+            m.add(
+                sum(types[t].request[r] * v for (t, _, jj), v in x.items() if jj == j)
+                <= classes[k].capacity[r]
+            )
         for t, h in classes[k].home:
             kept = m.new_int_var(0, h, "")
             m.add(kept <= sum(v for (tt, _, jj), v in x.items() if jj == j and tt == t))
@@ -485,8 +617,10 @@ def packing_worth(types, classes, counted, packing, at_least=()) -> int:
         assert sum(n for _, n in patterns) <= cls.size
         for pattern, n in patterns:
             assert all(a == 0 or k in ty.classes for ty, a in zip(types, pattern))
-            assert all(c is None or sum(ty.request[r] * a for ty, a in zip(types, pattern)) <= c
-                       for r, c in enumerate(cls.capacity))
+            assert all(
+                c is None or sum(ty.request[r] * a for ty, a in zip(types, pattern)) <= c
+                for r, c in enumerate(cls.capacity)
+            )
             for t, a in enumerate(pattern):
                 used[t] += n * a
                 worth += n * ((a if t in counted else 0) + min(a, home.get(t, 0)))
@@ -540,8 +674,11 @@ def test_dives_with_column_generation_report_real_packings(monkeypatch):
     assert 1 in found and 8 in found  # a count tier's dive and a moves tier's
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(pattern_problems())
 def test_gap_closing_from_the_bound_alone_is_exact(monkeypatch, data):
     """With the integer program over the generated patterns finding nothing (as when it runs out of
@@ -554,7 +691,9 @@ def test_gap_closing_from_the_bound_alone_is_exact(monkeypatch, data):
     original = pod_patterns._Master.solve_integer
 
     def only_when_closing(self, deadline, at_least_worth=None, excluded=None):
-        if excluded is None:  # the integer program over the generated patterns (the closing excludes columns)
+        if (
+            excluded is None
+        ):  # the integer program over the generated patterns (the closing excludes columns)
             return None, None, None
         return original(self, deadline, at_least_worth, excluded)
 
@@ -592,14 +731,21 @@ def test_highs_time_limit_counts_the_run_time_of_every_run():
         h.addRow(-highspy.kHighsInf, 5.0, 40, index, rng.random(40))
     while h.getRunTime() < 0.3:
         h.clearSolver()  # from scratch: every run adds to the run time
-        assert _run(h, time.monotonic() + 10, shared_clock=True) == highspy.HighsModelStatus.kOptimal
+        assert (
+            _run(h, time.monotonic() + 10, shared_clock=True) == highspy.HighsModelStatus.kOptimal
+        )
     h.clearSolver()
-    assert _run(h, time.monotonic() + 0.25, shared_clock=True) == highspy.HighsModelStatus.kTimeLimit  # 10 ms work
+    assert (
+        _run(h, time.monotonic() + 0.25, shared_clock=True) == highspy.HighsModelStatus.kTimeLimit
+    )  # 10 ms work
     assert _run(h, time.monotonic() + 0.25) == highspy.HighsModelStatus.kOptimal
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(pattern_problems())
 def test_gap_closing_out_of_time_proves_nothing(monkeypatch, data):
     """An integer program of the gap closing stopped by its time limit reports a dual bound with
@@ -634,7 +780,12 @@ def test_gap_closing_agrees_with_cpsat_without_patterns(monkeypatch):
         return res
 
     monkeypatch.setattr(pod_patterns, "pattern_bound", spy)
-    for seed, nodes, priorities, util in [(1, 4, 1, 0.95), (3, 4, 2, 1.0), (4, 4, 2, 1.0), (0, 5, 2, 1.0)]:
+    for seed, nodes, priorities, util in [
+        (1, 4, 1, 0.95),
+        (3, 4, 2, 1.0),
+        (4, 4, 2, 1.0),
+        (0, 5, 2, 1.0),
+    ]:
         p = generate(seed=seed, nodes=nodes, pods_per_node=4, priorities=priorities, util=util)
         with_patterns = optkit.solve(p, "cpsat", time_limit=30, threads=1, seed=0)
         alone = optkit.solve(p, "cpsat", time_limit=60, threads=1, seed=0, patterns=False)
@@ -661,7 +812,9 @@ def test_suite_optima_by_brute_force():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(-4, 0), st.integers(0, 4)), min_size=1, max_size=4), st.data())
+@given(
+    st.lists(st.tuples(st.integers(-4, 0), st.integers(0, 4)), min_size=1, max_size=4), st.data()
+)
 def test_weighted_bound_maps_to_a_valid_lexicographic_bound(ranges, data):
     from optkit.backends.cpsat.pod_packing import lex_bound_from_weighted, weights_for
 
@@ -672,16 +825,24 @@ def test_weighted_bound_maps_to_a_valid_lexicographic_bound(ranges, data):
     for _ in range(20):
         v = data.draw(vec)
         if sum(a * b for a, b in zip(w, v)) >= lb:
-            assert bound <= v  # every solution the weighted bound allows is lexicographically >= bound
+            assert (
+                bound <= v
+            )  # every solution the weighted bound allows is lexicographically >= bound
     u, v = data.draw(vec), data.draw(vec)
     wu, wv = sum(a * b for a, b in zip(w, u)), sum(a * b for a, b in zip(w, v))
     assert (u < v) == (wu < wv)  # the weights order solutions exactly lexicographically
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9), st.integers(1, 3), st.floats(0.0, 5.0)),
-                min_size=1, max_size=5),
-       st.tuples(st.integers(0, 12), st.integers(1, 12)), st.sampled_from([0.0, 1.0, 4.0, 9.0]))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 9), st.integers(0, 9), st.integers(1, 3), st.floats(0.0, 5.0)),
+        min_size=1,
+        max_size=5,
+    ),
+    st.tuples(st.integers(0, 12), st.integers(1, 12)),
+    st.sampled_from([0.0, 1.0, 4.0, 9.0]),
+)
 def test_pattern_pricing_finds_the_best_pattern(items, capacity, floor):
     """The branch-and-bound pricing against enumeration: its bound is >= max(floor, the best pattern's
     value); a best pattern above `floor` comes first, fits and is worth that value (a cap of 0 on a
@@ -696,10 +857,15 @@ def test_pattern_pricing_finds_the_best_pattern(items, capacity, floor):
     patterns, upper = _price(types, 0, cls, val, time.monotonic() + 10, floor=floor)
 
     def fits(p):
-        return all(sum(ty.request[r] * a for ty, a in zip(types, p)) <= capacity[r] for r in range(2))
+        return all(
+            sum(ty.request[r] * a for ty, a in zip(types, p)) <= capacity[r] for r in range(2)
+        )
 
-    best = max(sum(v * a for v, a in zip(val, p))
-               for p in itertools.product(*(range(ty.count + 1) for ty in types)) if fits(p))
+    best = max(
+        sum(v * a for v, a in zip(val, p))
+        for p in itertools.product(*(range(ty.count + 1) for ty in types))
+        if fits(p)
+    )
     assert upper >= max(best, floor) - 1e-9
     if best > floor + 1e-9:
         assert patterns and fits(patterns[0])
@@ -709,11 +875,15 @@ def test_pattern_pricing_finds_the_best_pattern(items, capacity, floor):
         assert upper <= floor + 1e-6
 
 
-@pytest.mark.parametrize("nodes, pods_per_node, priorities, util", [(4, 4, 2, 0.90), (4, 8, 1, 1.00), (8, 4, 4, 0.95)])
+@pytest.mark.parametrize(
+    "nodes, pods_per_node, priorities, util", [(4, 4, 2, 0.90), (4, 8, 1, 1.00), (8, 4, 4, 0.95)]
+)
 def test_racing_cpsat_proves_the_same_optimum(nodes, pods_per_node, priorities, util):
     """With two threads CP-SAT races the pattern bound on each term; the proven optimum is the one
     of the sequential solve."""
-    problem = generate(seed=0, nodes=nodes, pods_per_node=pods_per_node, priorities=priorities, util=util)
+    problem = generate(
+        seed=0, nodes=nodes, pods_per_node=pods_per_node, priorities=priorities, util=util
+    )
     sequential = optkit.solve(problem, "cpsat", time_limit=20, threads=1, seed=0)
     raced = optkit.solve(problem, "cpsat", time_limit=20, threads=2, seed=0)
     assert sequential.status == raced.status == Status.OPTIMAL
@@ -721,7 +891,9 @@ def test_racing_cpsat_proves_the_same_optimum(nodes, pods_per_node, priorities, 
     assert problem.check(raced.solution).feasible
 
 
-@pytest.mark.parametrize("priorities, util", [(k, u) for k in (1, 2, 4) for u in (0.90, 0.95, 1.00, 1.05)])
+@pytest.mark.parametrize(
+    "priorities, util", [(k, u) for k in (1, 2, 4) for u in (0.90, 0.95, 1.00, 1.05)]
+)
 def test_pattern_proofs_agree_with_cpsat_alone(priorities, util):
     """The pattern bounds, packings and gap closing against CP-SAT without them, on the generator's
     4-node clusters: where both prove an optimum, it is the same. A rounding dive that tightened the

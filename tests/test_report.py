@@ -28,8 +28,13 @@ def results(tmp_path: Path) -> Path:
 def test_report_files(tmp_path: Path, results: Path, capsys):
     target = tmp_path / "rep"
     assert main(["report", str(results), "-o", str(target)]) == 0
-    for name in ("report.md", "report.html", "profile_tardiness.png", "gap_tardiness.png",
-                 "solution_tardiness.png"):
+    for name in (
+        "report.md",
+        "report.html",
+        "profile_tardiness.png",
+        "gap_tardiness.png",
+        "solution_tardiness.png",
+    ):
         assert (target / name).stat().st_size > 0, name
     md = (target / "report.md").read_text()
     assert "| tardiness | dp | 3 | 3 | 3 |" in md and "![" in md
@@ -65,19 +70,39 @@ def test_pictures_of_every_problem_from_dicts():
 
     cases = {
         "tardiness": ({"processing_times": [2, 3], "due_dates": [2, 3]}, {"sequence": [1, 0]}),
-        "pod-packing": ({"nodes": [{"name": "n1", "capacity": {"cpu": 1000, "memory": 100}}],
-                         "pods": [{"name": "a", "requests": {"cpu": 500, "memory": 10}, "priority": 1},
-                                  {"name": "b", "requests": {"cpu": 900, "memory": 10}, "priority": 0}]},
-                        {"assignment": {"a": "n1", "b": None}}),
-        "expert-placement": ({"gpus": 2, "slots_per_gpu": 2, "load": [[4.0, 2.0, 1.0], [1.0, 1.0, 1.0]]},
-                             {"slots": [[0, 1, 0, 2], [0, 1, 2, 0]]}),
-        "gpu-selection": ({"gpu_types": [{"name": "A10G", "cost_per_hour": 1.0},
-                                         {"name": "H100", "cost_per_hour": 4.0}]},
-                          {"counts": {"A10G": 2, "H100": 1}}),
-        "software-pipelining": ({"units": {"tc": 1, "mem": 2},
-                                 "ops": [{"name": "ld", "unit": "mem", "cycles": 2},
-                                         {"name": "mma", "unit": "tc", "cycles": 1}]},
-                                {"ii": 2, "start": {"ld": 0, "mma": 2}}),
+        "pod-packing": (
+            {
+                "nodes": [{"name": "n1", "capacity": {"cpu": 1000, "memory": 100}}],
+                "pods": [
+                    {"name": "a", "requests": {"cpu": 500, "memory": 10}, "priority": 1},
+                    {"name": "b", "requests": {"cpu": 900, "memory": 10}, "priority": 0},
+                ],
+            },
+            {"assignment": {"a": "n1", "b": None}},
+        ),
+        "expert-placement": (
+            {"gpus": 2, "slots_per_gpu": 2, "load": [[4.0, 2.0, 1.0], [1.0, 1.0, 1.0]]},
+            {"slots": [[0, 1, 0, 2], [0, 1, 2, 0]]},
+        ),
+        "gpu-selection": (
+            {
+                "gpu_types": [
+                    {"name": "A10G", "cost_per_hour": 1.0},
+                    {"name": "H100", "cost_per_hour": 4.0},
+                ]
+            },
+            {"counts": {"A10G": 2, "H100": 1}},
+        ),
+        "software-pipelining": (
+            {
+                "units": {"tc": 1, "mem": 2},
+                "ops": [
+                    {"name": "ld", "unit": "mem", "cycles": 2},
+                    {"name": "mma", "unit": "tc", "cycles": 1},
+                ],
+            },
+            {"ii": 2, "start": {"ld": 0, "mma": 2}},
+        ),
     }
     assert set(cases) == set(PICTURES)
     for kind, (instance, solution) in cases.items():

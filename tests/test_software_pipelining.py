@@ -37,6 +37,7 @@ def solve(problem, solver, **kw):
 
 # -- checker -----------------------------------------------------------------------------------------
 
+
 def test_toy_checker(shared_benchmarks):
     p = toy(shared_benchmarks)
     good = p.check({"ii": 2, "start": {"S": 0, "P": 1, "O": 3}})
@@ -47,7 +48,9 @@ def test_toy_checker(shared_benchmarks):
     late = p.check({"ii": 2, "start": {"S": 0, "P": 0, "O": 3}})
     assert not late.feasible and "dependence S -> P" in late.violations[0]
     assert not p.check({"ii": 2, "start": {"S": 0, "P": 1}}).feasible
-    assert not p.check({"ii": 2, "start": {"S": 0, "P": 1, "O": 3}, "warp_group": {"S": 0}}).feasible
+    assert not p.check(
+        {"ii": 2, "start": {"S": 0, "P": 1, "O": 3}, "warp_group": {"S": 0}}
+    ).feasible
     assert not p.check({"ii": 0, "start": {"S": 0, "P": 1, "O": 3}}).feasible
 
 
@@ -63,8 +66,10 @@ def test_toy_optimum(shared_benchmarks, solver):
 def test_register_and_group_semantics():
     p = SoftwarePipelining(
         units={"A": 1, "B": 1},
-        ops=[{"name": "x", "unit": "A", "cycles": 2, "regs": 10, "issue_cycles": 0},
-             {"name": "y", "unit": "B", "cycles": 1, "regs": 5}],
+        ops=[
+            {"name": "x", "unit": "A", "cycles": 2, "regs": 10, "issue_cycles": 0},
+            {"name": "y", "unit": "B", "cycles": 1, "regs": 5},
+        ],
         edges=[{"from": "x", "to": "y", "latency": 2, "blocking": True}],
         warp_groups={"count": 2, "reg_limit": [12, 12], "handoff": 1},
     )
@@ -97,6 +102,7 @@ def test_structured_dependence_rows_match_the_inequality():
 
 # -- brute force on tiny loops --------------------------------------------------------------------
 
+
 def brute_force(p: SoftwarePipelining) -> list[int] | None:
     mii = p.mii()
     names = [op.name for op in p.ops]
@@ -125,14 +131,32 @@ def brute_force(p: SoftwarePipelining) -> list[int] | None:
 @st.composite
 def tiny_loops(draw, warp: bool = False):
     n = draw(st.integers(2, 3))
-    ops = [{"name": f"o{i}", "unit": draw(st.sampled_from(["A", "B"])), "cycles": draw(st.integers(1, 2))}
-           for i in range(n)]
+    ops = [
+        {
+            "name": f"o{i}",
+            "unit": draw(st.sampled_from(["A", "B"])),
+            "cycles": draw(st.integers(1, 2)),
+        }
+        for i in range(n)
+    ]
     edges = []
     for i in range(1, n):
-        edges.append({"from": f"o{draw(st.integers(0, i - 1))}", "to": f"o{i}", "latency": draw(st.integers(0, 2))})
+        edges.append(
+            {
+                "from": f"o{draw(st.integers(0, i - 1))}",
+                "to": f"o{i}",
+                "latency": draw(st.integers(0, 2)),
+            }
+        )
     if draw(st.booleans()):
-        edges.append({"from": f"o{n - 1}", "to": "o0", "latency": draw(st.integers(1, 3)),
-                      "distance": draw(st.integers(1, 2))})
+        edges.append(
+            {
+                "from": f"o{n - 1}",
+                "to": "o0",
+                "latency": draw(st.integers(1, 3)),
+                "distance": draw(st.integers(1, 2)),
+            }
+        )
     if draw(st.booleans()):  # a reservation table: A at offset 0, B one cycle later
         ops[0]["reservation"] = {"A": [0], "B": [1]}
     data = {"units": {"A": 1, "B": draw(st.integers(1, 2))}, "ops": ops, "edges": edges}
@@ -146,8 +170,12 @@ def tiny_loops(draw, warp: bool = False):
             e["blocking"] = draw(st.booleans())
             e["carries_value"] = draw(st.booleans())
             e["same_group"] = draw(st.sampled_from([False, False, True]))
-        data["warp_groups"] = {"count": 2, "reg_limit": [8, 12], "handoff": draw(st.integers(0, 1)),
-                               "producer_exclusive": draw(st.booleans())}
+        data["warp_groups"] = {
+            "count": 2,
+            "reg_limit": [8, 12],
+            "handoff": draw(st.integers(0, 1)),
+            "producer_exclusive": draw(st.booleans()),
+        }
     return SoftwarePipelining(**data)
 
 
@@ -178,6 +206,7 @@ def test_joint_model_matches_brute_force(p):
 
 # -- FlashAttention instances -----------------------------------------------------------------------
 
+
 def test_fa3_hopper_optimal_with_ping_pong():
     p = optkit.load(FOLDER / "fa3_hopper.json")
     r = solve(p, "cpsat")
@@ -186,7 +215,9 @@ def test_fa3_hopper_optimal_with_ping_pong():
     g = r.solution["warp_group"]
     a = {g[x] for x in ("SA", "MA", "EA", "RA", "OA")}
     b = {g[x] for x in ("SB", "MB", "EB", "RB", "OB")}
-    assert len(a) == 1 and len(b) == 1 and a != b and 0 not in a | b  # one consumer group per sub-tile
+    assert (
+        len(a) == 1 and len(b) == 1 and a != b and 0 not in a | b
+    )  # one consumer group per sub-tile
     assert g["LK"] == g["LV"] == 0
     # with a single consumer group the best II is worse, and proven so
     d = p.to_dict()
@@ -210,17 +241,34 @@ def test_mip_declines_warp_groups():
 
 # -- infeasible and bad inputs -------------------------------------------------------------------------
 
-BASE = {"units": {"A": 1, "Z": 0}, "ops": [{"name": "x", "unit": "A", "cycles": 1},
-                                         {"name": "y", "unit": "A", "cycles": 1}]}
+BASE = {
+    "units": {"A": 1, "Z": 0},
+    "ops": [{"name": "x", "unit": "A", "cycles": 1}, {"name": "y", "unit": "A", "cycles": 1}],
+}
 
 
-@pytest.mark.parametrize("case,needle", [
-    ({"edges": [{"from": "x", "to": "y", "latency": 1}, {"from": "y", "to": "x", "latency": 0}]},
-     "total distance 0"),
-    ({"ops": [{"name": "x", "unit": "Z", "cycles": 1}]}, "capacity 0"),
-    ({"ops": [{"name": "x", "unit": "A", "cycles": 1, "regs": 300}],
-      "warp_groups": {"count": 2, "reg_limit": [24, 240]}}, "above every warp group"),
-])
+@pytest.mark.parametrize(
+    "case,needle",
+    [
+        (
+            {
+                "edges": [
+                    {"from": "x", "to": "y", "latency": 1},
+                    {"from": "y", "to": "x", "latency": 0},
+                ]
+            },
+            "total distance 0",
+        ),
+        ({"ops": [{"name": "x", "unit": "Z", "cycles": 1}]}, "capacity 0"),
+        (
+            {
+                "ops": [{"name": "x", "unit": "A", "cycles": 1, "regs": 300}],
+                "warp_groups": {"count": 2, "reg_limit": [24, 240]},
+            },
+            "above every warp group",
+        ),
+    ],
+)
 @pytest.mark.parametrize("solver", ["ims", "cpsat", "mip"])
 def test_infeasible_instances(case, needle, solver):
     p = SoftwarePipelining(**{**BASE, **case})
@@ -230,19 +278,37 @@ def test_infeasible_instances(case, needle, solver):
 
 def test_infeasible_exit_code(tmp_path, capsys):
     path = tmp_path / "cyc.json"
-    path.write_text(json.dumps({"problem": "software-pipelining", **BASE,
-                                "edges": [{"from": "x", "to": "x", "latency": 1}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "problem": "software-pipelining",
+                **BASE,
+                "edges": [{"from": "x", "to": "x", "latency": 1}],
+            }
+        )
+    )
     assert main(["solve", str(path), "--solver", "cpsat"]) == 1
 
 
-@pytest.mark.parametrize("patch,field", [
-    ({"ops": [{"name": "x", "unit": "Q", "cycles": 1}]}, "ops.0.unit"),
-    ({"ops": [{"name": "x", "unit": "A", "cycles": 0}]}, "ops.0.cycles"),
-    ({"edges": [{"from": "x", "to": "nope", "latency": 1}]}, "edges.0.to"),
-    ({"edges": [{"from": "x", "to": "y", "latency": 1.0}]}, "edges.0.latency"),
-    ({"warp_groups": {"count": 2, "reg_limit": [1]}}, "warp_groups.reg_limit"),
-    ({"ops": [{"name": "x", "unit": "A", "cycles": 1}, {"name": "x", "unit": "A", "cycles": 1}]}, "ops.1.name"),
-])
+@pytest.mark.parametrize(
+    "patch,field",
+    [
+        ({"ops": [{"name": "x", "unit": "Q", "cycles": 1}]}, "ops.0.unit"),
+        ({"ops": [{"name": "x", "unit": "A", "cycles": 0}]}, "ops.0.cycles"),
+        ({"edges": [{"from": "x", "to": "nope", "latency": 1}]}, "edges.0.to"),
+        ({"edges": [{"from": "x", "to": "y", "latency": 1.0}]}, "edges.0.latency"),
+        ({"warp_groups": {"count": 2, "reg_limit": [1]}}, "warp_groups.reg_limit"),
+        (
+            {
+                "ops": [
+                    {"name": "x", "unit": "A", "cycles": 1},
+                    {"name": "x", "unit": "A", "cycles": 1},
+                ]
+            },
+            "ops.1.name",
+        ),
+    ],
+)
 def test_bad_inputs_exit_2(tmp_path, capsys, patch, field):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({"problem": "software-pipelining", **BASE, **patch}))
@@ -252,11 +318,16 @@ def test_bad_inputs_exit_2(tmp_path, capsys, patch, field):
 
 # -- rendering, generator, CLI -----------------------------------------------------------------------
 
+
 def test_rendering(shared_benchmarks, tmp_path, capsys):
     p = toy(shared_benchmarks)
     sol = {"ii": 2, "start": {"S": 0, "P": 1, "O": 3}}
     rows = schedule_rows(p, sol)
-    assert [(r["op"], r["stage"], r["cycle"]) for r in rows] == [("S", 0, 0), ("P", 0, 1), ("O", 1, 1)]
+    assert [(r["op"], r["stage"], r["cycle"]) for r in rows] == [
+        ("S", 0, 0),
+        ("P", 0, 1),
+        ("O", 1, 1),
+    ]
     assert triton_attributes(p, sol)["O"] == {"loop.stage": 1, "loop.cluster": 1}
     assert "O@1" in reservation_table(p, sol)
     text = listing(p, sol)
@@ -272,7 +343,9 @@ def test_rendering(shared_benchmarks, tmp_path, capsys):
 
 def test_generator_and_ims_never_beat_cpsat(tmp_path):
     path = tmp_path / "g.json"
-    assert main(["generate", "software-pipelining", "--seed", "4", "--n", "6", "-o", str(path)]) == 0
+    assert (
+        main(["generate", "software-pipelining", "--seed", "4", "--n", "6", "-o", str(path)]) == 0
+    )
     p = optkit.load(path)
     exact, heur = solve(p, "cpsat"), solve(p, "ims")
     assert exact.status == Status.OPTIMAL and heur.status == Status.FEASIBLE

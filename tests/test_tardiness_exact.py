@@ -20,14 +20,17 @@ def tiny_instances(draw, release: bool = False):
     n = draw(st.integers(1, 6))
     ints = lambda lo, hi: st.lists(st.integers(lo, hi), min_size=n, max_size=n)  # noqa: E731
     return Tardiness(
-        processing_times=draw(ints(1, 9)), due_dates=draw(ints(0, 25)),
+        processing_times=draw(ints(1, 9)),
+        due_dates=draw(ints(0, 25)),
         weights=draw(st.none() | ints(0, 5)),
         release_dates=draw(ints(0, 12)) if release else None,
     )
 
 
 def brute_force(problem: Tardiness) -> int:
-    return min(problem.total_weighted_tardiness(s) for s in itertools.permutations(range(problem.n)))
+    return min(
+        problem.total_weighted_tardiness(s) for s in itertools.permutations(range(problem.n))
+    )
 
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -50,8 +53,12 @@ def test_cpsat_equals_brute_force_with_release_dates(problem):
 def test_cpsat_dominance_respects_release_dates():
     """A shorter job put first opens idle time before a later release: the only optimum runs the
     longer job 1 before job 0, which the release-free dominance rule would forbid."""
-    problem = Tardiness(processing_times=(1, 2, 1, 1, 1), due_dates=(2, 2, 0, 0, 0), weights=(1, 1, 2, 0, 0),
-                        release_dates=(0, 0, 2, 0, 0))
+    problem = Tardiness(
+        processing_times=(1, 2, 1, 1, 1),
+        due_dates=(2, 2, 0, 0, 0),
+        weights=(1, 1, 2, 0, 0),
+        release_dates=(0, 0, 2, 0, 0),
+    )
     result = optkit.solve(problem, "cpsat", time_limit=10)
     assert brute_force(problem) == 8
     assert result.status == Status.OPTIMAL and result.objective == 8

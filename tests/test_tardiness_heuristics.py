@@ -42,25 +42,28 @@ def test_every_rule_is_registered():
             assert s.deterministic and not s.exact and not s.bounds
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("edd", [0, 2, 1, 3]),   # d = 4, 5, 6, 9
-    ("spt", [1, 3, 2, 0]),   # p = 1, 2, 3, 4
-    ("wspt", [1, 3, 2, 0]),  # unit weights: SPT
-    # MDD: t=0 max(t+p, d) = 4, 6, 5, 9 -> 0; t=4: 6, 7, 9 -> 1; t=5: 8, 9 -> 2; then 3
-    ("mdd", [0, 1, 2, 3]),
-    ("wmdd", [0, 1, 2, 3]),  # unit weights: max(p, d - t) + t = max(t + p, d), so MDD
-    # ATC k=2: t=0 pbar=2.5: .25, e^-1=.368, e^-.4/3=.224, .5e^-1.4=.123 -> 1;
-    # t=1 pbar=3: .25, e^(-1/6)/3=.282, .5e^-1=.184 -> 2; t=4: .25, .5e^-.5=.303 -> 3; then 0
-    ("atc", [1, 2, 3, 0]),
-    # COVERT k=2: t=0: .25, 0, (1-2/6)/3=.222, 0 -> 0; t=4: .5, .333, .125 -> 1; t=5: .333, .25 -> 2
-    ("covert", [0, 1, 2, 3]),
-    # EDDC: SPT [1,3,2,0]; i=2: (3,2) inverted, job 3 early (C=3 < 9) -> swap, then (1,2) swap;
-    # i=3: job 0 (d=4) passes 3, 1 and 2, all early -> [0,2,1,3]
-    ("eddc", [0, 2, 1, 3]),
-    # MDDC: t=0 scores 8.2, 6.753, 8.0, 11.6 -> 1; t=1: 8.507, 7.074, 10.741 -> 2;
-    # t=4: 10.651, 9.815 -> 3; then 0
-    ("mddc", [1, 2, 3, 0]),
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("edd", [0, 2, 1, 3]),  # d = 4, 5, 6, 9
+        ("spt", [1, 3, 2, 0]),  # p = 1, 2, 3, 4
+        ("wspt", [1, 3, 2, 0]),  # unit weights: SPT
+        # MDD: t=0 max(t+p, d) = 4, 6, 5, 9 -> 0; t=4: 6, 7, 9 -> 1; t=5: 8, 9 -> 2; then 3
+        ("mdd", [0, 1, 2, 3]),
+        ("wmdd", [0, 1, 2, 3]),  # unit weights: max(p, d - t) + t = max(t + p, d), so MDD
+        # ATC k=2: t=0 pbar=2.5: .25, e^-1=.368, e^-.4/3=.224, .5e^-1.4=.123 -> 1;
+        # t=1 pbar=3: .25, e^(-1/6)/3=.282, .5e^-1=.184 -> 2; t=4: .25, .5e^-.5=.303 -> 3; then 0
+        ("atc", [1, 2, 3, 0]),
+        # COVERT k=2: t=0: .25, 0, (1-2/6)/3=.222, 0 -> 0; t=4: .5, .333, .125 -> 1; t=5: .333, .25 -> 2
+        ("covert", [0, 1, 2, 3]),
+        # EDDC: SPT [1,3,2,0]; i=2: (3,2) inverted, job 3 early (C=3 < 9) -> swap, then (1,2) swap;
+        # i=3: job 0 (d=4) passes 3, 1 and 2, all early -> [0,2,1,3]
+        ("eddc", [0, 2, 1, 3]),
+        # MDDC: t=0 scores 8.2, 6.753, 8.0, 11.6 -> 1; t=1: 8.507, 7.074, 10.741 -> 2;
+        # t=4: 10.651, 9.815 -> 3; then 0
+        ("mddc", [1, 2, 3, 0]),
+    ],
+)
 def test_rule_on_hand_worked_instance(name, expected):
     assert seq(name, H1) == expected
 
@@ -84,7 +87,9 @@ def test_mdd_ties_go_to_the_earlier_due_date_then_shorter_job():
 
 def test_weighted_rules():
     # WSPT: p/w = 3, 1, 0.5 -> [2, 1, 0]
-    assert seq("wspt", Tardiness(processing_times=[3, 1, 2], due_dates=[0, 0, 0], weights=[1, 1, 4])) == [2, 1, 0]
+    assert seq(
+        "wspt", Tardiness(processing_times=[3, 1, 2], due_dates=[0, 0, 0], weights=[1, 1, 4])
+    ) == [2, 1, 0]
     # WMDD: t=0 max(p, d-t)/w = 3, 10, 2 -> 2; t=2: 3, 8 -> 0; then 1
     problem = Tardiness(processing_times=[3, 1, 2], due_dates=[3, 10, 8], weights=[1, 1, 4])
     assert seq("wmdd", problem) == [2, 0, 1]
@@ -116,11 +121,14 @@ def test_rule_parameters():
 
 # -- every heuristic passes the checker -----------------------------------------------------------
 
+
 @st.composite
 def instances(draw, max_n=8, release=None):
     n = draw(st.integers(1, max_n))
+
     def ints(lo, hi):
         return st.lists(st.integers(lo, hi), min_size=n, max_size=n)
+
     p = draw(ints(0, 20))
     d = draw(ints(0, 60))
     w = draw(st.none() | ints(0, 5))
@@ -143,8 +151,11 @@ def test_every_heuristic_passes_the_checker(problem):
 
 # -- dynasearch -----------------------------------------------------------------------------------
 
+
 def brute_force(problem: Tardiness) -> int:
-    return min(problem.total_weighted_tardiness(s) for s in itertools.permutations(range(problem.n)))
+    return min(
+        problem.total_weighted_tardiness(s) for s in itertools.permutations(range(problem.n))
+    )
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -181,7 +192,9 @@ def test_dynasearch_is_repeatable_for_a_seed_when_iteration_bounded():
     problem = read_orlib_like()
     a = optkit.solve(problem, "dynasearch", iterations=40, seed=7)
     b = optkit.solve(problem, "dynasearch", iterations=40, seed=7)
-    assert a.solution == b.solution and a.stats["kicks"] == b.stats["kicks"] == 40 or a.objective == 0
+    assert (
+        a.solution == b.solution and a.stats["kicks"] == b.stats["kicks"] == 40 or a.objective == 0
+    )
 
 
 def read_orlib_like() -> Tardiness:
@@ -194,8 +207,14 @@ def test_dynasearch_reports_improvements_and_respects_warm_start():
     problem = read_orlib_like()
     seen = []
     start = {"sequence": list(range(problem.n))}
-    res = optkit.solve(problem, "dynasearch", initial_solution=start, iterations=10, seed=0,
-                       callback=lambda sol, obj: seen.append(obj))
+    res = optkit.solve(
+        problem,
+        "dynasearch",
+        initial_solution=start,
+        iterations=10,
+        seed=0,
+        callback=lambda sol, obj: seen.append(obj),
+    )
     assert seen[0] == problem.total_weighted_tardiness(start["sequence"])
     assert seen == sorted(seen, reverse=True) and seen[-1] == res.objective
     assert res.stats["start"] == "initial solution"
@@ -205,8 +224,12 @@ def test_dynasearch_with_release_dates_and_a_time_limit():
     from optkit.problems.tardiness import generate
 
     base = generate(seed=3, n=12)
-    problem = Tardiness(processing_times=base.processing_times, due_dates=base.due_dates,
-                        weights=base.weights, release_dates=[(7 * j) % 50 for j in range(12)])
+    problem = Tardiness(
+        processing_times=base.processing_times,
+        due_dates=base.due_dates,
+        weights=base.weights,
+        release_dates=[(7 * j) % 50 for j in range(12)],
+    )
     res = optkit.solve(problem, "dynasearch", time_limit=0.3, seed=0)
     assert res.status == Status.FEASIBLE
     assert res.objective <= rules.best_rule(problem, rules.START_RULES)[2]
@@ -222,6 +245,8 @@ def test_dynasearch_rejects_bad_parameters():
 def test_mdd_handles_500_jobs(shared_benchmarks):
     from optkit.problems.tardiness import read_sdt
 
-    problem, optimum = next(read_sdt(shared_benchmarks / "tardiness" / "unweighted" / "sdt500.jsonl"))
+    problem, optimum = next(
+        read_sdt(shared_benchmarks / "tardiness" / "unweighted" / "sdt500.jsonl")
+    )
     res = optkit.solve(problem, "mdd")
     assert res.objective >= optimum

@@ -43,8 +43,12 @@ def fa3() -> dict:
     g = gemm(rows, bc, d, H100_TC_FLOP_PER_CYCLE)  # 2*64*128*128/4096 = 512 cycles = 4 units
     load = units(bc * d * 2 / L2_BYTES_PER_CYCLE)  # 32 KiB bf16 tile / 64 B = 512 cycles = 4 units
     exp = units(rows * bc / SFU_PER_CYCLE)  # 8192 exp2 / 16 = 512 cycles = 4 units
-    soft = units(rows * bc * 3.5 / FP32_PER_CYCLE)  # max, scale-subtract FFMA, sum, cvt: ~3.5 op/elem = 224 cycles
-    resc = units(rows * d / FP32_PER_CYCLE)  # O *= exp(m_old - m_new): 8192 FMUL / 128 = 64 cycles -> 1
+    soft = units(
+        rows * bc * 3.5 / FP32_PER_CYCLE
+    )  # max, scale-subtract FFMA, sum, cvt: ~3.5 op/elem = 224 cycles
+    resc = units(
+        rows * d / FP32_PER_CYCLE
+    )  # O *= exp(m_old - m_new): 8192 FMUL / 128 = 64 cycles -> 1
     acc = rows * bc * 4 // (128 * 4)  # 64x128 fp32 over 128 threads = 64 registers per thread
     p_regs = rows * bc * 2 // (128 * 4)  # P in bf16: 32 registers per thread
     ops = [
@@ -54,25 +58,86 @@ def fa3() -> dict:
     edges = []
     for t in "AB":
         ops += [
-            {"name": f"S{t}", "unit": "TC", "cycles": g, "regs": acc, "issue_cycles": 0},  # S = Q_t K^T (wgmma, async)
-            {"name": f"M{t}", "unit": "ALU", "cycles": soft, "regs": acc},  # row max, scale, in place on S
-            {"name": f"E{t}", "unit": "SFU", "cycles": exp, "regs": p_regs},  # P = exp2(S - m), cvt bf16
+            {
+                "name": f"S{t}",
+                "unit": "TC",
+                "cycles": g,
+                "regs": acc,
+                "issue_cycles": 0,
+            },  # S = Q_t K^T (wgmma, async)
+            {
+                "name": f"M{t}",
+                "unit": "ALU",
+                "cycles": soft,
+                "regs": acc,
+            },  # row max, scale, in place on S
+            {
+                "name": f"E{t}",
+                "unit": "SFU",
+                "cycles": exp,
+                "regs": p_regs,
+            },  # P = exp2(S - m), cvt bf16
             {"name": f"R{t}", "unit": "ALU", "cycles": resc},  # rescale O, row sum
-            {"name": f"O{t}", "unit": "TC", "cycles": g, "regs": acc, "issue_cycles": 0},  # O += P V (wgmma)
+            {
+                "name": f"O{t}",
+                "unit": "TC",
+                "cycles": g,
+                "regs": acc,
+                "issue_cycles": 0,
+            },  # O += P V (wgmma)
         ]
         edges += [
             {"from": "LK", "to": f"S{t}", "latency": load + 1},  # TMA transfer plus ~L2 latency
-            {"from": f"S{t}", "to": f"M{t}", "latency": g, "blocking": True, "same_group": True},  # wgmma.wait on S
+            {
+                "from": f"S{t}",
+                "to": f"M{t}",
+                "latency": g,
+                "blocking": True,
+                "same_group": True,
+            },  # wgmma.wait on S
             {"from": f"M{t}", "to": f"E{t}", "latency": soft, "same_group": True},
-            {"from": f"R{t}", "to": f"M{t}", "latency": resc, "distance": 1},  # running row max and sum
-            {"from": f"M{t}", "to": f"R{t}", "latency": soft, "carries_value": False},  # row stats only
-            {"from": f"E{t}", "to": f"O{t}", "latency": exp, "same_group": True},  # P from registers
+            {
+                "from": f"R{t}",
+                "to": f"M{t}",
+                "latency": resc,
+                "distance": 1,
+            },  # running row max and sum
+            {
+                "from": f"M{t}",
+                "to": f"R{t}",
+                "latency": soft,
+                "carries_value": False,
+            },  # row stats only
+            {
+                "from": f"E{t}",
+                "to": f"O{t}",
+                "latency": exp,
+                "same_group": True,
+            },  # P from registers
             {"from": f"R{t}", "to": f"O{t}", "latency": resc, "same_group": True},  # in place
-            {"from": f"O{t}", "to": f"R{t}", "latency": g, "distance": 1, "same_group": True},  # PV of the last iteration done
+            {
+                "from": f"O{t}",
+                "to": f"R{t}",
+                "latency": g,
+                "distance": 1,
+                "same_group": True,
+            },  # PV of the last iteration done
             {"from": f"O{t}", "to": f"O{t}", "latency": g, "distance": 1},  # accumulator chain
             {"from": "LV", "to": f"O{t}", "latency": load + 1},
-            {"from": f"S{t}", "to": "LK", "latency": g, "distance": 2, "carries_value": False},  # 2-stage K ring
-            {"from": f"O{t}", "to": "LV", "latency": g, "distance": 2, "carries_value": False},  # V ring
+            {
+                "from": f"S{t}",
+                "to": "LK",
+                "latency": g,
+                "distance": 2,
+                "carries_value": False,
+            },  # 2-stage K ring
+            {
+                "from": f"O{t}",
+                "to": "LV",
+                "latency": g,
+                "distance": 2,
+                "carries_value": False,
+            },  # V ring
         ]
     return {
         "problem": "software-pipelining",
@@ -91,14 +156,23 @@ def fa3() -> dict:
             "the softmax waits on its S GEMM (blocking); handing a value between groups costs 1 unit. "
             "Tensor-core bound: ResMII = 4 GEMMs x 4 = 16 units; one consumer group would be busy 22 units "
             "per iteration (two 4-unit waits on S plus 2 x (2 + 4 + 1) of softmax work) and would hold "
-            "both 64-register accumulators, so II = 16 needs two consumer groups in ping-pong."),
+            "both 64-register accumulators, so II = 16 needs two consumer groups in ping-pong."
+        ),
         "units": {"TC": 1, "SFU": 1, "ALU": 1, "TMA": 1},
         "ops": ops,
         "edges": edges,
-        "warp_groups": {"count": 3, "reg_limit": [24, 240, 240], "producer": 0, "handoff": 1,
-                        "producer_exclusive": True},
-        "expected": {"ii": 16, "schedule_length": 30,
-                     "note": "proven optimal by optkit's cpsat; with one consumer group the optimum is [22, 36]"},
+        "warp_groups": {
+            "count": 3,
+            "reg_limit": [24, 240, 240],
+            "producer": 0,
+            "handoff": 1,
+            "producer_exclusive": True,
+        },
+        "expected": {
+            "ii": 16,
+            "schedule_length": 30,
+            "note": "proven optimal by optkit's cpsat; with one consumer group the optimum is [22, 36]",
+        },
     }
 
 
@@ -108,7 +182,9 @@ def fa4() -> dict:
     load = units(bc * d * 2 / L2_BYTES_PER_CYCLE)  # 4 units
     n_exp = rows * bc  # 16384 exponentials per tile
     exp_sfu = units(0.75 * n_exp / SFU_PER_CYCLE)  # 3/4 on MUFU: 768 cycles = 6 units
-    exp_poly = units(0.25 * n_exp * 8 / FP32_PER_CYCLE)  # 1/4 as a cubic polynomial, ~8 FP32 ops: 256 cycles
+    exp_poly = units(
+        0.25 * n_exp * 8 / FP32_PER_CYCLE
+    )  # 1/4 as a cubic polynomial, ~8 FP32 ops: 256 cycles
     soft = units(n_exp * 3.5 / FP32_PER_CYCLE)  # 448 cycles -> 4 units (rounded from 3.5)
     resc = units(rows * d / FP32_PER_CYCLE)  # 128 cycles = 1 unit
     row = rows * bc * 4 // (128 * 4)  # one row of S per thread: 128 fp32 registers
@@ -119,24 +195,55 @@ def fa4() -> dict:
     edges = []
     for t in "AB":
         ops += [
-            {"name": f"S{t}", "unit": "TC", "cycles": g, "issue_cycles": 0},  # S in tensor memory (TMEM)
-            {"name": f"M{t}", "unit": "ALU", "cycles": soft, "regs": row},  # tcgen05.ld S, row max, scale
+            {
+                "name": f"S{t}",
+                "unit": "TC",
+                "cycles": g,
+                "issue_cycles": 0,
+            },  # S in tensor memory (TMEM)
+            {
+                "name": f"M{t}",
+                "unit": "ALU",
+                "cycles": soft,
+                "regs": row,
+            },  # tcgen05.ld S, row max, scale
             {"name": f"E{t}", "unit": "SFU", "cycles": exp_sfu, "regs": row // 2},  # MUFU exp2 part
             {"name": f"X{t}", "unit": "ALU", "cycles": exp_poly},  # polynomial exp2 part, P to TMEM
-            {"name": f"R{t}", "unit": "ALU", "cycles": resc, "regs": 32},  # correction: O in TMEM rescaled
+            {
+                "name": f"R{t}",
+                "unit": "ALU",
+                "cycles": resc,
+                "regs": 32,
+            },  # correction: O in TMEM rescaled
             {"name": f"O{t}", "unit": "TC", "cycles": g, "issue_cycles": 0},  # O += P V, O in TMEM
         ]
         edges += [
             {"from": "LK", "to": f"S{t}", "latency": load + 1},
-            {"from": f"S{t}", "to": f"M{t}", "latency": g, "blocking": True},  # accumulator read blocks
+            {
+                "from": f"S{t}",
+                "to": f"M{t}",
+                "latency": g,
+                "blocking": True,
+            },  # accumulator read blocks
             {"from": f"R{t}", "to": f"M{t}", "latency": resc, "distance": 1},
             {"from": f"M{t}", "to": f"E{t}", "latency": soft, "same_group": True},
             {"from": f"M{t}", "to": f"X{t}", "latency": soft, "same_group": True},
-            {"from": f"M{t}", "to": f"R{t}", "latency": soft, "carries_value": False},  # row stats only
+            {
+                "from": f"M{t}",
+                "to": f"R{t}",
+                "latency": soft,
+                "carries_value": False,
+            },  # row stats only
             {"from": f"E{t}", "to": f"O{t}", "latency": exp_sfu},
             {"from": f"X{t}", "to": f"O{t}", "latency": exp_poly},
             {"from": f"R{t}", "to": f"O{t}", "latency": resc},
-            {"from": f"O{t}", "to": f"R{t}", "latency": g, "distance": 1, "blocking": True},  # reads O acc
+            {
+                "from": f"O{t}",
+                "to": f"R{t}",
+                "latency": g,
+                "distance": 1,
+                "blocking": True,
+            },  # reads O acc
             {"from": f"O{t}", "to": f"O{t}", "latency": g, "distance": 1},
             {"from": "LV", "to": f"O{t}", "latency": load + 1},
             {"from": f"S{t}", "to": "LK", "latency": g, "distance": 2, "carries_value": False},
@@ -155,12 +262,18 @@ def fa4() -> dict:
             "cycles = 2 units), the split FA4 describes; softmax max/scale ~3.5 ops per element = 448 cycles "
             "-> 4 units; O correction 1 unit. One thread per row of S: 128 registers for S, 64 for P. "
             "Register limits: 48 producer, 192 for three compute groups (softmax A, softmax B, correction). "
-            "TMA tiles as in fa3_hopper_fwd (ASSUMED 64 B/SM/cycle from L2). Handoff 1 unit."),
+            "TMA tiles as in fa3_hopper_fwd (ASSUMED 64 B/SM/cycle from L2). Handoff 1 unit."
+        ),
         "units": {"TC": 1, "SFU": 1, "ALU": 1, "TMA": 1},
         "ops": ops,
         "edges": edges,
-        "warp_groups": {"count": 4, "reg_limit": [48, 192, 192, 192], "producer": 0, "handoff": 1,
-                        "producer_exclusive": True},
+        "warp_groups": {
+            "count": 4,
+            "reg_limit": [48, 192, 192, 192],
+            "producer": 0,
+            "handoff": 1,
+            "producer_exclusive": True,
+        },
         "expected": {"ii": 16, "schedule_length": 38, "note": "proven optimal by optkit's cpsat"},
     }
 

@@ -38,7 +38,21 @@ def solvers(problem: str | None = None, available_only: bool = True) -> list[str
 
 
 __all__ = [
-    "CheckReport", "InputError", "OptkitError", "Outcome", "Problem", "Result", "SolveOptions",
-    "SolverError", "SolverUnavailable", "Status", "Termination", "check", "dump", "load",
-    "load_result", "solve", "solvers",
+    "CheckReport",
+    "InputError",
+    "OptkitError",
+    "Outcome",
+    "Problem",
+    "Result",
+    "SolveOptions",
+    "SolverError",
+    "SolverUnavailable",
+    "Status",
+    "Termination",
+    "check",
+    "dump",
+    "load",
+    "load_result",
+    "solve",
+    "solvers",
 ]

@@ -40,6 +40,7 @@ def print_table(table: Table) -> None:
         out.width = 200
     out.print(table)
 
+
 #: modules that add their own commands with `register(app)` (batch/report, k8s)
 PLUGINS = ("optkit.batch.cli", "optkit.k8s.cli")
 
@@ -104,30 +105,44 @@ def print_result(result: Result) -> None:
     table.add_column(style="bold")
     table.add_column()
     rows = [
-        ("instance", result.instance), ("solver", f"{result.solver} ({result.solver_version})"),
-        ("status", result.status.value), ("termination", result.termination.value),
-        ("objective", result.objective), ("bound", result.bound),
+        ("instance", result.instance),
+        ("solver", f"{result.solver} ({result.solver_version})"),
+        ("status", result.status.value),
+        ("termination", result.termination.value),
+        ("objective", result.objective),
+        ("bound", result.bound),
         ("gap", None if result.gap is None else f"{100 * result.gap:.4g} %"),
-        ("runtime", f"{result.runtime_s:.3f} s"), ("message", result.message),
+        ("runtime", f"{result.runtime_s:.3f} s"),
+        ("message", result.message),
     ]
     for key, value in rows:
         if value is not None:
             table.add_row(key, str(value))
     for key, value in result.metrics.items():
-        table.add_row(f"  {key}", json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+        table.add_row(
+            f"  {key}", json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        )
     print_table(table)
 
 
 @app.command()
 def solve(
     instance: Path = typer.Argument(..., help="instance file (JSON or YAML)"),
-    solver: str | None = typer.Option(None, "--solver", "-s", help="solver name (default: the problem's)"),
+    solver: str | None = typer.Option(
+        None, "--solver", "-s", help="solver name (default: the problem's)"
+    ),
     time_limit: float | None = typer.Option(None, "--time-limit", "-t", help="seconds"),
     threads: int = typer.Option(1, "--threads", help="worker threads"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
-    param: list[str] = typer.Option([], "--param", "-p", help="solver parameter KEY=VALUE (repeatable)"),
-    initial: Path | None = typer.Option(None, "--initial", help="result file whose solution warm-starts"),
-    hard_limit: bool = typer.Option(False, "--hard-limit", help="kill the solver at the time limit"),
+    param: list[str] = typer.Option(
+        [], "--param", "-p", help="solver parameter KEY=VALUE (repeatable)"
+    ),
+    initial: Path | None = typer.Option(
+        None, "--initial", help="result file whose solution warm-starts"
+    ),
+    hard_limit: bool = typer.Option(
+        False, "--hard-limit", help="kill the solver at the time limit"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     output: Path | None = typer.Option(None, "-o", "--output", help="write the result JSON here"),
 ) -> None:
@@ -136,10 +151,20 @@ def solve(
 
     problem = load(instance)
     initial_solution = load_result(initial).solution if initial else None
-    with Progress(f"solving {problem.label} with {solver or 'default solver'}", quiet=as_json) as progress:
-        result = run_solve(problem, solver, time_limit=time_limit, threads=threads, seed=seed,
-                           initial_solution=initial_solution, callback=progress.on_solution,
-                           hard_limit=hard_limit, **parse_params(param))
+    with Progress(
+        f"solving {problem.label} with {solver or 'default solver'}", quiet=as_json
+    ) as progress:
+        result = run_solve(
+            problem,
+            solver,
+            time_limit=time_limit,
+            threads=threads,
+            seed=seed,
+            initial_solution=initial_solution,
+            callback=progress.on_solution,
+            hard_limit=hard_limit,
+            **parse_params(param),
+        )
     if output:
         write_text(output, result.to_json() + "\n")
     if as_json:
@@ -157,8 +182,10 @@ def _instance_and_solution(instance: Path, result_file: Path) -> tuple[Any, Resu
     problem = load(instance)
     result = load_result(result_file)
     if result.problem != problem.kind:
-        raise InputError(f"{result_file}: field 'problem': '{result.problem}' does not match the "
-                         f"instance's '{problem.kind}'")
+        raise InputError(
+            f"{result_file}: field 'problem': '{result.problem}' does not match the "
+            f"instance's '{problem.kind}'"
+        )
     if result.solution is None:
         err.print(f"{result_file}: no solution (status {result.status.value})", highlight=False)
         raise typer.Exit(1)
@@ -168,7 +195,9 @@ def _instance_and_solution(instance: Path, result_file: Path) -> tuple[Any, Resu
 @app.command()
 def check(
     instance: Path = typer.Argument(..., help="instance file"),
-    result_file: Path = typer.Argument(..., metavar="RESULT.json", help="result of `optkit solve -o`"),
+    result_file: Path = typer.Argument(
+        ..., metavar="RESULT.json", help="result of `optkit solve -o`"
+    ),
 ) -> None:
     """Exit 0 only if the result's solution is feasible and its objective is what the result claims."""
     problem, result = _instance_and_solution(instance, result_file)
@@ -177,8 +206,10 @@ def check(
         err.print("infeasible: " + "; ".join(report.violations), highlight=False)
         raise typer.Exit(1)
     if not same_objective(report.objective, result.objective):
-        err.print(f"objective mismatch: result claims {result.objective}, checker computes {report.objective}",
-                  highlight=False)
+        err.print(
+            f"objective mismatch: result claims {result.objective}, checker computes {report.objective}",
+            highlight=False,
+        )
         raise typer.Exit(1)
     out.print(f"ok: feasible, objective {report.objective}", highlight=False)
 
@@ -186,7 +217,9 @@ def check(
 @app.command()
 def render(
     instance: Path = typer.Argument(..., help="instance file"),
-    result_file: Path = typer.Argument(..., metavar="RESULT.json", help="result of `optkit solve -o`"),
+    result_file: Path = typer.Argument(
+        ..., metavar="RESULT.json", help="result of `optkit solve -o`"
+    ),
 ) -> None:
     """Print a solution for people (e.g. the modulo reservation table and loop listing of a pipeline)."""
     problem, result = _instance_and_solution(instance, result_file)
@@ -201,12 +234,29 @@ def list_solvers(problem: str | None = typer.Argument(None, help="problem kind")
 
     if problem:
         problem_class(problem, "optkit solvers")
-    table = Table("problem", "solver", "family", "exact", "bounds", "warm start", "deterministic", "available here")
+    table = Table(
+        "problem",
+        "solver",
+        "family",
+        "exact",
+        "bounds",
+        "warm start",
+        "deterministic",
+        "available here",
+    )
     yes = lambda b: "yes" if b else ""  # noqa: E731
     for s in solver_specs(problem):
         why = s.unavailable_reason()
-        table.add_row(s.problem, s.name + (" *" if s.default else ""), s.family, yes(s.exact), yes(s.bounds),
-                      yes(s.warm_start), yes(s.deterministic), "yes" if why is None else f"no: {why}")
+        table.add_row(
+            s.problem,
+            s.name + (" *" if s.default else ""),
+            s.family,
+            yes(s.exact),
+            yes(s.bounds),
+            yes(s.warm_start),
+            yes(s.deterministic),
+            "yes" if why is None else f"no: {why}",
+        )
     print_table(table)
     out.print("* default solver of the problem")
 
@@ -223,7 +273,9 @@ def generate(
 
     gens = generators()
     if problem not in gens:
-        raise InputError(f"generate: no generator for '{problem}' (one of {', '.join(sorted(gens))})")
+        raise InputError(
+            f"generate: no generator for '{problem}' (one of {', '.join(sorted(gens))})"
+        )
     fn = gens[problem]
     if "--help-options" in ctx.args:
         for name, prm in inspect.signature(fn).parameters.items():
@@ -244,8 +296,10 @@ def _generator_options(fn: Any, args: list[str]) -> dict[str, Any]:
         flag = args[i]
         name = flag.removeprefix("--").replace("-", "_")
         if not flag.startswith("--") or name not in params:
-            raise InputError(f"generate: unknown option {flag!r} (options: "
-                             f"{', '.join('--' + n.replace('_', '-') for n in params)})")
+            raise InputError(
+                f"generate: unknown option {flag!r} (options: "
+                f"{', '.join('--' + n.replace('_', '-') for n in params)})"
+            )
         if i + 1 >= len(args):
             raise InputError(f"generate: option {flag} needs a value")
         raw, default = args[i + 1], params[name].default
@@ -259,7 +313,9 @@ def _generator_options(fn: Any, args: list[str]) -> dict[str, Any]:
             else:
                 options[name] = type(default)(raw)
         except ValueError:
-            raise InputError(f"generate: option {flag}: expected {type(default).__name__}, got {raw!r}") from None
+            raise InputError(
+                f"generate: option {flag}: expected {type(default).__name__}, got {raw!r}"
+            ) from None
         i += 2
     return options
 

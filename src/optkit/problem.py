@@ -70,7 +70,9 @@ class Problem(Model):
     def from_dict(cls, data: Any, source: str = "<data>") -> Problem:
         """Validate `data` into an instance; errors become `InputError` naming source and field."""
         if not isinstance(data, dict):
-            raise InputError(f"{source}: an instance must be a JSON object, got {type(data).__name__}")
+            raise InputError(
+                f"{source}: an instance must be a JSON object, got {type(data).__name__}"
+            )
         if cls is Problem:
             kind = data.get("problem")
             if kind is None:
@@ -121,7 +123,10 @@ class Problem(Model):
     def render(self, solution: Any) -> str:
         """A text picture of a solution for people; problems with a natural one override this."""
         report = self.check(solution)
-        lines = [f"{self.label}: " + (f"objective {report.objective}" if report.feasible else "INFEASIBLE")]
+        lines = [
+            f"{self.label}: "
+            + (f"objective {report.objective}" if report.feasible else "INFEASIBLE")
+        ]
         lines += [f"  {v}" for v in report.violations]
         lines += [f"  {k}: {v}" for k, v in report.metrics.items()]
         return "\n".join(lines)
@@ -146,7 +151,9 @@ def kinds() -> dict[str, type[Problem]]:
 def problem_class(kind: str, source: str = "<data>") -> type[Problem]:
     known = kinds()
     if kind not in known:
-        raise InputError(f"{source}: field 'problem': unknown kind '{kind}' (one of {sorted(known)})")
+        raise InputError(
+            f"{source}: field 'problem': unknown kind '{kind}' (one of {sorted(known)})"
+        )
     return known[kind]
 
 

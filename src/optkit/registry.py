@@ -75,8 +75,10 @@ class SolverSpec:
 
 
 def _coerce(solver: str, key: str, value: Any, default: Any) -> Any:
-    if default is None or isinstance(value, type(default)) and not (
-        isinstance(value, bool) and not isinstance(default, bool)
+    if (
+        default is None
+        or isinstance(value, type(default))
+        and not (isinstance(value, bool) and not isinstance(default, bool))
     ):
         return value
     kind = type(default)
@@ -91,7 +93,9 @@ def _coerce(solver: str, key: str, value: Any, default: Any) -> Any:
             return kind(value)
     except (TypeError, ValueError):
         pass
-    raise InputError(f"parameter '{key}' of solver '{solver}': expected {kind.__name__}, got {value!r}")
+    raise InputError(
+        f"parameter '{key}' of solver '{solver}': expected {kind.__name__}, got {value!r}"
+    )
 
 
 _SOLVERS: dict[tuple[str, str], SolverSpec] = {}

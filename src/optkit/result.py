@@ -39,7 +39,9 @@ def relative_gap(objective: Any, bound: Any) -> float | None:
     has gap 0 when it equals its bound and no gap otherwise.
     """
     if isinstance(objective, (list, tuple)) and isinstance(bound, (list, tuple)):
-        same = len(objective) == len(bound) and all(relative_gap(a, b) == 0.0 for a, b in zip(objective, bound))
+        same = len(objective) == len(bound) and all(
+            relative_gap(a, b) == 0.0 for a, b in zip(objective, bound)
+        )
         return 0.0 if same else None
     if not _is_number(objective) or not _is_number(bound):
         return None

@@ -63,7 +63,9 @@ class Outcome:
     proven_optimal: bool = False
     proven_infeasible: bool = False
     bound: Any = None  # a bound the solver proved, or None
-    objective: Any = None  # the objective the solver believes its solution has (compared, not trusted)
+    objective: Any = (
+        None  # the objective the solver believes its solution has (compared, not trusted)
+    )
     message: str | None = None
     stats: dict = field(default_factory=dict)
 
@@ -128,11 +130,15 @@ def _run(spec: SolverSpec, problem: Problem, opts: SolveOptions) -> Outcome:
             stats={"traceback": traceback.format_exc(limit=5)},
         )
     if not isinstance(outcome, Outcome):
-        return Outcome(termination=Termination.ERROR, message=f"solver returned {type(outcome).__name__}")
+        return Outcome(
+            termination=Termination.ERROR, message=f"solver returned {type(outcome).__name__}"
+        )
     return outcome
 
 
-def _result(spec: SolverSpec, problem: Problem, opts: SolveOptions, out: Outcome, runtime: float) -> Result:
+def _result(
+    spec: SolverSpec, problem: Problem, opts: SolveOptions, out: Outcome, runtime: float
+) -> Result:
     base = dict(
         problem=problem.kind,
         instance=problem.name,
@@ -146,31 +152,61 @@ def _result(spec: SolverSpec, problem: Problem, opts: SolveOptions, out: Outcome
         stats=out.stats,
     )
     if out.termination == Termination.ERROR and out.solution is None:
-        return Result(status=Status.ERROR, termination=Termination.ERROR, message=out.message, **base)
+        return Result(
+            status=Status.ERROR, termination=Termination.ERROR, message=out.message, **base
+        )
     if out.solution is None:
         if out.proven_infeasible:
-            return Result(status=Status.INFEASIBLE, termination=out.termination, message=out.message, **base)
-        return Result(status=Status.UNKNOWN, termination=out.termination, message=out.message,
-                      bound=out.bound, **base)
+            return Result(
+                status=Status.INFEASIBLE, termination=out.termination, message=out.message, **base
+            )
+        return Result(
+            status=Status.UNKNOWN,
+            termination=out.termination,
+            message=out.message,
+            bound=out.bound,
+            **base,
+        )
 
     report = problem.check(out.solution)
     if not report.feasible:
         why = "; ".join(report.violations[:3])
-        return Result(status=Status.ERROR, termination=Termination.ERROR, solution=out.solution,
-                      metrics=report.metrics,
-                      message=f"solver '{spec.name}' returned a solution the checker rejects: {why}", **base)
+        return Result(
+            status=Status.ERROR,
+            termination=Termination.ERROR,
+            solution=out.solution,
+            metrics=report.metrics,
+            message=f"solver '{spec.name}' returned a solution the checker rejects: {why}",
+            **base,
+        )
     if out.objective is not None and not same_objective(out.objective, report.objective):
-        return Result(status=Status.ERROR, termination=Termination.ERROR, solution=out.solution,
-                      objective=report.objective, metrics=report.metrics,
-                      message=f"solver '{spec.name}' claimed objective {out.objective}, "
-                              f"the checker computed {report.objective}", **base)
+        return Result(
+            status=Status.ERROR,
+            termination=Termination.ERROR,
+            solution=out.solution,
+            objective=report.objective,
+            metrics=report.metrics,
+            message=f"solver '{spec.name}' claimed objective {out.objective}, "
+            f"the checker computed {report.objective}",
+            **base,
+        )
     bound = out.bound
     optimal = out.proven_optimal
-    if bound is not None and problem.better(report.objective, bound) and not same_objective(report.objective, bound):
-        return Result(status=Status.ERROR, termination=Termination.ERROR, solution=out.solution,
-                      objective=report.objective, metrics=report.metrics,
-                      message=f"solver '{spec.name}' claimed bound {bound}, beaten by its own solution "
-                              f"{report.objective}", **base)
+    if (
+        bound is not None
+        and problem.better(report.objective, bound)
+        and not same_objective(report.objective, bound)
+    ):
+        return Result(
+            status=Status.ERROR,
+            termination=Termination.ERROR,
+            solution=out.solution,
+            objective=report.objective,
+            metrics=report.metrics,
+            message=f"solver '{spec.name}' claimed bound {bound}, beaten by its own solution "
+            f"{report.objective}",
+            **base,
+        )
     if optimal and bound is None:
         bound = report.objective
     return Result(
@@ -188,13 +224,18 @@ def _result(spec: SolverSpec, problem: Problem, opts: SolveOptions, out: Outcome
 
 # -- hard wall clock -------------------------------------------------------------------------------
 
+
 def _fallback(opts: SolveOptions, termination: Termination, why: str) -> Outcome:
     """The best solution reported before the solver was stopped, if any."""
     if opts.incumbent is None:
         return Outcome(termination=termination, message=why)
     solution, objective = opts.incumbent
-    return Outcome(solution=solution, objective=objective, termination=termination,
-                   message=f"{why}; best reported solution returned")
+    return Outcome(
+        solution=solution,
+        objective=objective,
+        termination=termination,
+        message=f"{why}; best reported solution returned",
+    )
 
 
 def _child(spec: SolverSpec, problem: Problem, opts: SolveOptions, conn: Any) -> None:
@@ -202,7 +243,9 @@ def _child(spec: SolverSpec, problem: Problem, opts: SolveOptions, conn: Any) ->
     try:
         conn.send(("done", _run(spec, problem, opts)))
     except BaseException as e:  # noqa: BLE001 - the parent must hear about any failure
-        conn.send(("done", Outcome(termination=Termination.ERROR, message=f"{type(e).__name__}: {e}")))
+        conn.send(
+            ("done", Outcome(termination=Termination.ERROR, message=f"{type(e).__name__}: {e}"))
+        )
     finally:
         conn.close()
 
@@ -214,8 +257,11 @@ def _run_with_wall_clock(spec: SolverSpec, problem: Problem, opts: SolveOptions)
     # The child aims to finish a little early so that its own best answer, bound included, arrives.
     margin = min(0.25, 0.2 * opts.time_limit)
     child_opts = SolveOptions(
-        time_limit=max(1e-3, opts.time_limit - margin), threads=opts.threads, seed=opts.seed,
-        initial_solution=opts.initial_solution, params=opts.params,
+        time_limit=max(1e-3, opts.time_limit - margin),
+        threads=opts.threads,
+        seed=opts.seed,
+        initial_solution=opts.initial_solution,
+        params=opts.params,
     )
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     parent_conn, child_conn = ctx.Pipe(duplex=False)
@@ -249,6 +295,8 @@ def _run_with_wall_clock(spec: SolverSpec, problem: Problem, opts: SolveOptions)
     if outcome is not None:
         return outcome
     if proc.exitcode not in (None, 0, -9) and time.monotonic() < deadline:
-        return Outcome(termination=Termination.ERROR,
-                       message=f"solver process died with exit code {proc.exitcode}")
+        return Outcome(
+            termination=Termination.ERROR,
+            message=f"solver process died with exit code {proc.exitcode}",
+        )
     return _fallback(opts, Termination.TIME_LIMIT, "killed at the wall-clock limit")

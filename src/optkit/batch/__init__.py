@@ -10,5 +10,13 @@ from optkit.batch.records import read_lines, validate_line
 from optkit.batch.runner import BatchRun, plan_batch, run_batch
 from optkit.batch.tasks import Task, expand_paths, make_tasks
 
-__all__ = ["BatchRun", "Task", "expand_paths", "make_tasks", "plan_batch", "read_lines", "run_batch",
-           "validate_line"]
+__all__ = [
+    "BatchRun",
+    "Task",
+    "expand_paths",
+    "make_tasks",
+    "plan_batch",
+    "read_lines",
+    "run_batch",
+    "validate_line",
+]

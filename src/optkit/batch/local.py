@@ -36,8 +36,13 @@ class _Slot:
 
 
 class LocalExecutor:
-    def __init__(self, jobs: int = 1, grace: float = 5.0, memory_limit_mb: int | None = None,
-                 hard_limit: float | None = None):
+    def __init__(
+        self,
+        jobs: int = 1,
+        grace: float = 5.0,
+        memory_limit_mb: int | None = None,
+        hard_limit: float | None = None,
+    ):
         self.jobs = max(1, jobs)
         self.grace = grace
         self.memory_limit_mb = memory_limit_mb
@@ -52,7 +57,9 @@ class LocalExecutor:
 
     def _start(self, slot: _Slot) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=worker_main, args=(child, self.memory_limit_mb), daemon=True)
+        proc = self._ctx.Process(
+            target=worker_main, args=(child, self.memory_limit_mb), daemon=True
+        )
         proc.start()
         child.close()
         slot.proc, slot.conn = proc, parent
@@ -97,7 +104,9 @@ class LocalExecutor:
                 if not busy:
                     continue
                 now = time.monotonic()
-                timeout = min([TICK_S] + [max(0.0, s.deadline - now) for s in busy if s.deadline is not None])
+                timeout = min(
+                    [TICK_S] + [max(0.0, s.deadline - now) for s in busy if s.deadline is not None]
+                )
                 ready = set(wait([s.conn for s in busy] + [s.proc.sentinel for s in busy], timeout))
                 for slot in busy:
                     if slot.conn in ready or slot.proc.sentinel in ready:
@@ -115,8 +124,11 @@ class LocalExecutor:
                             yield self._fail(slot, describe_exit(slot.proc.exitcode))
                     elif slot.deadline is not None and time.monotonic() >= slot.deadline:
                         limit = self._limit(slot.task)
-                        yield self._fail(slot, f"killed at the hard limit of {limit:g} s "
-                                               f"(time limit + {self.grace:g} s grace)")
+                        yield self._fail(
+                            slot,
+                            f"killed at the hard limit of {limit:g} s "
+                            f"(time limit + {self.grace:g} s grace)",
+                        )
                 yield None
         finally:
             self.close()

@@ -29,16 +29,29 @@ def draw_tardiness(fig: Any, instance: dict, solution: dict) -> None:
         t = start + p[j]
         late = t > d[j]
         total += w[j] * max(0, t - d[j])
-        ax.barh(row, p[j], left=start, height=0.7, color=LATE if late else ON_TIME, edgecolor="white", linewidth=0.3)
+        ax.barh(
+            row,
+            p[j],
+            left=start,
+            height=0.7,
+            color=LATE if late else ON_TIME,
+            edgecolor="white",
+            linewidth=0.3,
+        )
         ax.plot([d[j], d[j]], [row - 0.45, row + 0.45], color="black", linewidth=1)
         if n <= 40:
-            ax.text(start + p[j] / 2, row, str(j), ha="center", va="center", fontsize=7, color="white")
+            ax.text(
+                start + p[j] / 2, row, str(j), ha="center", va="center", fontsize=7, color="white"
+            )
     ax.invert_yaxis()
     ax.set_xlabel("time")
     ax.set_ylabel("position in the sequence")
     ax.set_yticks([])
-    ax.set_title(f"Gantt chart: {n} jobs, total weighted tardiness {total} "
-                 f"(red: tardy, black tick: due date)", fontsize=9)
+    ax.set_title(
+        f"Gantt chart: {n} jobs, total weighted tardiness {total} "
+        f"(red: tardy, black tick: due date)",
+        fontsize=9,
+    )
 
 
 def draw_pod_packing(fig: Any, instance: dict, solution: dict) -> None:
@@ -54,7 +67,9 @@ def draw_pod_packing(fig: Any, instance: dict, solution: dict) -> None:
             continue
         for res, amount in pods.get(name, {}).get("requests", {}).items():
             used[node][res] += amount
-    resources = [res for res in ("cpu", "memory") if any(res in n.get("capacity", {}) for n in nodes)]
+    resources = [
+        res for res in ("cpu", "memory") if any(res in n.get("capacity", {}) for n in nodes)
+    ]
     ax = fig.add_subplot(1, 1, 1)
     height = 0.8 / max(1, len(resources))
     colors = [NEUTRAL, "#edae49", "#00798c"]
@@ -63,15 +78,22 @@ def draw_pod_packing(fig: Any, instance: dict, solution: dict) -> None:
         for n in nodes:
             cap = n.get("capacity", {}).get(res) or 0
             shares.append(100.0 * used[n["name"]][res] / cap if cap else 0.0)
-        ax.barh([i + k * height for i in range(len(nodes))], shares, height=height, label=res,
-                color=colors[k % len(colors)])
+        ax.barh(
+            [i + k * height for i in range(len(nodes))],
+            shares,
+            height=height,
+            label=res,
+            color=colors[k % len(colors)],
+        )
     ax.axvline(100, color="black", linewidth=0.8)
     ax.set_yticks([i + height * (len(resources) - 1) / 2 for i in range(len(nodes))])
     ax.set_yticklabels([n["name"] for n in nodes], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("requested, % of capacity")
     ax.legend(fontsize=8)
-    ax.set_title(f"node utilisation: {len(assignment) - pending} pods placed, {pending} pending", fontsize=9)
+    ax.set_title(
+        f"node utilisation: {len(assignment) - pending} pods placed, {pending} pending", fontsize=9
+    )
 
 
 def expert_gpu_loads(instance: dict, solution: dict) -> list[list[float]]:
@@ -102,7 +124,9 @@ def draw_expert_placement(fig: Any, instance: dict, solution: dict) -> None:
     ax.set_xlabel("GPU")
     ax.set_ylabel("load")
     ax.legend(fontsize=8)
-    ax.set_title(f"layer {worst} (most loaded): max/mean {max(row) / mean if mean else 0:.3f}", fontsize=9)
+    ax.set_title(
+        f"layer {worst} (most loaded): max/mean {max(row) / mean if mean else 0:.3f}", fontsize=9
+    )
     if len(loads) > 1:
         ax2 = fig.add_subplot(1, 2, 2)
         im = ax2.imshow(loads, aspect="auto", cmap="viridis")
@@ -122,8 +146,14 @@ def draw_gpu_selection(fig: Any, instance: dict, solution: dict) -> None:
     bars = ax.bar(names, values, color=NEUTRAL)
     for bar, n, c in zip(bars, names, values):
         if c:
-            ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"${c * price[n]:.2f}/h",
-                    ha="center", va="bottom", fontsize=8)
+            ax.text(
+                bar.get_x() + bar.get_width() / 2,
+                bar.get_height(),
+                f"${c * price[n]:.2f}/h",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
     total = sum(counts.get(n, 0) * price.get(n, 0) for n in counts)
     ax.set_ylabel("GPUs")
     ax.set_title(f"GPU mix: {sum(values)} GPUs, ${total:.2f} per hour", fontsize=9)

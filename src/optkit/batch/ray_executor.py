@@ -23,7 +23,9 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise SolverUnavailable(f"--executor ray needs the Python module 'ray' ({INSTALL_HINT})") from None
+        raise SolverUnavailable(
+            f"--executor ray needs the Python module 'ray' ({INSTALL_HINT})"
+        ) from None
     return ray
 
 
@@ -35,8 +37,14 @@ def _ray_task(task: Task, hard_limit: float | None, memory_limit_mb: int | None)
 
 
 class RayExecutor:
-    def __init__(self, address: str | None = None, grace: float = 5.0, memory_limit_mb: int | None = None,
-                 hard_limit: float | None = None, max_in_flight: int = 2000):
+    def __init__(
+        self,
+        address: str | None = None,
+        grace: float = 5.0,
+        memory_limit_mb: int | None = None,
+        hard_limit: float | None = None,
+        max_in_flight: int = 2000,
+    ):
         self.ray = import_ray()
         self.address = address
         self.grace = grace
@@ -73,7 +81,9 @@ class RayExecutor:
             while todo or pending:
                 while todo and len(pending) < self.max_in_flight:
                     task = todo.pop()
-                    ref = remote.options(num_cpus=task.threads).remote(task, self._limit(task), self.memory_limit_mb)
+                    ref = remote.options(num_cpus=task.threads).remote(
+                        task, self._limit(task), self.memory_limit_mb
+                    )
                     pending[ref] = (task, time.monotonic())
                 done, _ = ray.wait(list(pending), num_returns=min(len(pending), 64), timeout=0.2)
                 for ref in done:
@@ -82,8 +92,11 @@ class RayExecutor:
                         line = ray.get(ref)
                     except Exception as e:  # noqa: BLE001 - a dead worker or node is one task's error
                         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                        line = error_line(task, f"Ray task failed: {type(e).__name__}: {first}",
-                                          time.monotonic() - submitted)
+                        line = error_line(
+                            task,
+                            f"Ray task failed: {type(e).__name__}: {first}",
+                            time.monotonic() - submitted,
+                        )
                     yield line
                 yield None
         finally:

@@ -26,7 +26,9 @@ BATCH_KEYS: dict[str, tuple[type, ...]] = {
 #: optional batch keys
 OPTIONAL_BATCH_KEYS: dict[str, tuple[type, ...]] = {
     "known_optimum": (int, float, list),  # from an optima.json beside the instance
-    "trajectory": (list,),  # [[seconds since start, objective], ...]: improving solutions, then the final one
+    "trajectory": (
+        list,
+    ),  # [[seconds since start, objective], ...]: improving solutions, then the final one
 }
 RESULT_KEYS = tuple(Result.__dataclass_fields__)
 
@@ -64,16 +66,26 @@ def validate_line(line: Any) -> list[str]:
         (r.time_limit_s is None or _num(r.time_limit_s), "field 'time_limit_s': a number or null"),
         (isinstance(r.threads, int) and r.threads >= 1, "field 'threads': a positive integer"),
         (isinstance(r.seed, int), "field 'seed': an integer"),
-        (r.gap is None or (_num(r.gap) and r.gap >= 0), "field 'gap': a non-negative number or null"),
+        (
+            r.gap is None or (_num(r.gap) and r.gap >= 0),
+            "field 'gap': a non-negative number or null",
+        ),
         (r.solution is None or isinstance(r.solution, dict), "field 'solution': an object or null"),
         (isinstance(r.metrics, dict), "field 'metrics': an object"),
-        (isinstance(r.params, dict) and isinstance(r.stats, dict), "fields 'params', 'stats': objects"),
+        (
+            isinstance(r.params, dict) and isinstance(r.stats, dict),
+            "fields 'params', 'stats': objects",
+        ),
         (r.message is None or isinstance(r.message, str), "field 'message': a string or null"),
-        (not r.status.has_solution or (r.solution is not None and r.objective is not None),
-         "status optimal/feasible needs a solution and an objective"),
+        (
+            not r.status.has_solution or (r.solution is not None and r.objective is not None),
+            "status optimal/feasible needs a solution and an objective",
+        ),
         (r.status != Status.ERROR or bool(r.message), "status error needs a message"),
-        (r.status != Status.ERROR or r.termination == Termination.ERROR,
-         "status error goes with termination error"),
+        (
+            r.status != Status.ERROR or r.termination == Termination.ERROR,
+            "status error goes with termination error",
+        ),
     ]
     return [msg for ok, msg in checks if not ok]
 
@@ -118,7 +130,9 @@ def load_results(path: str | os.PathLike) -> list[dict]:
     return records
 
 
-def done_keys(records: Iterable[dict], base: Path | None = None, retry_errors: bool = False) -> set[tuple[str, str]]:
+def done_keys(
+    records: Iterable[dict], base: Path | None = None, retry_errors: bool = False
+) -> set[tuple[str, str]]:
     """(absolute instance path, solver) of the lines that count as done."""
     keys = set()
     for d in records:
@@ -184,6 +198,7 @@ def _cut_partial_line(path: Path) -> None:
 
 
 # -- what the summary and the report compute from lines ------------------------------------------
+
 
 def line_gap(d: dict) -> float | None:
     """Gap to the known optimum where there is one, else the solver's own proven gap, else None."""

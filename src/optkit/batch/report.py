@@ -34,12 +34,15 @@ def import_pyplot() -> Any:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise SolverUnavailable(f"optkit report: plots need matplotlib ({PLOT_HINT}); "
-                                f"or pass --no-plots for tables only") from None
+        raise SolverUnavailable(
+            f"optkit report: plots need matplotlib ({PLOT_HINT}); "
+            f"or pass --no-plots for tables only"
+        ) from None
     return plt
 
 
 # -- what the tables and plots compute ----------------------------------------------------------
+
 
 def _number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
@@ -97,7 +100,11 @@ def profile_times(lines: list[dict], ref: dict[str, Any]) -> dict[str, dict[str,
     for d in lines:
         key, solver = d["instance_path"], d["solver"]
         t = math.inf
-        if d.get("status") in ("optimal", "feasible") and key in ref and _same(d.get("objective"), ref[key]):
+        if (
+            d.get("status") in ("optimal", "feasible")
+            and key in ref
+            and _same(d.get("objective"), ref[key])
+        ):
             reached = [when for when, obj in d.get("trajectory") or [] if _same(obj, ref[key])]
             t = max(TIME_FLOOR, float(reached[0] if reached else d.get("runtime_s") or 0.0))
         out[solver][key] = t
@@ -108,8 +115,12 @@ def performance_profile(times: dict[str, dict[str, float]]) -> dict[str, list[fl
     """Per solver, sorted ratios t_s / min_s t_s over the instances (inf where not solved)."""
     instances = sorted({k for per in times.values() for k in per})
     best = {k: min(per.get(k, math.inf) for per in times.values()) for k in instances}
-    return {s: sorted(per.get(k, math.inf) / best[k] if best[k] < math.inf else math.inf for k in instances)
-            for s, per in times.items()}
+    return {
+        s: sorted(
+            per.get(k, math.inf) / best[k] if best[k] < math.inf else math.inf for k in instances
+        )
+        for s, per in times.items()
+    }
 
 
 def gap_curve(lines: list[dict], ref: dict[str, Any], grid: list[float]) -> list[float]:
@@ -117,7 +128,10 @@ def gap_curve(lines: list[dict], ref: dict[str, Any], grid: list[float]) -> list
     total = [0.0] * len(grid)
     for d in lines:
         points = d.get("trajectory") or (
-            [[d.get("runtime_s") or 0.0, d["objective"]]] if d.get("status") in ("optimal", "feasible") else [])
+            [[d.get("runtime_s") or 0.0, d["objective"]]]
+            if d.get("status") in ("optimal", "feasible")
+            else []
+        )
         reference = ref.get(d["instance_path"])
         for i, t in enumerate(grid):
             current = None
@@ -130,7 +144,10 @@ def gap_curve(lines: list[dict], ref: dict[str, Any], grid: list[float]) -> list
 
 # -- the report ---------------------------------------------------------------------------------
 
-def make_report(results: str | os.PathLike, folder: str | os.PathLike, plots: bool = True) -> list[Path]:
+
+def make_report(
+    results: str | os.PathLike, folder: str | os.PathLike, plots: bool = True
+) -> list[Path]:
     """Write report.md, report.html and the plots into `folder`; return the files written."""
     results = Path(results)
     base = results.resolve().parent
@@ -143,9 +160,11 @@ def make_report(results: str | os.PathLike, folder: str | os.PathLike, plots: bo
         by_problem[str(d.get("problem"))].append(d)
 
     doc = _Doc(f"Batch report: {results.name}")
-    doc.para(f"{len(lines)} result(s) from `{results}`: {len(by_problem)} problem kind(s), "
-             f"{len({d['instance_path'] for d in lines})} instance(s). Gaps are to the known optimum "
-             f"where an `optima.json` gave one, else the solver's own proven gap.")
+    doc.para(
+        f"{len(lines)} result(s) from `{results}`: {len(by_problem)} problem kind(s), "
+        f"{len({d['instance_path'] for d in lines})} instance(s). Gaps are to the known optimum "
+        f"where an `optima.json` gave one, else the solver's own proven gap."
+    )
     doc.heading("Summary", 2)
     doc.table(HEADER, [s.row() for s in summarize(lines)])
     written: list[Path] = []
@@ -158,30 +177,49 @@ def make_report(results: str | os.PathLike, folder: str | os.PathLike, plots: bo
         rows = []
         cells: dict[tuple[str, str], dict] = {(d["instance_path"], d["solver"]): d for d in plines}
         for key in sorted({d["instance_path"] for d in plines}):
-            name = next(d.get("instance") or Path(key).stem for d in plines if d["instance_path"] == key)
+            name = next(
+                d.get("instance") or Path(key).stem for d in plines if d["instance_path"] == key
+            )
             row = [str(name)]
             for s in solvers:
                 d = cells.get((key, s))
                 row.append(_cell(d, ref.get(key)))
-            known = next((d.get("known_optimum") for d in plines if d["instance_path"] == key
-                          and d.get("known_optimum") is not None), None)
+            known = next(
+                (
+                    d.get("known_optimum")
+                    for d in plines
+                    if d["instance_path"] == key and d.get("known_optimum") is not None
+                ),
+                None,
+            )
             row.append("" if known is None else str(known))
             rows.append(row)
         doc.table(["instance", *solvers, "known optimum"], rows[:500])
         if len(rows) > 500:
             doc.para(f"(first 500 of {len(rows)} instances)")
-        doc.para("`*` optimal (proven), `=` equals the reference (known optimum or best found), "
-                 "`!` error, `inf` proven infeasible, `-` no solution.")
+        doc.para(
+            "`*` optimal (proven), `=` equals the reference (known optimum or best found), "
+            "`!` error, `inf` proven infeasible, `-` no solution."
+        )
         errors = [d for d in plines if d.get("status") == "error"]
         if errors:
             doc.heading("Errors", 3)
-            doc.table(["instance", "solver", "message"],
-                      [[str(d.get("instance")), d["solver"], str(d.get("message"))[:200]] for d in errors[:50]])
+            doc.table(
+                ["instance", "solver", "message"],
+                [
+                    [str(d.get("instance")), d["solver"], str(d.get("message"))[:200]]
+                    for d in errors[:50]
+                ],
+            )
         if plt is None:
             continue
         slug = problem.replace("/", "_")
         for title, filename, draw in (
-            ("Performance profile", f"profile_{slug}.png", partial(_draw_profile, lines=plines, ref=ref)),
+            (
+                "Performance profile",
+                f"profile_{slug}.png",
+                partial(_draw_profile, lines=plines, ref=ref),
+            ),
             ("Primal gap over time", f"gap_{slug}.png", partial(_draw_gap, lines=plines, ref=ref)),
         ):
             fig, ax = plt.subplots(figsize=(6.4, 4.0))
@@ -198,7 +236,9 @@ def make_report(results: str | os.PathLike, folder: str | os.PathLike, plots: bo
                 doc.image(filename, f"{title}, {problem}")
             finally:
                 plt.close(fig)
-        picture = _draw_solution(plt, problem, plines, ref, sense, base, folder / f"solution_{slug}.png")
+        picture = _draw_solution(
+            plt, problem, plines, ref, sense, base, folder / f"solution_{slug}.png"
+        )
         doc.heading("One solution", 3)
         if isinstance(picture, Path):
             written.append(picture)
@@ -274,8 +314,15 @@ def _draw_gap(ax: Any, lines: list[dict], ref: dict[str, Any]) -> str | None:
     return None
 
 
-def _draw_solution(plt: Any, problem: str, lines: list[dict], ref: dict[str, Any], sense: str, base: Path,
-                   target: Path) -> Path | str:
+def _draw_solution(
+    plt: Any,
+    problem: str,
+    lines: list[dict],
+    ref: dict[str, Any],
+    sense: str,
+    base: Path,
+    target: Path,
+) -> Path | str:
     from optkit.batch.pictures import PICTURES
     from optkit.io import read_data
 
@@ -288,7 +335,9 @@ def _draw_solution(plt: Any, problem: str, lines: list[dict], ref: dict[str, Any
     first = min(d["instance_path"] for d in solved)
     best = None
     for d in solved:
-        if d["instance_path"] == first and (best is None or _better(d["objective"], best["objective"], sense)):
+        if d["instance_path"] == first and (
+            best is None or _better(d["objective"], best["objective"], sense)
+        ):
             best = d
     assert best is not None
     try:
@@ -298,8 +347,11 @@ def _draw_solution(plt: Any, problem: str, lines: list[dict], ref: dict[str, Any
     fig = plt.figure(figsize=(8.0, 5.0))
     try:
         draw(fig, instance, best["solution"])
-        fig.suptitle(f"{best.get('instance')} solved by {best['solver']} ({best['status']}, "
-                     f"objective {best['objective']})", fontsize=10)
+        fig.suptitle(
+            f"{best.get('instance')} solved by {best['solver']} ({best['status']}, "
+            f"objective {best['objective']})",
+            fontsize=10,
+        )
         fig.tight_layout()
         fig.savefig(target, dpi=110)
     except Exception as e:  # noqa: BLE001 - a picture must never sink the report
@@ -337,8 +389,10 @@ class _Doc:
                 out.append(value)
             elif kind == "t":
                 header, rows = value
+
                 def esc(s):
                     return str(s).replace("|", "\\|").replace("\n", " ")
+
                 lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
                 lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
                 out.append("\n".join(lines))
@@ -357,12 +411,18 @@ class _Doc:
             elif kind == "t":
                 header, rows = value
                 head = "".join(f"<th>{e(str(h))}</th>" for h in header)
-                trs = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+                trs = "".join(
+                    "<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in rows
+                )
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
             else:
                 body.append(f'<p><img src="{e(value[0])}" alt="{e(value[1])}"></p>')
-        style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-                 "table{border-collapse:collapse;font-size:0.85em}td,th{border:1px solid #ccc;"
-                 "padding:2px 6px;text-align:right}th{background:#eee}img{max-width:100%}")
-        return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{e(self.title)}</title>"
-                f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+        style = (
+            "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+            "table{border-collapse:collapse;font-size:0.85em}td,th{border:1px solid #ccc;"
+            "padding:2px 6px;text-align:right}th{background:#eee}img{max-width:100%}"
+        )
+        return (
+            f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{e(self.title)}</title>'
+            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+        )

@@ -25,12 +25,30 @@ class SolverSummary:
     def row(self) -> list[str]:
         gap = "" if self.mean_gap is None else f"{100 * self.mean_gap:.3g} % ({self.gap_count})"
         time = "" if self.mean_time is None else f"{self.mean_time:.3f}"
-        return [self.problem, self.solver, str(self.tasks), str(self.solved), str(self.optimal),
-                str(self.infeasible), str(self.errors), gap, time]
+        return [
+            self.problem,
+            self.solver,
+            str(self.tasks),
+            str(self.solved),
+            str(self.optimal),
+            str(self.infeasible),
+            str(self.errors),
+            gap,
+            time,
+        ]
 
 
-HEADER = ["problem", "solver", "tasks", "solved", "optimal", "infeasible", "errors",
-          "mean gap (n)", "mean time (s)"]
+HEADER = [
+    "problem",
+    "solver",
+    "tasks",
+    "solved",
+    "optimal",
+    "infeasible",
+    "errors",
+    "mean gap (n)",
+    "mean time (s)",
+]
 
 
 def summarize(lines: Iterable[dict]) -> list[SolverSummary]:

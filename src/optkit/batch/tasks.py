@@ -142,7 +142,9 @@ def make_tasks(
     all_names = {s.name for s in solver_specs()}
     for solver in solvers or []:
         if solver not in all_names:
-            raise InputError(f"--solver: unknown solver '{solver}' (known: {', '.join(sorted(all_names))})")
+            raise InputError(
+                f"--solver: unknown solver '{solver}' (known: {', '.join(sorted(all_names))})"
+            )
     common, scoped = split_params(params, list(solvers or []) + [s.name for s in solver_specs()])
     used_keys: set[str] = set()
     tasks: list[Task] = []
@@ -179,11 +181,21 @@ def make_tasks(
             used_keys.update(mine)
             used_keys.update(f"{solver}.{k}" for k in scoped.get(solver, {}))
             spec.resolve_params(mine)  # a wrong type or unknown key is a usage error, now
-            tasks.append(Task(
-                instance_path=str(path), key_path=str(path.resolve()), problem=kind, instance=name,
-                solver=solver, time_limit=time_limit, threads=threads, seed=seed, params=mine,
-                known_optimum=known_optimum(path, name), data=data if with_data else None,
-            ))
+            tasks.append(
+                Task(
+                    instance_path=str(path),
+                    key_path=str(path.resolve()),
+                    problem=kind,
+                    instance=name,
+                    solver=solver,
+                    time_limit=time_limit,
+                    threads=threads,
+                    seed=seed,
+                    params=mine,
+                    known_optimum=known_optimum(path, name),
+                    data=data if with_data else None,
+                )
+            )
     for (solver, kind), count in sorted(skipped_pairs.items()):
         notes.append(f"solver '{solver}' does not serve {kind}: skipped on {count} instance(s)")
     for label, why in sorted(unavailable.items()):

@@ -36,19 +36,34 @@ def solver_version(task: Task) -> str:
         return "unknown"
 
 
-def error_line(task: Task, message: str, runtime_s: float = 0.0, started_at: str | None = None,
-               host: str | None = None) -> dict:
+def error_line(
+    task: Task,
+    message: str,
+    runtime_s: float = 0.0,
+    started_at: str | None = None,
+    host: str | None = None,
+) -> dict:
     """A complete results line for a task that produced no result of its own."""
     result = Result(
-        problem=task.problem, instance=task.instance, solver=task.solver, solver_version=solver_version(task),
-        status=Status.ERROR, termination=Termination.ERROR, runtime_s=round(max(0.0, runtime_s), 6),
-        time_limit_s=task.time_limit, threads=task.threads, seed=task.seed, params=dict(task.params),
+        problem=task.problem,
+        instance=task.instance,
+        solver=task.solver,
+        solver_version=solver_version(task),
+        status=Status.ERROR,
+        termination=Termination.ERROR,
+        runtime_s=round(max(0.0, runtime_s), 6),
+        time_limit_s=task.time_limit,
+        threads=task.threads,
+        seed=task.seed,
+        params=dict(task.params),
         message=message,
     )
     return _with_batch_keys(result.to_dict(), task, started_at or now_iso(), host or HOST, None)
 
 
-def _with_batch_keys(d: dict, task: Task, started_at: str, host: str, trajectory: list | None) -> dict:
+def _with_batch_keys(
+    d: dict, task: Task, started_at: str, host: str, trajectory: list | None
+) -> dict:
     d["instance_path"] = task.instance_path
     d["host"] = host
     d["started_at"] = started_at
@@ -90,8 +105,15 @@ def run_task(task: Task) -> dict:
         trajectory.append([round(time.monotonic() - t0, 4), objective])
 
     try:
-        result = solve(problem, task.solver, time_limit=task.time_limit, threads=task.threads,
-                       seed=task.seed, callback=on_solution, **task.params)
+        result = solve(
+            problem,
+            task.solver,
+            time_limit=task.time_limit,
+            threads=task.threads,
+            seed=task.seed,
+            callback=on_solution,
+            **task.params,
+        )
     except OptkitError as e:
         return error_line(task, str(e), time.monotonic() - t0, started_at)
     except Exception as e:  # noqa: BLE001 - e.g. a MemoryError outside the solver itself
@@ -104,6 +126,7 @@ def run_task(task: Task) -> dict:
 
 
 # -- worker processes --------------------------------------------------------------------------
+
 
 def worker_setup(memory_limit_mb: int | None = None) -> None:
     """In a fresh worker: leave Ctrl-C to the parent, cap the memory, import the preloads."""
@@ -161,7 +184,11 @@ def describe_exit(exitcode: int | None) -> str:
             name = signal.Signals(-exitcode).name
         except ValueError:
             name = f"signal {-exitcode}"
-        hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -exitcode == signal.SIGKILL else ""
+        hint = (
+            " (out of memory? the kernel's OOM killer sends SIGKILL)"
+            if -exitcode == signal.SIGKILL
+            else ""
+        )
         return f"the solver process was killed by {name}{hint}"
     return f"the solver process exited with code {exitcode}"
 
@@ -181,9 +208,15 @@ def run_isolated(task: Task, hard_limit: float | None, memory_limit_mb: int | No
                 return parent.recv()
             except (EOFError, OSError):
                 proc.join(1.0)
-                return error_line(task, describe_exit(proc.exitcode), time.monotonic() - t0, started_at)
-        return error_line(task, f"killed at the hard limit of {hard_limit:g} s (time limit + grace)",
-                          time.monotonic() - t0, started_at)
+                return error_line(
+                    task, describe_exit(proc.exitcode), time.monotonic() - t0, started_at
+                )
+        return error_line(
+            task,
+            f"killed at the hard limit of {hard_limit:g} s (time limit + grace)",
+            time.monotonic() - t0,
+            started_at,
+        )
     finally:
         if proc.is_alive():
             proc.kill()

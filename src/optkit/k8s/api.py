@@ -51,7 +51,9 @@ class ClusterAPI(Protocol):
         """Create an Eviction for the pod (policy/v1); ApiError 429 when a PDB forbids it now,
         404 when the pod is gone, 409 when `uid` no longer matches."""
 
-    def watch_pods(self, resource_version: str | None, timeout_s: float) -> Iterator[tuple[str, dict]]:
+    def watch_pods(
+        self, resource_version: str | None, timeout_s: float
+    ) -> Iterator[tuple[str, dict]]:
         """Pod events (ADDED / MODIFIED / DELETED, object) after `resource_version`, for at most
         `timeout_s` seconds. ApiError(410) when the version is too old: list again."""
 
@@ -68,8 +70,14 @@ class KubernetesAPI:
     """`ClusterAPI` over the official client. `kubeconfig=None` and `in_cluster=True`: the service
     account of the pod; otherwise the kubeconfig file (default ~/.kube/config) and `context`."""
 
-    def __init__(self, kubeconfig: str | None = None, context: str | None = None, in_cluster: bool = False,
-                 request_timeout: float = 10.0, api_client: Any = None):
+    def __init__(
+        self,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        in_cluster: bool = False,
+        request_timeout: float = 10.0,
+        api_client: Any = None,
+    ):
         k8s = require_kubernetes()
         from kubernetes import client, config
 
@@ -122,12 +130,17 @@ class KubernetesAPI:
     def evict(self, namespace: str, name: str, uid: str | None = None) -> None:
         from kubernetes import client
 
-        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)) if uid else None
-        body = client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace=namespace),
-                                 delete_options=options)
+        options = (
+            client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)) if uid else None
+        )
+        body = client.V1Eviction(
+            metadata=client.V1ObjectMeta(name=name, namespace=namespace), delete_options=options
+        )
         self._call(self.core.create_namespaced_pod_eviction, name, namespace, body)
 
-    def watch_pods(self, resource_version: str | None, timeout_s: float) -> Iterator[tuple[str, dict]]:
+    def watch_pods(
+        self, resource_version: str | None, timeout_s: float
+    ) -> Iterator[tuple[str, dict]]:
         from kubernetes import watch
         from kubernetes.client.exceptions import ApiException
 
@@ -139,7 +152,11 @@ class KubernetesAPI:
             for event in w.stream(self.core.list_pod_for_all_namespaces, **kwargs):
                 if event.get("type") == "ERROR":
                     raw = event.get("raw_object") or {}
-                    raise ApiError(int(raw.get("code", 500)), str(raw.get("reason", "")), str(raw.get("message", "")))
+                    raise ApiError(
+                        int(raw.get("code", 500)),
+                        str(raw.get("reason", "")),
+                        str(raw.get("message", "")),
+                    )
                 yield event["type"], self._plain(event["object"])
         except ApiException as e:
             raise ApiError(int(e.status or 0), str(e.reason or ""), "") from None

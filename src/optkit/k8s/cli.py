@@ -20,8 +20,11 @@ from rich.table import Table
 
 err = Console(stderr=True, soft_wrap=True)
 
-k8s_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                      help="Kubernetes fallback scheduler: re-pack the cluster when pods stay pending.")
+k8s_app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Kubernetes fallback scheduler: re-pack the cluster when pods stay pending.",
+)
 
 
 def _stdout() -> Console:
@@ -39,8 +42,15 @@ def _api(kubeconfig: Path | None, context: str | None, in_cluster: bool) -> Any:
     return KubernetesAPI(str(kubeconfig) if kubeconfig else None, context, in_cluster)
 
 
-def _config(window: float, solver: str, threads: int, seed: int, param: list[str], dry_run: bool,
-            **more: Any) -> Any:
+def _config(
+    window: float,
+    solver: str,
+    threads: int,
+    seed: int,
+    param: list[str],
+    dry_run: bool,
+    **more: Any,
+) -> Any:
     from optkit.cli import parse_params
     from optkit.errors import InputError
     from optkit.k8s.planner import PlannerConfig
@@ -50,21 +60,33 @@ def _config(window: float, solver: str, threads: int, seed: int, param: list[str
         raise InputError(f"--window must be positive, got {window}")
     spec = get_solver("pod-packing", solver)
     params = spec.resolve_params(parse_params(param))
-    return PlannerConfig(window=window, solver=solver, threads=threads, seed=seed, params=params,
-                         dry_run=dry_run, **more)
+    return PlannerConfig(
+        window=window,
+        solver=solver,
+        threads=threads,
+        seed=seed,
+        params=params,
+        dry_run=dry_run,
+        **more,
+    )
 
 
 def print_plan(plan: Any, console: Console | None = None) -> None:
     """The plan as a table of the pods it places, moves or evicts."""
     console = console or _stdout()
-    table = Table(title=f"plan {plan.id}: {plan.status}" + (f" ({plan.reason})" if plan.reason else ""))
+    table = Table(
+        title=f"plan {plan.id}: {plan.status}" + (f" ({plan.reason})" if plan.reason else "")
+    )
     for col in ("pod", "priority", "action", "from", "to"):
         table.add_column(col)
     for a in plan.actions:
         table.add_row(a.pod, str(a.priority), a.kind, a.source or "-", a.target or "-")
     console.print(table)
-    console.print(f"objective {plan.objective} (current {plan.current_objective}), solver "
-                  f"{plan.solver_status}, {plan.solve_s:.2f} s", highlight=False)
+    console.print(
+        f"objective {plan.objective} (current {plan.current_objective}), solver "
+        f"{plan.solver_status}, {plan.solve_s:.2f} s",
+        highlight=False,
+    )
 
 
 def _on_sigterm(stop: threading.Event) -> Any:
@@ -93,7 +115,9 @@ InClusterOpt = typer.Option(False, "--in-cluster", help="use the pod's service a
 @k8s_app.command()
 def run(
     window: float = WindowOpt,
-    dry_run: bool = typer.Option(False, "--dry-run", help="print each plan (table and JSON), change nothing"),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="print each plan (table and JSON), change nothing"
+    ),
     solver: str = SolverOpt,
     threads: int = ThreadsOpt,
     seed: int = SeedOpt,
@@ -103,19 +127,36 @@ def run(
     in_cluster: bool = InClusterOpt,
     host: str = typer.Option("0.0.0.0", "--host", help="extender address"),
     port: int = typer.Option(8888, "--port", help="extender port (0: do not serve the extender)"),
-    pins_file: Path | None = typer.Option(None, "--pins-file", help="also write the pins here (for `serve`)"),
-    debounce: float = typer.Option(2.0, "--debounce", help="seconds of quiet after the last Unschedulable event"),
+    pins_file: Path | None = typer.Option(
+        None, "--pins-file", help="also write the pins here (for `serve`)"
+    ),
+    debounce: float = typer.Option(
+        2.0, "--debounce", help="seconds of quiet after the last Unschedulable event"
+    ),
     cooldown: float = typer.Option(5.0, "--cooldown", help="minimum seconds between two plans"),
-    plan_ttl: float = typer.Option(120.0, "--plan-ttl", help="seconds after which a plan's pins are dropped"),
+    plan_ttl: float = typer.Option(
+        120.0, "--plan-ttl", help="seconds after which a plan's pins are dropped"
+    ),
     max_plans: int | None = typer.Option(None, "--max-plans", help="stop after this many plans"),
-    max_seconds: float | None = typer.Option(None, "--max-seconds", help="stop after this many seconds"),
+    max_seconds: float | None = typer.Option(
+        None, "--max-seconds", help="stop after this many seconds"
+    ),
 ) -> None:
     """The controller: watch pending pods, plan within the window, evict, pin (and serve the extender)."""
     from optkit.k8s.extender import Extender, ExtenderServer, Metrics, PinStore
     from optkit.k8s.planner import Controller, Planner
 
-    config = _config(window, solver, threads, seed, param, dry_run, debounce=debounce, cooldown=cooldown,
-                     plan_ttl=plan_ttl)
+    config = _config(
+        window,
+        solver,
+        threads,
+        seed,
+        param,
+        dry_run,
+        debounce=debounce,
+        cooldown=cooldown,
+        plan_ttl=plan_ttl,
+    )
     api = _api(kubeconfig, context, in_cluster)
     pins, metrics = PinStore(pins_file), Metrics()
     planner = Planner(api, config, pins, metrics, log=_log)
@@ -134,8 +175,14 @@ def run(
     previous = _on_sigterm(stop)
     server = None
     if port:
+
         def health():
-            return (True, "ok") if not controller.last_error else (True, f"ok (last error: {controller.last_error})")
+            return (
+                (True, "ok")
+                if not controller.last_error
+                else (True, f"ok (last error: {controller.last_error})")
+            )
+
         server = ExtenderServer(Extender(pins, metrics), host, port, health=health).start()
         _log(f"extender listening on {server.url}")
     _log(f"watching pods (window {window:g} s, solver {solver}{', dry run' if dry_run else ''})")
@@ -153,8 +200,12 @@ def run(
 def serve(
     host: str = typer.Option("0.0.0.0", "--host", help="address to listen on"),
     port: int = typer.Option(8888, "--port", help="port"),
-    pins_file: Path | None = typer.Option(None, "--pins-file", help="pins written by `run --pins-file`"),
-    max_seconds: float | None = typer.Option(None, "--max-seconds", help="stop after this many seconds"),
+    pins_file: Path | None = typer.Option(
+        None, "--pins-file", help="pins written by `run --pins-file`"
+    ),
+    max_seconds: float | None = typer.Option(
+        None, "--max-seconds", help="stop after this many seconds"
+    ),
 ) -> None:
     """The scheduler extender alone: /filter, /prioritize, /healthz, /metrics.
 
@@ -188,9 +239,14 @@ def plan(
     context: str | None = ContextOpt,
     in_cluster: bool = InClusterOpt,
     from_file: Path | None = typer.Option(
-        None, "--from-file", "-f",
-        help="plan from a dump (`kubectl get nodes,pods,pdb -A -o json`) instead of a live cluster"),
-    instance: Path | None = typer.Option(None, "--instance", help="also write the pod-packing instance here"),
+        None,
+        "--from-file",
+        "-f",
+        help="plan from a dump (`kubectl get nodes,pods,pdb -A -o json`) instead of a live cluster",
+    ),
+    instance: Path | None = typer.Option(
+        None, "--instance", help="also write the pod-packing instance here"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print only the JSON"),
 ) -> None:
     """One shot: snapshot, plan, print the plan as a table and as JSON. Changes nothing."""
@@ -233,14 +289,23 @@ def manifests(
     namespace: str = typer.Option("optkit", "--namespace", "-n", help="namespace for optkit"),
     image: str = typer.Option("optkit:latest", "--image", help="container image with optkit[k8s]"),
     port: int = typer.Option(8888, "--port", help="extender port"),
-    cluster_ip: str = typer.Option("10.96.0.88", "--cluster-ip",
-                                   help="fixed Service IP that kube-scheduler (host network) can reach"),
+    cluster_ip: str = typer.Option(
+        "10.96.0.88",
+        "--cluster-ip",
+        help="fixed Service IP that kube-scheduler (host network) can reach",
+    ),
     window: float = typer.Option(1.0, "--window", help="--window of the controller"),
-    scheduler_config: bool = typer.Option(False, "--scheduler-config",
-                                          help="print only the KubeSchedulerConfiguration (extenders entry)"),
-    scheduler_kubeconfig: str = typer.Option("/etc/kubernetes/scheduler.conf", "--scheduler-kubeconfig",
-                                             help="kube-scheduler's own kubeconfig (k3s: "
-                                                  "/var/lib/rancher/k3s/server/cred/scheduler.kubeconfig)"),
+    scheduler_config: bool = typer.Option(
+        False,
+        "--scheduler-config",
+        help="print only the KubeSchedulerConfiguration (extenders entry)",
+    ),
+    scheduler_kubeconfig: str = typer.Option(
+        "/etc/kubernetes/scheduler.conf",
+        "--scheduler-kubeconfig",
+        help="kube-scheduler's own kubeconfig (k3s: "
+        "/var/lib/rancher/k3s/server/cred/scheduler.kubeconfig)",
+    ),
 ) -> None:
     """Print what an operator applies (RBAC, Deployment, Service) and the scheduler's extender config."""
     from optkit.k8s.manifests import render, scheduler_yaml

@@ -34,6 +34,7 @@ MAX_EXTENDER_PRIORITY = 10
 
 # -- pins -------------------------------------------------------------------------------------------
 
+
 @dataclass
 class PinSet:
     """The placements one plan still has to see carried out."""
@@ -41,14 +42,18 @@ class PinSet:
     plan_id: str
     expires_at: float  # time.time() seconds
     by_name: dict[str, str] = field(default_factory=dict)  # "ns/name" -> node
-    by_owner: dict[str, dict[str, int]] = field(default_factory=dict)  # "ns/Kind/name" -> node -> count
+    by_owner: dict[str, dict[str, int]] = field(
+        default_factory=dict
+    )  # "ns/Kind/name" -> node -> count
     known_uids: set[str] = field(default_factory=set)  # pods of the snapshot: not "recreated"
     # new pod uid -> (owner, node) it was steered to and is not bound yet: kube-scheduler binds pods
     # back to back, faster than we see bindings, so a slot is reserved at filter time
     assumed: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def empty(self) -> bool:
-        return not self.by_name and not any(c for counts in self.by_owner.values() for c in counts.values())
+        return not self.by_name and not any(
+            c for counts in self.by_owner.values() for c in counts.values()
+        )
 
     def free_slots(self, owner: str, exclude_uid: str | None = None) -> dict[str, int]:
         """Planned slots of `owner` per node, minus those bound or reserved by other pods."""
@@ -59,15 +64,25 @@ class PinSet:
         return {n: c for n, c in free.items() if c > 0}
 
     def to_dict(self) -> dict:
-        return {"plan_id": self.plan_id, "expires_at": self.expires_at, "by_name": self.by_name,
-                "by_owner": self.by_owner, "known_uids": sorted(self.known_uids),
-                "assumed": {u: list(v) for u, v in self.assumed.items()}}
+        return {
+            "plan_id": self.plan_id,
+            "expires_at": self.expires_at,
+            "by_name": self.by_name,
+            "by_owner": self.by_owner,
+            "known_uids": sorted(self.known_uids),
+            "assumed": {u: list(v) for u, v in self.assumed.items()},
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> PinSet:
-        return cls(d["plan_id"], float(d["expires_at"]), dict(d.get("by_name") or {}),
-                   {k: dict(v) for k, v in (d.get("by_owner") or {}).items()}, set(d.get("known_uids") or []),
-                   {u: (v[0], v[1]) for u, v in (d.get("assumed") or {}).items()})
+        return cls(
+            d["plan_id"],
+            float(d["expires_at"]),
+            dict(d.get("by_name") or {}),
+            {k: dict(v) for k, v in (d.get("by_owner") or {}).items()},
+            set(d.get("known_uids") or []),
+            {u: (v[0], v[1]) for u, v in (d.get("assumed") or {}).items()},
+        )
 
 
 def owner_key(pod: dict) -> str | None:
@@ -121,12 +136,16 @@ class PinStore:
         """The live pins (None once expired or all carried out)."""
         with self._lock:
             self._reload()
-            if self._pins is not None and (self._pins.expires_at <= self.clock() or self._pins.empty()):
+            if self._pins is not None and (
+                self._pins.expires_at <= self.clock() or self._pins.empty()
+            ):
                 self._pins = None
                 self._save()
             return self._pins
 
-    def target_nodes(self, pod: dict, candidates: list[str] | None = None) -> tuple[set[str] | None, str]:
+    def target_nodes(
+        self, pod: dict, candidates: list[str] | None = None
+    ) -> tuple[set[str] | None, str]:
         """The nodes a pod is pinned to (None: not pinned) and why.
 
         A new pod of an owner with planned slots is steered to one node: its reserved slot if it
@@ -139,7 +158,9 @@ class PinStore:
         key = f"{meta(pod).get('namespace') or 'default'}/{meta(pod).get('name')}"
         with self._lock:
             if key in pins.by_name:
-                return {pins.by_name[key]}, f"optkit plan {pins.plan_id} places {key} on {pins.by_name[key]}"
+                return {
+                    pins.by_name[key]
+                }, f"optkit plan {pins.plan_id} places {key} on {pins.by_name[key]}"
             owner, uid = owner_key(pod), meta(pod).get("uid") or key
             if not owner or owner not in pins.by_owner or uid in pins.known_uids:
                 return None, ""
@@ -172,7 +193,9 @@ class PinStore:
             uid = meta(pod).get("uid") or key
             hit = False
             if key in pins.by_name:
-                hit = pins.by_name.pop(key) == node  # bound elsewhere: the pin cannot be honoured now
+                hit = (
+                    pins.by_name.pop(key) == node
+                )  # bound elsewhere: the pin cannot be honoured now
             else:
                 pins.assumed.pop(uid, None)
                 counts = pins.by_owner.get(owner_key(pod) or "")
@@ -192,12 +215,16 @@ class PinStore:
 
 # -- metrics ----------------------------------------------------------------------------------------
 
+
 class Metrics:
     """Counters for /metrics (Prometheus text format 0.0.4)."""
 
     HELP: ClassVar[dict[str, tuple[str, str]]] = {
         "optkit_k8s_plans_total": ("counter", "Plans computed"),
-        "optkit_k8s_plans_accepted_total": ("counter", "Plans better than the current placement and still valid"),
+        "optkit_k8s_plans_accepted_total": (
+            "counter",
+            "Plans better than the current placement and still valid",
+        ),
         "optkit_k8s_plans_rejected_total": ("counter", "Plans not carried out, by reason"),
         "optkit_k8s_pods_placed_total": ("counter", "Pinned pods bound to their planned node"),
         "optkit_k8s_evictions_total": ("counter", "Evictions, by result"),
@@ -237,7 +264,11 @@ class Metrics:
             for n in names:
                 series = sorted((lab, v) for (m, lab), v in values.items() if m == n) or [((), 0.0)]
                 for lab, v in series:
-                    label = "{" + ",".join(f'{k}="{_escape(val)}"' for k, val in lab) + "}" if lab else ""
+                    label = (
+                        "{" + ",".join(f'{k}="{_escape(val)}"' for k, val in lab) + "}"
+                        if lab
+                        else ""
+                    )
                     lines.append(f"{n}{label} {_num(v)}")
         return "\n".join(lines) + "\n"
 
@@ -251,6 +282,7 @@ def _num(v: float) -> str:
 
 
 # -- the extender -----------------------------------------------------------------------------------
+
 
 class Extender:
     """Answers kube-scheduler's `filter` and `prioritize` calls from the pins of the active plan."""
@@ -277,21 +309,33 @@ class Extender:
     def filter(self, args: Any) -> dict:
         self.metrics.inc("optkit_k8s_extender_requests_total", verb="filter")
         if not isinstance(args, dict) or not isinstance(args.get("Pod"), dict):
-            return {"Nodes": None, "NodeNames": None, "FailedNodes": {}, "FailedAndUnresolvableNodes": {},
-                    "Error": "ExtenderArgs: field 'Pod' is missing"}
+            return {
+                "Nodes": None,
+                "NodeNames": None,
+                "FailedNodes": {},
+                "FailedAndUnresolvableNodes": {},
+                "Error": "ExtenderArgs: field 'Pod' is missing",
+            }
         names, by_name = self._candidates(args)
         targets, why = self.pins.target_nodes(args["Pod"], names)
         keep = names if targets is None else [n for n in names if n in targets]
         failed = {} if targets is None else {n: why for n in names if n not in targets}
-        result: dict[str, Any] = {"Nodes": None, "NodeNames": None, "FailedNodes": {},
-                                  "FailedAndUnresolvableNodes": failed, "Error": ""}
+        result: dict[str, Any] = {
+            "Nodes": None,
+            "NodeNames": None,
+            "FailedNodes": {},
+            "FailedAndUnresolvableNodes": failed,
+            "Error": "",
+        }
         if by_name:
             result["NodeNames"] = keep
         else:
             kept = set(keep)
             nodes = args.get("Nodes") or {}
-            result["Nodes"] = {**{k: v for k, v in nodes.items() if k != "items"},
-                               "items": [n for n in nodes.get("items") or [] if meta(n).get("name") in kept]}
+            result["Nodes"] = {
+                **{k: v for k, v in nodes.items() if k != "items"},
+                "items": [n for n in nodes.get("items") or [] if meta(n).get("name") in kept],
+            }
         return result
 
     def prioritize(self, args: Any) -> list[dict]:
@@ -300,16 +344,21 @@ class Extender:
             return []
         names, _ = self._candidates(args)
         targets, _ = self.pins.target_nodes(args["Pod"], names)
-        return [{"Host": n, "Score": MAX_EXTENDER_PRIORITY if targets and n in targets else 0} for n in names]
+        return [
+            {"Host": n, "Score": MAX_EXTENDER_PRIORITY if targets and n in targets else 0}
+            for n in names
+        ]
 
 
 # -- HTTP -------------------------------------------------------------------------------------------
 
+
 class ExtenderServer:
     """`Extender` over HTTP: POST .../filter, .../prioritize; GET /healthz, /metrics."""
 
-    def __init__(self, extender: Extender, host: str = "127.0.0.1", port: int = 8888,
-                 health: Any = None):
+    def __init__(
+        self, extender: Extender, host: str = "127.0.0.1", port: int = 8888, health: Any = None
+    ):
         self.extender = extender
         self.health = health or (lambda: (True, "ok"))
         outer = self
@@ -331,10 +380,15 @@ class ExtenderServer:
                 path = self.path.split("?")[0].rstrip("/")
                 if path.endswith("/healthz") or path == "/healthz":
                     ok, text = outer.health()
-                    self._send(200 if ok else 503, (text + "\n").encode(), "text/plain; charset=utf-8")
+                    self._send(
+                        200 if ok else 503, (text + "\n").encode(), "text/plain; charset=utf-8"
+                    )
                 elif path.endswith("/metrics"):
-                    self._send(200, outer.extender.metrics.render().encode(),
-                               "text/plain; version=0.0.4; charset=utf-8")
+                    self._send(
+                        200,
+                        outer.extender.metrics.render().encode(),
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )
                 else:
                     self._send(404, b"not found\n", "text/plain")
 
@@ -353,7 +407,11 @@ class ExtenderServer:
                 try:
                     answer = outer.extender.handle(verb, args)
                 except Exception as e:  # noqa: BLE001 - never take the scheduler down with us
-                    self._send(500, json.dumps({"Error": f"{type(e).__name__}: {e}"}).encode(), "application/json")
+                    self._send(
+                        500,
+                        json.dumps({"Error": f"{type(e).__name__}: {e}"}).encode(),
+                        "application/json",
+                    )
                     return
                 self._send(200, json.dumps(answer).encode(), "application/json")
 
@@ -367,8 +425,9 @@ class ExtenderServer:
         return f"http://{host}:{port}"
 
     def start(self) -> ExtenderServer:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -389,8 +448,12 @@ def http_extender(url_prefix: str, timeout: float = 5.0):
     """A client that calls an extender the way kube-scheduler does (for `FakeCluster(extender=...)`)."""
 
     def call(verb: str, args: dict) -> Any:
-        req = urllib.request.Request(f"{url_prefix.rstrip('/')}/{verb}", data=json.dumps(args).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+        req = urllib.request.Request(
+            f"{url_prefix.rstrip('/')}/{verb}",
+            data=json.dumps(args).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
 

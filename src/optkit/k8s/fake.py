@@ -34,7 +34,13 @@ from optkit.k8s.snapshot import controller_of, meta, pod_requests, selector_matc
 #: (verb, ExtenderArgs JSON dict) -> ExtenderFilterResult / HostPriorityList JSON
 ExtenderFn = Callable[[str, dict], Any]
 
-_REASONS = {404: "NotFound", 409: "Conflict", 410: "Gone", 429: "TooManyRequests", 500: "InternalError"}
+_REASONS = {
+    404: "NotFound",
+    409: "Conflict",
+    410: "Gone",
+    429: "TooManyRequests",
+    500: "InternalError",
+}
 
 
 def _error(status: int, message: str) -> ApiError:
@@ -50,7 +56,9 @@ def _tolerated(taint: dict, tolerations: list[dict]) -> bool:
             if op == "Exists":
                 return True
             continue
-        if t["key"] == taint.get("key") and (op == "Exists" or (t.get("value") or "") == (taint.get("value") or "")):
+        if t["key"] == taint.get("key") and (
+            op == "Exists" or (t.get("value") or "") == (taint.get("value") or "")
+        ):
             return True
     return False
 
@@ -80,8 +88,14 @@ def _term_matches(term: dict, labels: dict) -> bool:
 class FakeCluster:
     """In-memory nodes, pods, ReplicaSets and PDBs behind the `ClusterAPI` interface."""
 
-    def __init__(self, extender: ExtenderFn | None = None, node_cache_capable: bool = True,
-                 extender_ignorable: bool = True, seed: int = 0, history: int = 10_000):
+    def __init__(
+        self,
+        extender: ExtenderFn | None = None,
+        node_cache_capable: bool = True,
+        extender_ignorable: bool = True,
+        seed: int = 0,
+        history: int = 10_000,
+    ):
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._rv = 1000
@@ -116,11 +130,15 @@ class FakeCluster:
             del self._events[:drop]
         self._changed.notify_all()
 
-    def fail(self, operation: str, status: int, times: int = 1, message: str = "injected fault") -> None:
+    def fail(
+        self, operation: str, status: int, times: int = 1, message: str = "injected fault"
+    ) -> None:
         """Make the next `times` calls of `operation` (list_nodes, list_pods, list_pdbs, get_pod,
         evict, watch_pods) fail with `status`."""
         with self._lock:
-            self._faults.setdefault(operation, []).extend(_error(status, message) for _ in range(times))
+            self._faults.setdefault(operation, []).extend(
+                _error(status, message) for _ in range(times)
+            )
 
     def _fault(self, operation: str, arg: str = "") -> None:
         self.calls.append((operation, arg))
@@ -129,44 +147,96 @@ class FakeCluster:
             raise queue.pop(0)
 
     # -- building a cluster ----------------------------------------------------------------------
-    def add_node(self, name: str, cpu: str = "4", memory: str = "16Gi", pods: int = 110,
-                 labels: dict | None = None, taints: list[dict] | None = None,
-                 unschedulable: bool = False, extra: dict | None = None) -> dict:
+    def add_node(
+        self,
+        name: str,
+        cpu: str = "4",
+        memory: str = "16Gi",
+        pods: int = 110,
+        labels: dict | None = None,
+        taints: list[dict] | None = None,
+        unschedulable: bool = False,
+        extra: dict | None = None,
+    ) -> dict:
         alloc = {"cpu": cpu, "memory": memory, "pods": str(pods), **(extra or {})}
-        node = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": name, "uid": f"node-{next(self._uid):06d}",
-                             "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
-                "spec": {"taints": list(taints or []), "unschedulable": unschedulable},
-                "status": {"allocatable": alloc, "capacity": dict(alloc),
-                           "conditions": [{"type": "Ready", "status": "True"}]}}
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "uid": f"node-{next(self._uid):06d}",
+                "labels": {"kubernetes.io/hostname": name, **(labels or {})},
+            },
+            "spec": {"taints": list(taints or []), "unschedulable": unschedulable},
+            "status": {
+                "allocatable": alloc,
+                "capacity": dict(alloc),
+                "conditions": [{"type": "Ready", "status": "True"}],
+            },
+        }
         with self._lock:
             self._bump(node)
             self.nodes[name] = node
         return node
 
-    def pod_object(self, name: str, namespace: str = "default", cpu: str | None = "100m",
-                   memory: str | None = "128Mi", priority: int = 0, labels: dict | None = None,
-                   owner: tuple[str, str] | None = None, node_selector: dict | None = None,
-                   tolerations: list[dict] | None = None, affinity: dict | None = None,
-                   annotations: dict | None = None, extra_requests: dict | None = None) -> dict:
+    def pod_object(
+        self,
+        name: str,
+        namespace: str = "default",
+        cpu: str | None = "100m",
+        memory: str | None = "128Mi",
+        priority: int = 0,
+        labels: dict | None = None,
+        owner: tuple[str, str] | None = None,
+        node_selector: dict | None = None,
+        tolerations: list[dict] | None = None,
+        affinity: dict | None = None,
+        annotations: dict | None = None,
+        extra_requests: dict | None = None,
+    ) -> dict:
         """A pod as the API server would store it after admission (priority resolved)."""
         requests = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
         requests.update(extra_requests or {})
-        m: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels or {}),
-                             "annotations": dict(annotations or {})}
+        m: dict[str, Any] = {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(labels or {}),
+            "annotations": dict(annotations or {}),
+        }
         if owner:
-            m["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner[0], "name": owner[1],
-                                     "uid": f"owner-{owner[1]}", "controller": True, "blockOwnerDeletion": True}]
-        spec: dict[str, Any] = {"containers": [{"name": "main", "image": "registry.k8s.io/pause:3.9",
-                                                "resources": {"requests": requests}}],
-                                "priority": priority, "schedulerName": "default-scheduler",
-                                "tolerations": list(tolerations or [])}
+            m["ownerReferences"] = [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": owner[0],
+                    "name": owner[1],
+                    "uid": f"owner-{owner[1]}",
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ]
+        spec: dict[str, Any] = {
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "registry.k8s.io/pause:3.9",
+                    "resources": {"requests": requests},
+                }
+            ],
+            "priority": priority,
+            "schedulerName": "default-scheduler",
+            "tolerations": list(tolerations or []),
+        }
         if node_selector:
             spec["nodeSelector"] = dict(node_selector)
         if affinity:
             spec["affinity"] = affinity
-        return {"apiVersion": "v1", "kind": "Pod", "metadata": m, "spec": spec,
-                "status": {"phase": "Pending", "conditions": []}}
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": m,
+            "spec": spec,
+            "status": {"phase": "Pending", "conditions": []},
+        }
 
     def create_pod(self, pod: dict, node: str | None = None) -> dict:
         """Create a pod (409 if the name is taken); `node` binds it and marks it Running."""
@@ -187,15 +257,26 @@ class FakeCluster:
     def add_pod(self, name: str, node: str | None = None, **kwargs: Any) -> dict:
         return self.create_pod(self.pod_object(name, **kwargs), node)
 
-    def add_replicaset(self, name: str, replicas: int, namespace: str = "default",
-                       nodes: list[str | None] | None = None, **pod_kwargs: Any) -> list[dict]:
+    def add_replicaset(
+        self,
+        name: str,
+        replicas: int,
+        namespace: str = "default",
+        nodes: list[str | None] | None = None,
+        **pod_kwargs: Any,
+    ) -> list[dict]:
         """A ReplicaSet and its pods (`nodes[i]`: where replica i runs now, None = pending)."""
         labels = {"app": name, **(pod_kwargs.pop("labels", None) or {})}
-        template = self.pod_object("template", namespace=namespace, labels=labels,
-                                   owner=("ReplicaSet", name), **pod_kwargs)
-        rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-              "metadata": {"name": name, "namespace": namespace, "uid": f"owner-{name}"},
-              "spec": {"replicas": replicas, "selector": {"matchLabels": labels}}, "template": template}
+        template = self.pod_object(
+            "template", namespace=namespace, labels=labels, owner=("ReplicaSet", name), **pod_kwargs
+        )
+        rs = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {"name": name, "namespace": namespace, "uid": f"owner-{name}"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels}},
+            "template": template,
+        }
         with self._lock:
             self._bump(rs)
             self.replicasets[(namespace, name)] = rs
@@ -213,15 +294,26 @@ class FakeCluster:
         pod["metadata"]["generateName"] = f"{name}-"
         return self.create_pod(pod, node)
 
-    def add_pdb(self, name: str, match_labels: dict, namespace: str = "default",
-                min_available: int | str | None = None, max_unavailable: int | str | None = None) -> dict:
+    def add_pdb(
+        self,
+        name: str,
+        match_labels: dict,
+        namespace: str = "default",
+        min_available: int | str | None = None,
+        max_unavailable: int | str | None = None,
+    ) -> dict:
         spec: dict[str, Any] = {"selector": {"matchLabels": dict(match_labels)}}
         if min_available is not None:
             spec["minAvailable"] = min_available
         if max_unavailable is not None:
             spec["maxUnavailable"] = max_unavailable
-        pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-               "metadata": {"name": name, "namespace": namespace}, "spec": spec, "status": {}}
+        pdb = {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+            "status": {},
+        }
         with self._lock:
             self._bump(pdb)
             self.pdbs[(namespace, name)] = pdb
@@ -236,8 +328,11 @@ class FakeCluster:
             if cur is None:
                 raise _error(404, f'pods "{key[1]}" not found')
             if meta(pod).get("resourceVersion") != meta(cur).get("resourceVersion"):
-                raise _error(409, f'Operation cannot be fulfilled on pods "{key[1]}": the object has been '
-                                  f'modified; please apply your changes to the latest version and try again')
+                raise _error(
+                    409,
+                    f'Operation cannot be fulfilled on pods "{key[1]}": the object has been '
+                    f"modified; please apply your changes to the latest version and try again",
+                )
             new = copy.deepcopy(pod)
             self._bump(new)
             self.pods[key] = new
@@ -282,10 +377,16 @@ class FakeCluster:
         created = []
         with self._lock:
             for (ns, name), rs in self.replicasets.items():
-                active = [p for p in self.pods.values()
-                          if (meta(p).get("namespace") == ns and not meta(p).get("deletionTimestamp")
-                              and (controller_of(p) or {}).get("name") == name
-                              and (controller_of(p) or {}).get("kind") == "ReplicaSet")]
+                active = [
+                    p
+                    for p in self.pods.values()
+                    if (
+                        meta(p).get("namespace") == ns
+                        and not meta(p).get("deletionTimestamp")
+                        and (controller_of(p) or {}).get("name") == name
+                        and (controller_of(p) or {}).get("kind") == "ReplicaSet"
+                    )
+                ]
                 for _ in range(rs["spec"]["replicas"] - len(active)):
                     created.append(self._new_replica(rs))
         return created
@@ -313,13 +414,18 @@ class FakeCluster:
             return False
         if any(labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
             return False
-        req = ((((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution")) or {})
+        req = (
+            ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+                "requiredDuringSchedulingIgnoredDuringExecution"
+            )
+        ) or {}
         terms = req.get("nodeSelectorTerms")
         if terms is not None and not any(_term_matches(t, labels) for t in terms):
             return False
         for taint in (node.get("spec") or {}).get("taints") or []:
-            if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerated(taint, spec.get("tolerations") or []):
+            if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerated(
+                taint, spec.get("tolerations") or []
+            ):
                 return False
         alloc = {r: resource_amount(r, v) for r, v in node["status"]["allocatable"].items()}
         used = self._used(meta(node)["name"])
@@ -329,8 +435,13 @@ class FakeCluster:
 
     def _bind(self, pod: dict, node: str) -> None:
         pod["spec"]["nodeName"] = node
-        pod["status"] = {"phase": "Running", "conditions": [
-            {"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}]}
+        pod["status"] = {
+            "phase": "Running",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Ready", "status": "True"},
+            ],
+        }
 
     def _ask_extender(self, pod: dict, names: list[str]) -> tuple[list[str], dict[str, int]] | None:
         """Filter and prioritize through the extender; None when it failed and is not ignorable."""
@@ -339,7 +450,11 @@ class FakeCluster:
         if self.node_cache_capable:
             args: dict[str, Any] = {"Pod": pod, "Nodes": None, "NodeNames": names}
         else:
-            args = {"Pod": pod, "Nodes": {"metadata": {}, "items": [self.nodes[n] for n in names]}, "NodeNames": None}
+            args = {
+                "Pod": pod,
+                "Nodes": {"metadata": {}, "items": [self.nodes[n] for n in names]},
+                "NodeNames": None,
+            }
         args = copy.deepcopy(args)
         try:
             result = self.extender("filter", args)
@@ -350,8 +465,11 @@ class FakeCluster:
             else:
                 kept = [meta(n)["name"] for n in ((result.get("Nodes") or {}).get("items") or [])]
             kept = [n for n in kept if n in names]
-            args = copy.deepcopy({**args, "NodeNames": kept} if self.node_cache_capable else
-                                 {**args, "Nodes": {"metadata": {}, "items": [self.nodes[n] for n in kept]}})
+            args = copy.deepcopy(
+                {**args, "NodeNames": kept}
+                if self.node_cache_capable
+                else {**args, "Nodes": {"metadata": {}, "items": [self.nodes[n] for n in kept]}}
+            )
             scores = {h["Host"]: int(h["Score"]) for h in self.extender("prioritize", args) or []}
             return kept, scores
         except Exception as e:  # noqa: BLE001 - like kube-scheduler: an ignorable extender is skipped
@@ -362,10 +480,16 @@ class FakeCluster:
         """One scheduling pass over pending pods, highest priority first; returns pod -> node or None."""
         placed: dict[str, str | None] = {}
         with self._lock:
-            pending = [p for p in self.pods.values()
-                       if not p["spec"].get("nodeName") and not meta(p).get("deletionTimestamp")
-                       and p["spec"].get("schedulerName", "default-scheduler") == "default-scheduler"]
-            pending.sort(key=lambda p: (-int(p["spec"].get("priority") or 0), meta(p)["creationTimestamp"]))
+            pending = [
+                p
+                for p in self.pods.values()
+                if not p["spec"].get("nodeName")
+                and not meta(p).get("deletionTimestamp")
+                and p["spec"].get("schedulerName", "default-scheduler") == "default-scheduler"
+            ]
+            pending.sort(
+                key=lambda p: (-int(p["spec"].get("priority") or 0), meta(p)["creationTimestamp"])
+            )
             self._usage_cache = self._usage()
             try:
                 self._schedule_pods(pending, placed)
@@ -380,10 +504,12 @@ class FakeCluster:
             asked = self._ask_extender(pod, feasible)
             kept, scores = asked if asked is not None else ([], {})
             if kept:
+
                 def rank(n: str, scores: dict = scores) -> tuple:
                     alloc = resource_amount("cpu", self.nodes[n]["status"]["allocatable"]["cpu"])
                     free = alloc - self._used(n).get("cpu", 0)
                     return (-scores.get(n, 0), -free, n)  # extender score, then least allocated
+
                 node = min(kept, key=rank)
                 used = self._usage_cache[node] if self._usage_cache is not None else {}
                 used["pods"] = used.get("pods", 0) + 1
@@ -394,13 +520,31 @@ class FakeCluster:
                 self._emit("MODIFIED", pod)
                 placed[key] = node
             else:
-                msg = (f"0/{len(self.nodes)} nodes are available: {len(self.nodes) - len(feasible)} "
-                       f"node(s) did not fit or match; {len(feasible) - len(kept)} rejected by the extender.")
-                cond = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg}
-                old = [c for c in pod["status"].get("conditions") or [] if c.get("type") == "PodScheduled"]
-                if not old or old[0].get("reason") != "Unschedulable" or old[0].get("message") != msg:
-                    pod["status"]["conditions"] = [c for c in pod["status"].get("conditions") or []
-                                                   if c.get("type") != "PodScheduled"] + [cond]
+                msg = (
+                    f"0/{len(self.nodes)} nodes are available: {len(self.nodes) - len(feasible)} "
+                    f"node(s) did not fit or match; {len(feasible) - len(kept)} rejected by the extender."
+                )
+                cond = {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": msg,
+                }
+                old = [
+                    c
+                    for c in pod["status"].get("conditions") or []
+                    if c.get("type") == "PodScheduled"
+                ]
+                if (
+                    not old
+                    or old[0].get("reason") != "Unschedulable"
+                    or old[0].get("message") != msg
+                ):
+                    pod["status"]["conditions"] = [
+                        c
+                        for c in pod["status"].get("conditions") or []
+                        if c.get("type") != "PodScheduled"
+                    ] + [cond]
                     self._bump(pod)
                     self._emit("MODIFIED", pod)
                 placed[key] = None
@@ -419,17 +563,31 @@ class FakeCluster:
     def _pdb_status(self, pdb: dict) -> dict:
         ns = meta(pdb)["namespace"]
         selector = pdb["spec"].get("selector")
-        matching = [p for p in self.pods.values()
-                    if meta(p).get("namespace") == ns and selector_matches(selector, meta(p).get("labels") or {})]
-        healthy = sum(1 for p in matching if p["spec"].get("nodeName") and not meta(p).get("deletionTimestamp")
-                      and any(c.get("type") == "Ready" and c.get("status") == "True"
-                              for c in p["status"].get("conditions") or []))
+        matching = [
+            p
+            for p in self.pods.values()
+            if meta(p).get("namespace") == ns
+            and selector_matches(selector, meta(p).get("labels") or {})
+        ]
+        healthy = sum(
+            1
+            for p in matching
+            if p["spec"].get("nodeName")
+            and not meta(p).get("deletionTimestamp")
+            and any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in p["status"].get("conditions") or []
+            )
+        )
         owners = {(controller_of(p) or {}).get("name") for p in matching}
         expected = 0
         for owner in owners:
             rs = self.replicasets.get((ns, owner)) if owner else None
-            expected += rs["spec"]["replicas"] if rs else sum(
-                1 for p in matching if (controller_of(p) or {}).get("name") == owner)
+            expected += (
+                rs["spec"]["replicas"]
+                if rs
+                else sum(1 for p in matching if (controller_of(p) or {}).get("name") == owner)
+            )
 
         def amount(v: int | str) -> int:
             if isinstance(v, str) and v.endswith("%"):
@@ -443,8 +601,13 @@ class FakeCluster:
             desired = max(0, expected - amount(spec["maxUnavailable"]))
         else:
             desired = expected
-        return {"currentHealthy": healthy, "desiredHealthy": desired, "expectedPods": expected,
-                "disruptionsAllowed": max(0, healthy - desired), "observedGeneration": 1}
+        return {
+            "currentHealthy": healthy,
+            "desiredHealthy": desired,
+            "expectedPods": expected,
+            "disruptionsAllowed": max(0, healthy - desired),
+            "observedGeneration": 1,
+        }
 
     # -- ClusterAPI -------------------------------------------------------------------------------
     def list_nodes(self) -> tuple[list[dict], str]:
@@ -482,23 +645,36 @@ class FakeCluster:
             if pod is None:
                 raise _error(404, f'pods "{name}" not found')
             if uid is not None and meta(pod).get("uid") != uid:
-                raise _error(409, f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
-                                  f"{meta(pod).get('uid')}")
+                raise _error(
+                    409,
+                    f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
+                    f"{meta(pod).get('uid')}",
+                )
             if meta(pod).get("deletionTimestamp"):
                 return  # already terminating: the eviction is a no-op success
             running = bool(pod["spec"].get("nodeName")) and pod["status"].get("phase") == "Running"
             if running:
                 labels = meta(pod).get("labels") or {}
-                budgets = [b for (ns, _), b in self.pdbs.items()
-                           if ns == namespace and selector_matches(b["spec"].get("selector"), labels)]
+                budgets = [
+                    b
+                    for (ns, _), b in self.pdbs.items()
+                    if ns == namespace and selector_matches(b["spec"].get("selector"), labels)
+                ]
                 if len(budgets) > 1:
-                    raise _error(500, "This pod has more than one PodDisruptionBudget, which the eviction "
-                                      "subresource does not support.")
+                    raise _error(
+                        500,
+                        "This pod has more than one PodDisruptionBudget, which the eviction "
+                        "subresource does not support.",
+                    )
                 if budgets and self._pdb_status(budgets[0])["disruptionsAllowed"] <= 0:
-                    raise _error(429, "Cannot evict pod as it would violate the pod's disruption budget.")
+                    raise _error(
+                        429, "Cannot evict pod as it would violate the pod's disruption budget."
+                    )
             self.delete_pod(namespace, name, grace=True)
 
-    def watch_pods(self, resource_version: str | None, timeout_s: float) -> Iterator[tuple[str, dict]]:
+    def watch_pods(
+        self, resource_version: str | None, timeout_s: float
+    ) -> Iterator[tuple[str, dict]]:
         self._fault("watch_pods", str(resource_version))
         deadline = time.monotonic() + timeout_s
         with self._lock:
@@ -507,7 +683,9 @@ class FakeCluster:
                 raise _error(410, f"too old resource version: {last} ({self._oldest})")
         while True:
             with self._lock:
-                batch = [(rv, kind, copy.deepcopy(obj)) for rv, kind, obj in self._events if rv > last]
+                batch = [
+                    (rv, kind, copy.deepcopy(obj)) for rv, kind, obj in self._events if rv > last
+                ]
                 if not batch:
                     left = deadline - time.monotonic()
                     if left <= 0:

@@ -47,7 +47,9 @@ class PlannerConfig:
     cooldown: float = 5.0
     plan_ttl: float = 120.0
     retries: int = 2  # extra tries of an eviction that got a 5xx
-    budget_retries: int = 1  # solves again (each within `window`) when a plan needs more than a PDB allows
+    budget_retries: int = (
+        1  # solves again (each within `window`) when a plan needs more than a PDB allows
+    )
     retry_backoff: float = 0.2
     scheduler_name: str = "default-scheduler"
 
@@ -93,14 +95,30 @@ class Plan:
 
     def to_dict(self) -> dict:
         return {
-            "plan": self.id, "status": self.status, "reason": self.reason,
-            "objective": self.objective, "current_objective": self.current_objective,
-            "solver_status": self.solver_status, "solve_s": round(self.solve_s, 3),
-            "actions": [{"pod": a.pod, "priority": a.priority, "action": a.kind, "from": a.source, "to": a.target}
-                        for a in self.actions],
-            "evicted": self.evicted, "not_evicted": self.not_evicted,
-            "pins": ({k: v for k, v in self.pins.to_dict().items() if k not in ("known_uids", "assumed")}
-                     if self.pins else None),
+            "plan": self.id,
+            "status": self.status,
+            "reason": self.reason,
+            "objective": self.objective,
+            "current_objective": self.current_objective,
+            "solver_status": self.solver_status,
+            "solve_s": round(self.solve_s, 3),
+            "actions": [
+                {
+                    "pod": a.pod,
+                    "priority": a.priority,
+                    "action": a.kind,
+                    "from": a.source,
+                    "to": a.target,
+                }
+                for a in self.actions
+            ],
+            "evicted": self.evicted,
+            "not_evicted": self.not_evicted,
+            "pins": (
+                {k: v for k, v in self.pins.to_dict().items() if k not in ("known_uids", "assumed")}
+                if self.pins
+                else None
+            ),
         }
 
     def to_json(self) -> str:
@@ -110,9 +128,16 @@ class Plan:
 class Planner:
     """One plan, end to end: `plan()` then `act(plan)` (or `plan_and_act()`)."""
 
-    def __init__(self, api: ClusterAPI, config: PlannerConfig | None = None, pins: PinStore | None = None,
-                 metrics: Metrics | None = None, solve: Callable[..., Any] | None = None,
-                 log: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        api: ClusterAPI,
+        config: PlannerConfig | None = None,
+        pins: PinStore | None = None,
+        metrics: Metrics | None = None,
+        solve: Callable[..., Any] | None = None,
+        log: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.api = api
         self.config = config or PlannerConfig()
         self.pins = pins or PinStore()
@@ -126,7 +151,9 @@ class Planner:
         nodes, _ = self.api.list_nodes()
         pods, rv = self.api.list_pods()
         pdbs, _ = self.api.list_pdbs()
-        return build_snapshot(nodes, pods, pdbs, scheduler_name=self.config.scheduler_name, resource_version=rv)
+        return build_snapshot(
+            nodes, pods, pdbs, scheduler_name=self.config.scheduler_name, resource_version=rv
+        )
 
     @staticmethod
     def problem_of(snapshot: Snapshot) -> Any:
@@ -146,8 +173,12 @@ class Planner:
         if not report.feasible:
             # e.g. pods bound with spec.nodeName past the scheduler: any plan would have to evict to
             # repair what the kubelets run happily; we do not take that decision
-            return self._reject(plan, "the current placement breaks the model's rules ("
-                                      + "; ".join(report.violations[:2]) + "); not planning")
+            return self._reject(
+                plan,
+                "the current placement breaks the model's rules ("
+                + "; ".join(report.violations[:2])
+                + "); not planning",
+            )
         plan.current_objective = report.objective
         solve = self._solve
         if solve is None:
@@ -156,9 +187,16 @@ class Planner:
         for attempt in range(1 + self.config.budget_retries):
             started = time.monotonic()
             try:
-                result = solve(problem, self.config.solver, time_limit=self.config.window, hard_limit=True,
-                               threads=self.config.threads, seed=self.config.seed, initial_solution=current,
-                               **self.config.params)
+                result = solve(
+                    problem,
+                    self.config.solver,
+                    time_limit=self.config.window,
+                    hard_limit=True,
+                    threads=self.config.threads,
+                    seed=self.config.seed,
+                    initial_solution=current,
+                    **self.config.params,
+                )
             except InputError:
                 raise
             except OptkitError as e:
@@ -168,14 +206,20 @@ class Planner:
             self.metrics.observe("optkit_k8s_solve_seconds", time.monotonic() - started)
             plan.solver_status = result.status.value
             if not result.status.has_solution:
-                return self._reject(plan, f"no solution within the {self.config.window:g} s window "
-                                          f"({result.status.value}, {result.termination.value}"
-                                          f"{': ' + result.message if result.message else ''})")
+                return self._reject(
+                    plan,
+                    f"no solution within the {self.config.window:g} s window "
+                    f"({result.status.value}, {result.termination.value}"
+                    f"{': ' + result.message if result.message else ''})",
+                )
             plan.assignment = dict(result.solution["assignment"])
             plan.objective = result.objective
             if not problem.better(result.objective, plan.current_objective):
-                return self._reject(plan, f"not better than the current placement "
-                                          f"({result.objective} vs {plan.current_objective})")
+                return self._reject(
+                    plan,
+                    f"not better than the current placement "
+                    f"({result.objective} vs {plan.current_objective})",
+                )
             why = self._budget_problem(snap, plan.assignment)
             if not why:
                 break
@@ -205,13 +249,15 @@ class Planner:
                 out.append(Action(key, info.priority, info.node, target))
         return sorted(out, key=lambda a: (-a.priority, a.pod))
 
-    def _freeze_excess(self, problem: Any, snap: Snapshot, assignment: dict[str, str | None]) -> Any:
+    def _freeze_excess(
+        self, problem: Any, snap: Snapshot, assignment: dict[str, str | None]
+    ) -> Any:
         frozen: set[str] = set()
         for b in snap.budgets:
             bound = [k for k in sorted(b.pods) if k in snap.pods and snap.pods[k].node is not None]
             leaving = [k for k in bound if assignment.get(k) != snap.pods[k].node]
             if len(leaving) > b.disruptions_allowed:
-                keep = set(leaving[:b.disruptions_allowed])
+                keep = set(leaving[: b.disruptions_allowed])
                 frozen.update(k for k in bound if k not in keep)
         data = problem.to_dict()
         for pod in data["pods"]:
@@ -222,11 +268,18 @@ class Planner:
     @staticmethod
     def _budget_problem(snap: Snapshot, assignment: dict[str, str | None]) -> str | None:
         for b in snap.budgets:
-            leaving = [k for k in b.pods if k in snap.pods and snap.pods[k].node is not None
-                       and assignment.get(k) != snap.pods[k].node]
+            leaving = [
+                k
+                for k in b.pods
+                if k in snap.pods
+                and snap.pods[k].node is not None
+                and assignment.get(k) != snap.pods[k].node
+            ]
             if len(leaving) > b.disruptions_allowed:
-                return (f"PodDisruptionBudget {b.key} allows {b.disruptions_allowed} disruption(s), "
-                        f"the plan needs {len(leaving)}")
+                return (
+                    f"PodDisruptionBudget {b.key} allows {b.disruptions_allowed} disruption(s), "
+                    f"the plan needs {len(leaving)}"
+                )
         return None
 
     # -- check against a fresh snapshot ----------------------------------------------------------
@@ -254,7 +307,9 @@ class Planner:
             return "no longer feasible: " + "; ".join(report.violations[:2])
         current = problem.check(problem.current_solution())
         if not current.feasible:
-            return "the current placement now breaks the model's rules: " + "; ".join(current.violations[:2])
+            return "the current placement now breaks the model's rules: " + "; ".join(
+                current.violations[:2]
+            )
         if not problem.better(report.objective, current.objective):
             return f"no longer better than the current placement ({report.objective} vs {current.objective})"
         why = self._budget_problem(fresh, assignment)
@@ -268,14 +323,19 @@ class Planner:
     def _pins_of(self, plan: Plan) -> PinSet:
         snap = plan.snapshot
         assert snap is not None
-        pins = PinSet(plan.id, time.time() + self.config.plan_ttl,
-                      known_uids={i.uid for i in snap.pods.values() if i.uid})
+        pins = PinSet(
+            plan.id,
+            time.time() + self.config.plan_ttl,
+            known_uids={i.uid for i in snap.pods.values() if i.uid},
+        )
         for a in plan.actions:
             if a.target is None:
                 continue
             info = snap.pods[a.pod]
             if a.source is None or (info.owner or "").startswith("StatefulSet/"):
-                pins.by_name[a.pod] = a.target  # pending pods, and pods recreated under the same name
+                pins.by_name[a.pod] = (
+                    a.target
+                )  # pending pods, and pods recreated under the same name
             elif info.owner:
                 counts = pins.by_owner.setdefault(f"{info.namespace}/{info.owner}", {})
                 counts[a.target] = counts.get(a.target, 0) + 1
@@ -307,8 +367,10 @@ class Planner:
             break
         if failure is None:
             plan.status = "applied"
-            self.log(f"plan {plan.id} applied: {len(plan.evicted)} eviction(s), "
-                     f"{sum(1 for a in plan.actions if a.target)} placement(s) pinned")
+            self.log(
+                f"plan {plan.id} applied: {len(plan.evicted)} eviction(s), "
+                f"{sum(1 for a in plan.actions if a.target)} placement(s) pinned"
+            )
         else:
             self._trim_pins(plan)
             plan.status = "partial" if plan.evicted else "failed"
@@ -330,7 +392,7 @@ class Planner:
                     return None
                 self.metrics.inc("optkit_k8s_evictions_total", result=str(e.status))
                 if e.status >= 500 and attempt < self.config.retries:
-                    self.sleep(self.config.retry_backoff * (2 ** attempt))
+                    self.sleep(self.config.retry_backoff * (2**attempt))
                     continue
                 return str(e)
         return "retries exhausted"  # pragma: no cover
@@ -340,7 +402,9 @@ class Planner:
         pins = plan.pins
         assert pins is not None
         stuck = {a.source for a in plan.actions if a.pod in plan.not_evicted}
-        pins.by_name = {k: n for k, n in pins.by_name.items() if n not in stuck and k not in plan.not_evicted}
+        pins.by_name = {
+            k: n for k, n in pins.by_name.items() if n not in stuck and k not in plan.not_evicted
+        }
         # replacements of pods that were not evicted will not come
         for a in plan.actions:
             info = plan.snapshot.pods[a.pod]  # type: ignore[union-attr]
@@ -358,7 +422,9 @@ class Planner:
     def _pending_pins(pins: PinSet | None) -> int:
         if pins is None:
             return 0
-        return len(pins.by_name) + sum(c for counts in pins.by_owner.values() for c in counts.values())
+        return len(pins.by_name) + sum(
+            c for counts in pins.by_owner.values() for c in counts.values()
+        )
 
     def plan_and_act(self) -> Plan:
         plan = self.plan()
@@ -390,7 +456,9 @@ class Controller:
         if (pod.get("spec") or {}).get("nodeName"):
             if self.pins.observe_bound(pod):
                 self.metrics.inc("optkit_k8s_pods_placed_total")
-                self.metrics.set("optkit_k8s_pinned_pods", Planner._pending_pins(self.pins.current()))
+                self.metrics.set(
+                    "optkit_k8s_pinned_pods", Planner._pending_pins(self.pins.current())
+                )
             return
         if is_unschedulable(pod):
             now = self.clock()
@@ -406,7 +474,10 @@ class Controller:
             return False  # one plan at a time
         if self.last_plan is not None and now - self.last_plan < self.config.cooldown:
             return False
-        return now - self.last_trigger >= self.config.debounce or now - self.first_trigger >= self.config.max_delay
+        return (
+            now - self.last_trigger >= self.config.debounce
+            or now - self.first_trigger >= self.config.max_delay
+        )
 
     def resync(self) -> None:
         """List pods (not a watch): triggers for pods already pending, and the watch's start."""
@@ -441,8 +512,13 @@ class Controller:
         self.plans.append(plan)
         return plan
 
-    def run(self, stop: threading.Event | None = None, max_plans: int | None = None,
-            max_seconds: float | None = None, watch_s: float = 0.5) -> list[Plan]:
+    def run(
+        self,
+        stop: threading.Event | None = None,
+        max_plans: int | None = None,
+        max_seconds: float | None = None,
+        watch_s: float = 0.5,
+    ) -> list[Plan]:
         stop = stop or threading.Event()
         end = None if max_seconds is None else self.clock() + max_seconds
         while not stop.is_set():

@@ -34,20 +34,26 @@ _SHAPE = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?([eEinumkKMGTP]*)([+-]?[0-9]
 def parse_quantity(value: str | float, field: str = "quantity") -> Fraction:
     """The exact value of a Kubernetes quantity; `InputError` naming `field` if it is malformed."""
     if isinstance(value, bool):
-        raise InputError(f"field '{field}': expected a quantity such as '500m' or '1Gi', got {value!r}")
+        raise InputError(
+            f"field '{field}': expected a quantity such as '500m' or '1Gi', got {value!r}"
+        )
     if isinstance(value, int):
         return Fraction(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InputError(f"field '{field}': quantity {value!r} is not finite")
-        return Fraction(str(value))  # JSON numbers: the decimal the user wrote, not the binary float
+        return Fraction(
+            str(value)
+        )  # JSON numbers: the decimal the user wrote, not the binary float
     if not isinstance(value, str):
         raise InputError(f"field '{field}': expected a quantity string, got {type(value).__name__}")
     text = value.strip()  # the API server's JSON decoder trims surrounding spaces
     m = _SHAPE.fullmatch(text)
     if not text or m is None:
-        raise InputError(f"field '{field}': {value!r} is not a Kubernetes quantity "
-                         f"(examples: 500m, 1.5, 2Gi, 128974848, 2e3)")
+        raise InputError(
+            f"field '{field}': {value!r} is not a Kubernetes quantity "
+            f"(examples: 500m, 1.5, 2Gi, 128974848, 2e3)"
+        )
     sign, whole, frac, letters, tail = m.groups()
     if not whole and not frac:
         raise InputError(f"field '{field}': {value!r} has no digits")
@@ -64,16 +70,19 @@ def parse_quantity(value: str | float, field: str = "quantity") -> Fraction:
         if abs(exponent) > 100:  # apimachinery rejects what cannot fit its int64 mantissa/scale
             raise InputError(f"field '{field}': exponent of {value!r} is out of range")
         return number * Fraction(10) ** exponent
-    raise InputError(f"field '{field}': {value!r} has an unknown suffix {suffix!r} "
-                     f"(binary Ki Mi Gi Ti Pi Ei, decimal n u m k M G T P E, or e<exponent>)")
+    raise InputError(
+        f"field '{field}': {value!r} has an unknown suffix {suffix!r} "
+        f"(binary Ki Mi Gi Ti Pi Ei, decimal n u m k M G T P E, or e<exponent>)"
+    )
 
 
 def ceil_fraction(x: Fraction) -> int:
     return -((-x.numerator) // x.denominator)
 
 
-def resource_amount(resource: str, value: str | float, field: str | None = None,
-                    allow_negative: bool = False) -> int:
+def resource_amount(
+    resource: str, value: str | float, field: str | None = None, allow_negative: bool = False
+) -> int:
     """The integer the scheduler uses: millicores for "cpu", `Value()` (rounded up) for the rest."""
     field = field or resource
     q = parse_quantity(value, field)

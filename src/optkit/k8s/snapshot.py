@@ -69,6 +69,7 @@ class Snapshot:
 
 # -- helpers on API objects ------------------------------------------------------------------------
 
+
 def meta(obj: dict) -> dict:
     return obj.get("metadata") or {}
 
@@ -101,7 +102,11 @@ def is_unschedulable(pod: dict) -> bool:
     if (pod.get("spec") or {}).get("nodeName") or is_terminated(pod):
         return False
     for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable":
+        if (
+            c.get("type") == "PodScheduled"
+            and c.get("status") == "False"
+            and c.get("reason") == "Unschedulable"
+        ):
             return True
     return False
 
@@ -156,7 +161,9 @@ def node_entry(node: dict) -> dict:
     taints = []
     for t in spec.get("taints") or []:
         if t.get("effect") in _TAINT_EFFECTS:
-            taints.append({"key": t.get("key", ""), "value": t.get("value") or "", "effect": t["effect"]})
+            taints.append(
+                {"key": t.get("key", ""), "value": t.get("value") or "", "effect": t["effect"]}
+            )
     entry: dict[str, Any] = {"name": name, "capacity": capacity}
     if meta(node).get("labels"):
         entry["labels"] = dict(meta(node)["labels"])
@@ -169,8 +176,9 @@ def node_entry(node: dict) -> dict:
 
 def node_affinity(pod: dict) -> tuple[list | None, str | None]:
     """Required node affinity as the schema's OR-of-ANDs, or (None, reason) if it cannot be expressed."""
-    req = ((((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {})
-           .get("requiredDuringSchedulingIgnoredDuringExecution"))
+    req = (((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    )
     if not req:
         return None, None
     terms = []
@@ -181,7 +189,9 @@ def node_affinity(pod: dict) -> tuple[list | None, str | None]:
         for e in term.get("matchExpressions") or []:
             if e.get("operator") not in _AFFINITY_OPS:
                 return None, f"node affinity operator {e.get('operator')!r} is not supported"
-            exprs.append({"key": e["key"], "operator": e["operator"], "values": list(e.get("values") or [])})
+            exprs.append(
+                {"key": e["key"], "operator": e["operator"], "values": list(e.get("values") or [])}
+            )
         terms.append(exprs)
     return terms, None
 
@@ -237,9 +247,15 @@ def selector_matches(selector: dict | None, labels: dict) -> bool:
 
 # -- the snapshot ---------------------------------------------------------------------------------
 
-def build_snapshot(nodes: Iterable[dict], pods: Iterable[dict], pdbs: Iterable[dict] = (),
-                   name: str = "cluster", scheduler_name: str = "default-scheduler",
-                   resource_version: str | None = None) -> Snapshot:
+
+def build_snapshot(
+    nodes: Iterable[dict],
+    pods: Iterable[dict],
+    pdbs: Iterable[dict] = (),
+    name: str = "cluster",
+    scheduler_name: str = "default-scheduler",
+    resource_version: str | None = None,
+) -> Snapshot:
     """The pod-packing instance of a cluster, and what the planner needs to act on it."""
     node_entries = [node_entry(n) for n in nodes]
     node_names = {n["name"] for n in node_entries}
@@ -253,8 +269,12 @@ def build_snapshot(nodes: Iterable[dict], pods: Iterable[dict], pdbs: Iterable[d
     for pdb in pdb_list:
         ns = meta(pdb).get("namespace") or "default"
         selector = (pdb.get("spec") or {}).get("selector")
-        covered = [pod_key(p) for p in live if (meta(p).get("namespace") or "default") == ns
-                   and selector_matches(selector, meta(p).get("labels") or {})]
+        covered = [
+            pod_key(p)
+            for p in live
+            if (meta(p).get("namespace") or "default") == ns
+            and selector_matches(selector, meta(p).get("labels") or {})
+        ]
         allowed = int((pdb.get("status") or {}).get("disruptionsAllowed") or 0)
         budgets.append(Budget(f"{ns}/{meta(pdb).get('name')}", allowed, covered))
         if allowed <= 0:
@@ -282,10 +302,17 @@ def build_snapshot(nodes: Iterable[dict], pods: Iterable[dict], pdbs: Iterable[d
                 continue
             reason = reason or why_not
         if node is not None and key in frozen:
-            reason = reason or ("more than one PodDisruptionBudget covers it" if covered_by.get(key, 0) > 1
-                                else "its PodDisruptionBudget allows no disruption")
-        entry: dict[str, Any] = {"name": key, "requests": pod_requests(p),
-                                 "priority": int(spec.get("priority") or 0), "node": node}
+            reason = reason or (
+                "more than one PodDisruptionBudget covers it"
+                if covered_by.get(key, 0) > 1
+                else "its PodDisruptionBudget allows no disruption"
+            )
+        entry: dict[str, Any] = {
+            "name": key,
+            "requests": pod_requests(p),
+            "priority": int(spec.get("priority") or 0),
+            "node": node,
+        }
         if reason is not None:
             entry["movable"] = False
         if spec.get("nodeSelector"):
@@ -300,9 +327,18 @@ def build_snapshot(nodes: Iterable[dict], pods: Iterable[dict], pdbs: Iterable[d
             entry["owner"] = owner
         entries.append(entry)
         m = meta(p)
-        infos[key] = PodInfo(key, m.get("namespace") or "default", m.get("name"), m.get("uid"), node,
-                             entry["priority"], owner, reason is None, is_unschedulable(p),
-                             dict(m.get("labels") or {}))
+        infos[key] = PodInfo(
+            key,
+            m.get("namespace") or "default",
+            m.get("name"),
+            m.get("uid"),
+            node,
+            entry["priority"],
+            owner,
+            reason is None,
+            is_unschedulable(p),
+            dict(m.get("labels") or {}),
+        )
     instance = {"problem": "pod-packing", "name": name, "nodes": node_entries, "pods": entries}
     return Snapshot(instance, infos, budgets, skipped, resource_version)
 
@@ -324,6 +360,8 @@ def split_list(items: Iterable[dict]) -> tuple[list[dict], list[dict], list[dict
             pods += b
             pdbs += c
         else:
-            raise InputError(f"field 'kind': cannot use a {kind!r} object in a cluster dump "
-                             f"(expected Node, Pod, PodDisruptionBudget or List)")
+            raise InputError(
+                f"field 'kind': cannot use a {kind!r} object in a cluster dump "
+                f"(expected Node, Pod, PodDisruptionBudget or List)"
+            )
     return nodes, pods, pdbs

@@ -98,25 +98,36 @@ class ExpertPlacement(Problem):
         if total < n_exp:
             raise ValueError(
                 f"field 'slots_per_gpu': {self.gpus} GPUs x {self.slots_per_gpu} slots = {total} slots "
-                f"per layer, fewer than the {n_exp} experts (every expert needs a slot)")
+                f"per layer, fewer than the {n_exp} experts (every expert needs a slot)"
+            )
         if self.affinity is not None:
             if len(self.affinity) != n_layers - 1:
-                raise ValueError(f"field 'affinity': needs one matrix per consecutive layer pair "
-                                 f"({n_layers - 1}), got {len(self.affinity)}")
+                raise ValueError(
+                    f"field 'affinity': needs one matrix per consecutive layer pair "
+                    f"({n_layers - 1}), got {len(self.affinity)}"
+                )
             for l, mat in enumerate(self.affinity):
                 if len(mat) != n_exp:
-                    raise ValueError(f"field 'affinity.{l}': has {len(mat)} rows, expected {n_exp} (experts)")
+                    raise ValueError(
+                        f"field 'affinity.{l}': has {len(mat)} rows, expected {n_exp} (experts)"
+                    )
                 for i, row in enumerate(mat):
                     if len(row) != n_exp:
-                        raise ValueError(f"field 'affinity.{l}.{i}': has {len(row)} columns, "
-                                         f"expected {n_exp} (experts)")
+                        raise ValueError(
+                            f"field 'affinity.{l}.{i}': has {len(row)} columns, "
+                            f"expected {n_exp} (experts)"
+                        )
         if self.gpu_node is not None:
             if len(self.gpu_node) != self.gpus:
-                raise ValueError(f"field 'gpu_node': has {len(self.gpu_node)} entries, gpus is {self.gpus}")
+                raise ValueError(
+                    f"field 'gpu_node': has {len(self.gpu_node)} entries, gpus is {self.gpus}"
+                )
             used = sorted(set(self.gpu_node))
             if used != list(range(len(used))):
-                raise ValueError(f"field 'gpu_node': node indices must be 0..{len(used) - 1} "
-                                 f"without gaps, got {used}")
+                raise ValueError(
+                    f"field 'gpu_node': node indices must be 0..{len(used) - 1} "
+                    f"without gaps, got {used}"
+                )
         return self
 
     # -- derived data (numpy; cached) ---------------------------------------------------------
@@ -146,13 +157,16 @@ class ExpertPlacement(Problem):
         """`[L-1, E, E]` float array of the affinity matrices, or None."""
         if self.affinity is None or self.num_layers < 2:
             return None
-        return np.asarray(self.affinity, dtype=float).reshape(self.num_layers - 1, self.num_experts,
-                                                              self.num_experts)
+        return np.asarray(self.affinity, dtype=float).reshape(
+            self.num_layers - 1, self.num_experts, self.num_experts
+        )
 
     @cached_property
     def node_of_gpu(self) -> np.ndarray:
         """`[G]` int array: node of each GPU."""
-        return np.asarray(self.gpu_node if self.gpu_node is not None else [0] * self.gpus, dtype=int)
+        return np.asarray(
+            self.gpu_node if self.gpu_node is not None else [0] * self.gpus, dtype=int
+        )
 
     @property
     def num_nodes(self) -> int:
@@ -201,8 +215,13 @@ class ExpertPlacement(Problem):
         A = self.affinity_array
         c_in, c_out = self.link_costs
         if A is None:
-            return {"cross_gpu_traffic": 0.0, "cross_node_traffic": 0.0, "comm_cost": 0.0,
-                    "local_share": 1.0, "affinity_total": 0.0}
+            return {
+                "cross_gpu_traffic": 0.0,
+                "cross_node_traffic": 0.0,
+                "comm_cost": 0.0,
+                "local_share": 1.0,
+                "affinity_total": 0.0,
+            }
         Xb = (X > 0).astype(float)
         r = np.maximum(Xb.sum(axis=2), 1.0)  # [L, E]
         nodes = self.node_of_gpu
@@ -230,8 +249,13 @@ class ExpertPlacement(Problem):
         cross_gpu = max(cross_gpu, 0.0)
         cross_node = min(max(cross_node, 0.0), cross_gpu)
         cost = c_in * (cross_gpu - cross_node) + c_out * cross_node
-        return {"cross_gpu_traffic": cross_gpu, "cross_node_traffic": cross_node, "comm_cost": cost,
-                "local_share": 1.0 - cross_gpu / total if total > 0 else 1.0, "affinity_total": total}
+        return {
+            "cross_gpu_traffic": cross_gpu,
+            "cross_node_traffic": cross_node,
+            "comm_cost": cost,
+            "local_share": 1.0 - cross_gpu / total if total > 0 else 1.0,
+            "affinity_total": total,
+        }
 
     def objective_of(self, slots: Any) -> float:
         """The objective of a (feasible) placement, exactly as the checker computes it."""
@@ -250,8 +274,10 @@ class ExpertPlacement(Problem):
         bad = []
         for l, row in enumerate(slots):
             if len(row) != S:
-                bad.append(f"slots[{l}]: has {len(row)} entries, expected {S} ({G} GPUs x "
-                           f"{self.slots_per_gpu} slots)")
+                bad.append(
+                    f"slots[{l}]: has {len(row)} entries, expected {S} ({G} GPUs x "
+                    f"{self.slots_per_gpu} slots)"
+                )
             elif any(not -1 <= e < E for e in row):
                 bad.append(f"slots[{l}]: expert ids must be in -1..{E - 1} (-1 = empty slot)")
         if bad:
@@ -262,13 +288,17 @@ class ExpertPlacement(Problem):
         dup = int(np.maximum(X - 1, 0).sum())
         if dup:
             l, e, g = (int(v) for v in np.argwhere(X > 1)[0])
-            violations.append(f"{dup} replica(s) share a GPU with another replica of the same expert "
-                              f"(e.g. layer {l}, expert {e}, GPU {g})")
+            violations.append(
+                f"{dup} replica(s) share a GPU with another replica of the same expert "
+                f"(e.g. layer {l}, expert {e}, GPU {g})"
+            )
         missing = np.argwhere(r == 0)
         if len(missing):
             l, e = (int(v) for v in missing[0])
-            violations.append(f"{len(missing)} (layer, expert) pair(s) have no replica "
-                              f"(e.g. layer {l}, expert {e})")
+            violations.append(
+                f"{len(missing)} (layer, expert) pair(s) have no replica "
+                f"(e.g. layer {l}, expert {e})"
+            )
         if violations:
             return CheckReport.infeasible(*violations, metrics={"same_gpu_replicas": dup})
         loads = self._gpu_loads(X)
@@ -299,20 +329,35 @@ class ExpertPlacement(Problem):
 
 #: shape name -> (layers, experts, top-k, gpus, nodes, slots per GPU)
 SHAPES: dict[str, tuple[int, int, int, int, int, int]] = {
-    "mixtral": (32, 8, 2, 4, 1, 2),          # Mixtral-8x7B: 32 layers x 8 experts, top-2
-    "deepseek-v3": (58, 256, 8, 32, 4, 9),   # DeepSeek-V3: 58 MoE layers x 256 routed experts, top-8
-    "qwen-moe": (48, 128, 8, 16, 2, 9),      # Qwen3-30B-A3B-like: 48 layers x 128 experts, top-8
+    "mixtral": (32, 8, 2, 4, 1, 2),  # Mixtral-8x7B: 32 layers x 8 experts, top-2
+    "deepseek-v3": (58, 256, 8, 32, 4, 9),  # DeepSeek-V3: 58 MoE layers x 256 routed experts, top-8
+    "qwen-moe": (48, 128, 8, 16, 2, 9),  # Qwen3-30B-A3B-like: 48 layers x 128 experts, top-8
     "tiny": (3, 4, 2, 2, 1, 2),
 }
 
 
 @generator("expert-placement")
-def generate(seed: int = 0, shape: str = "mixtral", layers: int = 0, experts: int = 0, top_k: int = 0,
-             gpus: int = 0, nodes: int = 0, slots_per_gpu: int = 0, tokens: int = 4096,
-             skew: float = 1.0, distribution: str = "lognormal", affinity_strength: float = 2.0,
-             token_types: int = 0, window: int = 0, drift: float = 0.3, comm_weight: float = 0.0,
-             intra_node_cost: float = 1.0, inter_node_cost: float = 4.0,
-             with_affinity: bool = True) -> ExpertPlacement:
+def generate(
+    seed: int = 0,
+    shape: str = "mixtral",
+    layers: int = 0,
+    experts: int = 0,
+    top_k: int = 0,
+    gpus: int = 0,
+    nodes: int = 0,
+    slots_per_gpu: int = 0,
+    tokens: int = 4096,
+    skew: float = 1.0,
+    distribution: str = "lognormal",
+    affinity_strength: float = 2.0,
+    token_types: int = 0,
+    window: int = 0,
+    drift: float = 0.3,
+    comm_weight: float = 0.0,
+    intra_node_cost: float = 1.0,
+    inter_node_cost: float = 4.0,
+    with_affinity: bool = True,
+) -> ExpertPlacement:
     """A routing trace of `tokens` tokens through an MoE model of the given `shape`.
 
     The model (fixed by `seed`): per-layer expert popularity (log-normal with sigma `skew`, or Zipf
@@ -326,7 +371,9 @@ def generate(seed: int = 0, shape: str = "mixtral", layers: int = 0, experts: in
     Options left at 0 take the shape's values.
     """
     if shape not in SHAPES:
-        raise InputError(f"generate expert-placement: option --shape: one of {', '.join(SHAPES)}, got {shape!r}")
+        raise InputError(
+            f"generate expert-placement: option --shape: one of {', '.join(SHAPES)}, got {shape!r}"
+        )
     if distribution not in ("lognormal", "zipf"):
         raise InputError("generate expert-placement: option --distribution: 'lognormal' or 'zipf'")
     L0, E0, k0, G0, N0, S0 = SHAPES[shape]
@@ -339,8 +386,10 @@ def generate(seed: int = 0, shape: str = "mixtral", layers: int = 0, experts: in
     else:
         S = S0
     if min(L, E, k, G, N, S, tokens, window + 1) < 1 or k > E or G % N or skew < 0 or drift < 0:
-        raise InputError("generate expert-placement: need layers, experts, top_k, gpus, nodes, slots, tokens >= 1, "
-                         "top_k <= experts, gpus divisible by nodes, window, skew, drift >= 0")
+        raise InputError(
+            "generate expert-placement: need layers, experts, top_k, gpus, nodes, slots, tokens >= 1, "
+            "top_k <= experts, gpus divisible by nodes, window, skew, drift >= 0"
+        )
     if G * S < E:
         raise InputError(f"generate expert-placement: {G} GPUs x {S} slots < {E} experts")
     T = token_types or max(4, 2 * G)
@@ -376,10 +425,15 @@ def generate(seed: int = 0, shape: str = "mixtral", layers: int = 0, experts: in
     gpu_node = [g // (G // N) for g in range(G)] if N > 1 else None
     name = f"ep_{shape}_L{L}_E{E}_k{k}_G{G}_N{N}_S{S}_t{tokens}_s{seed}_w{window}"
     return ExpertPlacement(
-        name=name, gpus=G, slots_per_gpu=S, load=load.tolist(),
+        name=name,
+        gpus=G,
+        slots_per_gpu=S,
+        load=load.tolist(),
         affinity=affinity.tolist() if affinity is not None else None,
         gpu_node=gpu_node,
-        link_cost=LinkCost(intra_node=intra_node_cost, inter_node=inter_node_cost) if N > 1 else None,
+        link_cost=LinkCost(intra_node=intra_node_cost, inter_node=inter_node_cost)
+        if N > 1
+        else None,
         comm_weight=comm_weight or None,
     )
 
@@ -390,12 +444,19 @@ def read_eplb_example(path: Any) -> tuple[ExpertPlacement, dict]:
     from pathlib import Path
 
     data = json.loads(Path(path).read_text())
-    inst = ExpertPlacement(name="eplb_readme_example", gpus=data["gpus"], slots_per_gpu=data["slots_per_gpu"],
-                           load=data["load"], gpu_node=data.get("gpu_node"))
+    inst = ExpertPlacement(
+        name="eplb_readme_example",
+        gpus=data["gpus"],
+        slots_per_gpu=data["slots_per_gpu"],
+        load=data["load"],
+        gpu_node=data.get("gpu_node"),
+    )
     return inst, data["eplb_hierarchical_output"]
 
 
-def brute_force(problem: ExpertPlacement, max_states: int = 2_000_000) -> tuple[float, list[list[int]]]:
+def brute_force(
+    problem: ExpertPlacement, max_states: int = 2_000_000
+) -> tuple[float, list[list[int]]]:
     """Optimum by exhaustive search over all placements (tiny instances only; for tests)."""
     import itertools
 

@@ -98,14 +98,20 @@ class GpuSelection(Problem):
         dist = self.workload.distribution
         rows, cols = len(dist), len(dist[0])
         if cols == 0:
-            raise ValueError("field 'workload.distribution.0': a row needs at least one output bucket")
+            raise ValueError(
+                "field 'workload.distribution.0': a row needs at least one output bucket"
+            )
         for i, row in enumerate(dist):
             if len(row) != cols:
-                raise ValueError(f"field 'workload.distribution.{i}': has {len(row)} entries, row 0 has {cols}")
+                raise ValueError(
+                    f"field 'workload.distribution.{i}': has {len(row)} entries, row 0 has {cols}"
+                )
         total = sum(exact(x) for row in dist for x in row)
         if abs(total - 1) > DISTRIBUTION_TOLERANCE:
-            raise ValueError(f"field 'workload.distribution': shares sum to {float(total):.9g}, not 1 "
-                             f"(tolerance {DISTRIBUTION_TOLERANCE:g})")
+            raise ValueError(
+                f"field 'workload.distribution': shares sum to {float(total):.9g}, not 1 "
+                f"(tolerance {DISTRIBUTION_TOLERANCE:g})"
+            )
         seen: set[str] = set()
         for k, gpu in enumerate(self.gpu_types):
             if gpu.name in seen:
@@ -113,12 +119,16 @@ class GpuSelection(Problem):
             seen.add(gpu.name)
             table = gpu.throughput
             if len(table) != rows:
-                raise ValueError(f"field 'gpu_types.{k}.throughput': has {len(table)} rows (input buckets), "
-                                 f"workload.distribution has {rows}")
+                raise ValueError(
+                    f"field 'gpu_types.{k}.throughput': has {len(table)} rows (input buckets), "
+                    f"workload.distribution has {rows}"
+                )
             for i, row in enumerate(table):
                 if len(row) != cols:
-                    raise ValueError(f"field 'gpu_types.{k}.throughput.{i}': has {len(row)} entries "
-                                     f"(output buckets), workload.distribution has {cols}")
+                    raise ValueError(
+                        f"field 'gpu_types.{k}.throughput.{i}': has {len(row)} entries "
+                        f"(output buckets), workload.distribution has {cols}"
+                    )
         return self
 
     # -- derived data (exact) -------------------------------------------------------------------
@@ -137,7 +147,12 @@ class GpuSelection(Problem):
         if exact(self.workload.request_rate) == 0:
             return []
         rows, cols = self.shape
-        return [(i, j) for i in range(rows) for j in range(cols) if exact(self.workload.distribution[i][j]) > 0]
+        return [
+            (i, j)
+            for i in range(rows)
+            for j in range(cols)
+            if exact(self.workload.distribution[i][j]) > 0
+        ]
 
     def slice_rate(self, b: Bucket) -> Fraction:
         """Request rate of one slice of bucket b (req/s), exactly."""
@@ -180,8 +195,10 @@ class GpuSelection(Problem):
             elif all(self.gpu_types[t].max_count == 0 for t in serving):
                 why = "every GPU type that serves it has max_count 0"
             else:
-                why = ("on every GPU type that serves it, one slice is more than a whole instance "
-                       "(raise slice_factor or use packing 'pooled')")
+                why = (
+                    "on every GPU type that serves it, one slice is more than a whole instance "
+                    "(raise slice_factor or use packing 'pooled')"
+                )
             share = self.workload.distribution[b[0]][b[1]]
             return f"bucket {list(b)} (share {share}) cannot be served: {why}"
         return None
@@ -208,7 +225,11 @@ class GpuSelection(Problem):
             total = sum((loads[b] * self.slice_factor for b in self.buckets), Fraction(0))
             count = math.ceil(total)
         else:
-            count = len(first_fit_decreasing([loads[b] for b in self.buckets for _ in range(self.slice_factor)]))
+            count = len(
+                first_fit_decreasing(
+                    [loads[b] for b in self.buckets for _ in range(self.slice_factor)]
+                )
+            )
         cap = self.gpu_types[t].max_count
         return None if cap is not None and count > cap else count
 
@@ -247,10 +268,14 @@ class GpuSelection(Problem):
             where = f"assignment.{k}"
             b = (a.bucket[0], a.bucket[1])
             if not (b[0] < rows and b[1] < cols):
-                violations.append(f"{where}: bucket {list(b)} is outside the {rows}x{cols} distribution")
+                violations.append(
+                    f"{where}: bucket {list(b)} is outside the {rows}x{cols} distribution"
+                )
                 continue
             if b not in wanted:
-                violations.append(f"{where}: bucket {list(b)} carries no traffic, so it has no slices")
+                violations.append(
+                    f"{where}: bucket {list(b)} carries no traffic, so it has no slices"
+                )
                 continue
             if a.slice >= self.slice_factor:
                 violations.append(f"{where}: slice {a.slice} >= slice_factor {self.slice_factor}")
@@ -270,26 +295,41 @@ class GpuSelection(Problem):
             per_type[t] += load
             if a.instance is None:
                 if self.packing == "per_instance":
-                    violations.append(f"{where}: packing 'per_instance' needs the instance of every slice")
+                    violations.append(
+                        f"{where}: packing 'per_instance' needs the instance of every slice"
+                    )
                 continue
             if a.instance >= counts[t]:
-                violations.append(f"{where}: instance {a.instance} of '{a.gpu_type}' does not exist "
-                                  f"(count {counts[t]})")
+                violations.append(
+                    f"{where}: instance {a.instance} of '{a.gpu_type}' does not exist "
+                    f"(count {counts[t]})"
+                )
                 continue
             per_instance[(t, a.instance)] = per_instance.get((t, a.instance), Fraction(0)) + load
         missing = len(wanted) * self.slice_factor - len(seen)
         if missing > 0:
-            unassigned = [(list(b), s) for b in self.buckets for s in range(self.slice_factor) if (b, s) not in seen]
-            violations.append(f"{missing} slice(s) unassigned, e.g. (bucket, slice) {unassigned[:3]}")
+            unassigned = [
+                (list(b), s)
+                for b in self.buckets
+                for s in range(self.slice_factor)
+                if (b, s) not in seen
+            ]
+            violations.append(
+                f"{missing} slice(s) unassigned, e.g. (bucket, slice) {unassigned[:3]}"
+            )
         if self.packing == "pooled":
             for t, load in enumerate(per_type):
                 if load > counts[t]:
-                    violations.append(f"type '{self.names[t]}': load {float(load):.6g} GPUs exceeds "
-                                      f"its {counts[t]} instance(s)")
+                    violations.append(
+                        f"type '{self.names[t]}': load {float(load):.6g} GPUs exceeds "
+                        f"its {counts[t]} instance(s)"
+                    )
         else:
             for (t, i), load in sorted(per_instance.items()):
                 if load > 1:
-                    violations.append(f"instance {i} of '{self.names[t]}': load {float(load):.6g} > 1")
+                    violations.append(
+                        f"instance {i} of '{self.names[t]}': load {float(load):.6g} > 1"
+                    )
         if violations:
             return CheckReport.infeasible(*violations)
 
@@ -304,28 +344,43 @@ class GpuSelection(Problem):
         if self.packing == "pooled":
             metrics["load_per_instance"] = {
                 self.names[t]: [round(float(per_type[t] / counts[t]), 6)] * counts[t]
-                for t in range(len(counts)) if counts[t] > 0}
+                for t in range(len(counts))
+                if counts[t] > 0
+            }
         else:
             metrics["load_per_instance"] = {
-                self.names[t]: [round(float(per_instance.get((t, i), 0)), 6) for i in range(counts[t])]
-                for t in range(len(counts)) if counts[t] > 0}
-        metrics["load_per_type"] = {self.names[t]: round(float(per_type[t]), 6)
-                                    for t in range(len(counts)) if counts[t] > 0}
+                self.names[t]: [
+                    round(float(per_instance.get((t, i), 0)), 6) for i in range(counts[t])
+                ]
+                for t in range(len(counts))
+                if counts[t] > 0
+            }
+        metrics["load_per_type"] = {
+            self.names[t]: round(float(per_type[t]), 6) for t in range(len(counts)) if counts[t] > 0
+        }
         base = self.single_type_baseline
         if base is None:
             metrics["single_type_baseline"] = None
             metrics["savings_vs_single_type"] = None
         else:
             t, n, bcost = base
-            metrics["single_type_baseline"] = {"gpu_type": self.names[t], "count": n,
-                                               "cost_per_hour": float(bcost)}
-            metrics["savings_vs_single_type"] = round(float(1 - cost / bcost), 6) if bcost > 0 else 0.0
+            metrics["single_type_baseline"] = {
+                "gpu_type": self.names[t],
+                "count": n,
+                "cost_per_hour": float(bcost),
+            }
+            metrics["savings_vs_single_type"] = (
+                round(float(1 - cost / bcost), 6) if bcost > 0 else 0.0
+            )
         return CheckReport(True, float(cost), metrics)
 
     # -- helpers for solvers -------------------------------------------------------------------
-    def solution_from_counts(self, n: dict[tuple[int, Bucket], int],
-                             instances: dict[tuple[int, Bucket], list[int]] | None = None,
-                             counts: dict[int, int] | None = None) -> dict:
+    def solution_from_counts(
+        self,
+        n: dict[tuple[int, Bucket], int],
+        instances: dict[tuple[int, Bucket], list[int]] | None = None,
+        counts: dict[int, int] | None = None,
+    ) -> dict:
         """A solution dict from `n[(t, b)]` = slices of bucket b on type t.
 
         `instances[(t, b)]` lists the instance of each of those slices (per_instance); without it,
@@ -357,10 +412,19 @@ class GpuSelection(Problem):
                     else:
                         inst = min(max(counts.get(t, 0) - 1, 0), math.floor(cum[t]))
                         cum[t] += self.loads[t][b]
-                    assignment.append({"bucket": [b[0], b[1]], "slice": next_slice[b], "gpu_type": self.names[t],
-                                       "instance": inst})
+                    assignment.append(
+                        {
+                            "bucket": [b[0], b[1]],
+                            "slice": next_slice[b],
+                            "gpu_type": self.names[t],
+                            "instance": inst,
+                        }
+                    )
                     next_slice[b] += 1
-        return {"counts": {self.names[t]: int(counts.get(t, 0)) for t in range(T)}, "assignment": assignment}
+        return {
+            "counts": {self.names[t]: int(counts.get(t, 0)) for t in range(T)},
+            "assignment": assignment,
+        }
 
     # -- integer data for exact models --------------------------------------------------------------
     def count_upper_bounds(self, ub_cost: Fraction | None = None) -> list[int]:
@@ -386,7 +450,9 @@ class GpuSelection(Problem):
             out.append(max(0, u))
         return out
 
-    def scaled_loads(self, t: int, mode: str = "floor", max_scale: int = 10**6) -> tuple[int, dict[Bucket, int], bool]:
+    def scaled_loads(
+        self, t: int, mode: str = "floor", max_scale: int = 10**6
+    ) -> tuple[int, dict[Bucket, int], bool]:
         """(S, {bucket: load x S as an int}, exact) for type t.
 
         S is the common denominator of the type's loads when that is at most `max_scale` (then the
@@ -436,8 +502,9 @@ def first_fit_decreasing(loads: list[Fraction]) -> list[list[int]]:
 WORKLOADS = ("short-context", "long-context", "mixed")
 
 
-def workload_distribution(workload: str, shape: tuple[int, int] = (6, 6), *, seed: int = 0,
-                          jitter: float = 0.0) -> list[list[float]]:
+def workload_distribution(
+    workload: str, shape: tuple[int, int] = (6, 6), *, seed: int = 0, jitter: float = 0.0
+) -> list[list[float]]:
     """Shares over the (input, output) buckets, rounded to 1e-4 and summing to exactly 1.
 
     short-context (chat, like Mélange's Arena set): most requests in the short input buckets with
@@ -474,15 +541,27 @@ def workload_distribution(workload: str, shape: tuple[int, int] = (6, 6), *, see
         w = [[x * rng.uniform(1 - jitter, 1 + jitter) for x in row] for row in w]
     w = norm(w)
     units = [[round(x * 10000) for x in row] for row in w]
-    i, j = max(((i, j) for i in range(rows) for j in range(cols)), key=lambda ij: units[ij[0]][ij[1]])
+    i, j = max(
+        ((i, j) for i in range(rows) for j in range(cols)), key=lambda ij: units[ij[0]][ij[1]]
+    )
     units[i][j] += 10000 - sum(map(sum, units))
     return [[u / 10000 for u in row] for row in units]
 
 
 @generator("gpu-selection")
-def generate(seed: int = 0, workload: str = "mixed", request_rate: float = 16.0, slice_factor: int = 4,
-             packing: str = "pooled", gpus: str = "L4,A10G,A100-80GB,H100", profiles: str = "",
-             slo: str = "", prices: str = "", jitter: float = 0.0, max_count: int = -1) -> GpuSelection:
+def generate(
+    seed: int = 0,
+    workload: str = "mixed",
+    request_rate: float = 16.0,
+    slice_factor: int = 4,
+    packing: str = "pooled",
+    gpus: str = "L4,A10G,A100-80GB,H100",
+    profiles: str = "",
+    slo: str = "",
+    prices: str = "",
+    jitter: float = 0.0,
+    max_count: int = -1,
+) -> GpuSelection:
     """An instance over a profile set: the shipped roofline set (profiles ""), a profile JSON file, or a
     measurement CSV (then `slo` = "ttft_p99_ms=2000,tpot_p99_ms=100" names the SLO columns and limits;
     see optkit.problems.gpu_profiles). `prices` overrides costs ("L4=0.7,H100=7.5"); `max_count` >= 0
@@ -491,55 +570,101 @@ def generate(seed: int = 0, workload: str = "mixed", request_rate: float = 16.0,
     from optkit.problems.gpu_profiles import load_profiles
 
     if packing not in ("pooled", "per_instance"):
-        raise InputError(f"generate gpu-selection: packing must be 'pooled' or 'per_instance', got {packing!r}")
+        raise InputError(
+            f"generate gpu-selection: packing must be 'pooled' or 'per_instance', got {packing!r}"
+        )
     if request_rate < 0 or slice_factor < 1 or not 0 <= jitter < 1:
-        raise InputError("generate gpu-selection: need request_rate >= 0, slice_factor >= 1 and 0 <= jitter < 1")
+        raise InputError(
+            "generate gpu-selection: need request_rate >= 0, slice_factor >= 1 and 0 <= jitter < 1"
+        )
     table = load_profiles(profiles or None, slo=slo, prices=prices)
     wanted = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else list(table)
     if profiles and gpus == "L4,A10G,A100-80GB,H100":
         wanted = [g for g in wanted if g in table] or list(table)
     unknown = [g for g in wanted if g not in table]
     if unknown:
-        raise InputError(f"generate gpu-selection: unknown GPU type(s) {', '.join(unknown)} "
-                         f"(profiles have {', '.join(table)})")
+        raise InputError(
+            f"generate gpu-selection: unknown GPU type(s) {', '.join(unknown)} "
+            f"(profiles have {', '.join(table)})"
+        )
     shape = (len(table[wanted[0]]["throughput"]), len(table[wanted[0]]["throughput"][0]))
     dist = workload_distribution(workload, shape, seed=seed, jitter=jitter)
-    types = [{"name": g, "cost_per_hour": table[g]["cost_per_hour"], "throughput": table[g]["throughput"],
-              **({"max_count": max_count} if max_count >= 0 else {})} for g in wanted]
+    types = [
+        {
+            "name": g,
+            "cost_per_hour": table[g]["cost_per_hour"],
+            "throughput": table[g]["throughput"],
+            **({"max_count": max_count} if max_count >= 0 else {}),
+        }
+        for g in wanted
+    ]
     rate = int(request_rate) if float(request_rate).is_integer() else request_rate
     name = f"{workload}_r{rate}_sf{slice_factor}_{packing}" + (f"_s{seed}" if jitter > 0 else "")
-    return GpuSelection.from_dict({"name": name, "gpu_types": types,
-                                   "workload": {"distribution": dist, "request_rate": rate},
-                                   "slice_factor": slice_factor, "packing": packing},
-                                  source="generate gpu-selection")
+    return GpuSelection.from_dict(
+        {
+            "name": name,
+            "gpu_types": types,
+            "workload": {"distribution": dist, "request_rate": rate},
+            "slice_factor": slice_factor,
+            "packing": packing,
+        },
+        source="generate gpu-selection",
+    )
 
 
-def melange_example(slice_factor: int = 4, packing: str = "pooled", path: str | None = None) -> GpuSelection:
+def melange_example(
+    slice_factor: int = 4, packing: str = "pooled", path: str | None = None
+) -> GpuSelection:
     """Mélange's shipped example (melange/config/example.json) in our schema."""
     import json
     from pathlib import Path
 
     if path is None:
-        data = {"gpu_info": {"A10G": {"cost": 1.01, "tputs": [[2, 1], [5, 2]]},
-                             "A100-80GB": {"cost": 3.67, "tputs": [[20, 20], [40, 20]]}},
-                "workload_distribution": [[0.2, 0.1], [0.5, 0.2]], "total_request_rate": 30.0}
+        data = {
+            "gpu_info": {
+                "A10G": {"cost": 1.01, "tputs": [[2, 1], [5, 2]]},
+                "A100-80GB": {"cost": 3.67, "tputs": [[20, 20], [40, 20]]},
+            },
+            "workload_distribution": [[0.2, 0.1], [0.5, 0.2]],
+            "total_request_rate": 30.0,
+        }
     else:
         data = json.loads(Path(path).read_text())
-    return from_melange(data, slice_factor=slice_factor, packing=packing, name=f"melange_example_sf{slice_factor}")
+    return from_melange(
+        data, slice_factor=slice_factor, packing=packing, name=f"melange_example_sf{slice_factor}"
+    )
 
 
-def from_melange(data: dict, *, slice_factor: int = 4, packing: str = "pooled", name: str | None = None) -> GpuSelection:
+def from_melange(
+    data: dict, *, slice_factor: int = 4, packing: str = "pooled", name: str | None = None
+) -> GpuSelection:
     """Mélange's input format ({"gpu_info": {name: {"cost", "tputs"}}, "workload_distribution",
     "total_request_rate"}) -> a GpuSelection."""
     from optkit.errors import InputError
 
     try:
-        types = [{"name": n, "cost_per_hour": g["cost"], "throughput": g["tputs"]} for n, g in data["gpu_info"].items()]
-        workload = {"distribution": data["workload_distribution"], "request_rate": data["total_request_rate"]}
+        types = [
+            {"name": n, "cost_per_hour": g["cost"], "throughput": g["tputs"]}
+            for n, g in data["gpu_info"].items()
+        ]
+        workload = {
+            "distribution": data["workload_distribution"],
+            "request_rate": data["total_request_rate"],
+        }
     except (KeyError, TypeError, AttributeError) as e:
-        raise InputError(f"not a Mélange input (gpu_info, workload_distribution, total_request_rate): {e}") from None
-    return GpuSelection.from_dict({"name": name, "gpu_types": types, "workload": workload,
-                                   "slice_factor": slice_factor, "packing": packing}, source="melange input")
+        raise InputError(
+            f"not a Mélange input (gpu_info, workload_distribution, total_request_rate): {e}"
+        ) from None
+    return GpuSelection.from_dict(
+        {
+            "name": name,
+            "gpu_types": types,
+            "workload": workload,
+            "slice_factor": slice_factor,
+            "packing": packing,
+        },
+        source="melange input",
+    )
 
 
 @importer("melange")
@@ -554,5 +679,8 @@ def import_melange(source: Path) -> list[GpuSelection]:
     except (OSError, json.JSONDecodeError) as e:
         raise InputError(f"{source}: cannot read a Mélange input: {e}") from None
     stem = Path(source).stem
-    return [from_melange(data, slice_factor=sf, packing=pk, name=f"{stem}_sf{sf}_{pk}")
-            for pk in ("pooled", "per_instance") for sf in (1, 2, 4, 8, 16)]
+    return [
+        from_melange(data, slice_factor=sf, packing=pk, name=f"{stem}_sf{sf}_{pk}")
+        for pk in ("pooled", "per_instance")
+        for sf in (1, 2, 4, 8, 16)
+    ]

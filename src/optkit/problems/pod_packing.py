@@ -120,21 +120,29 @@ class PodPacking(Problem):
         seen: dict[str, int] = {}
         for j, node in enumerate(self.nodes):
             if node.name in seen:
-                raise ValueError(f"field 'nodes.{j}.name': duplicate node name '{node.name}' (also nodes.{seen[node.name]})")
+                raise ValueError(
+                    f"field 'nodes.{j}.name': duplicate node name '{node.name}' (also nodes.{seen[node.name]})"
+                )
             seen[node.name] = j
         pods_seen: dict[str, int] = {}
         for i, pod in enumerate(self.pods):
             if pod.name in pods_seen:
-                raise ValueError(f"field 'pods.{i}.name': duplicate pod name '{pod.name}' (also pods.{pods_seen[pod.name]})")
+                raise ValueError(
+                    f"field 'pods.{i}.name': duplicate pod name '{pod.name}' (also pods.{pods_seen[pod.name]})"
+                )
             pods_seen[pod.name] = i
             if pod.node is not None and pod.node not in seen:
                 raise ValueError(f"field 'pods.{i}.node': '{pod.node}' names no node")
             if not pod.movable and pod.node is None:
-                raise ValueError(f"field 'pods.{i}.movable': a non-movable pod must have a current node "
-                                 f"(pod '{pod.name}' is pending)")
+                raise ValueError(
+                    f"field 'pods.{i}.movable': a non-movable pod must have a current node "
+                    f"(pod '{pod.name}' is pending)"
+                )
             if pod.node_affinity is not None and len(pod.node_affinity) == 0:
-                raise ValueError(f"field 'pods.{i}.node_affinity': an empty list of terms matches no node "
-                                 f"(use null for no affinity)")
+                raise ValueError(
+                    f"field 'pods.{i}.node_affinity': an empty list of terms matches no node "
+                    f"(use null for no affinity)"
+                )
         return self
 
     # -- derived data -------------------------------------------------------------------------
@@ -207,14 +215,19 @@ class PodPacking(Problem):
             if not any(all(req.matches(node.labels) for req in term) for term in pod.node_affinity):
                 return False
         for taint in node.taints:
-            if taint.effect in ("NoSchedule", "NoExecute") and not any(t.tolerates(taint) for t in pod.tolerations):
+            if taint.effect in ("NoSchedule", "NoExecute") and not any(
+                t.tolerates(taint) for t in pod.tolerations
+            ):
                 return False
         return True
 
     @staticmethod
     def _signature(pod: Pod) -> str:
-        return json.dumps([pod.node_selector, pod.model_dump(include={"node_affinity", "tolerations"})],
-                          sort_keys=True, default=str)
+        return json.dumps(
+            [pod.node_selector, pod.model_dump(include={"node_affinity", "tolerations"})],
+            sort_keys=True,
+            default=str,
+        )
 
     @cached_property
     def _eligible_by_signature(self) -> dict[str, tuple[bool, ...]]:
@@ -240,15 +253,20 @@ class PodPacking(Problem):
             return False
         if not pod.movable:
             return True
-        return all(any(t.tolerates(taint) for t in pod.tolerations)
-                   for taint in self.nodes[node_index].taints if taint.effect == "NoExecute")
+        return all(
+            any(t.tolerates(taint) for t in pod.tolerations)
+            for taint in self.nodes[node_index].taints
+            if taint.effect == "NoExecute"
+        )
 
     def allowed(self, pod_index: int, node_index: int) -> bool:
         """May pod i be on node j in a solution (eligibility, staying, movability; not resources)?"""
         cur = self.current[pod_index]
         if not self.pods[pod_index].movable:
             return node_index == cur
-        return self.eligible(pod_index, node_index) or (cur == node_index and self.may_stay(pod_index, node_index))
+        return self.eligible(pod_index, node_index) or (
+            cur == node_index and self.may_stay(pod_index, node_index)
+        )
 
     def fits_empty(self, pod_index: int, node_index: int) -> bool:
         """Would pod i fit on node j if j were empty (resources only)?"""
@@ -262,8 +280,13 @@ class PodPacking(Problem):
 
         if not self.n_nodes:
             return tuple(() for _ in self.pods)
-        caps = np.array([[np.iinfo(np.int64).max if c is None else c for c in row] for row in self.capacity_matrix],
-                        dtype=np.int64).reshape(self.n_nodes, len(self.resources))
+        caps = np.array(
+            [
+                [np.iinfo(np.int64).max if c is None else c for c in row]
+                for row in self.capacity_matrix
+            ],
+            dtype=np.int64,
+        ).reshape(self.n_nodes, len(self.resources))
         by_req: dict[tuple[int, ...], object] = {}
         by_sig: dict[str, object] = {}
         out = []
@@ -293,8 +316,12 @@ class PodPacking(Problem):
         classes: dict[tuple, list[int]] = {}
         for j, node in enumerate(self.nodes):
             if j not in exclude:
-                key = (tuple(self.capacity_matrix[j]), tuple(sorted(node.labels.items())), node.taints,
-                       node.unschedulable)
+                key = (
+                    tuple(self.capacity_matrix[j]),
+                    tuple(sorted(node.labels.items())),
+                    node.taints,
+                    node.unschedulable,
+                )
                 classes.setdefault(key, []).append(j)
         return [members for members in classes.values() if len(members) > 1]
 
@@ -320,12 +347,20 @@ class PodPacking(Problem):
         return out + [evictions, moves]
 
     def to_solution(self, where: list[int | None] | tuple[int | None, ...]) -> dict:
-        return {"assignment": {pod.name: (None if j is None else self.nodes[j].name)
-                               for pod, j in zip(self.pods, where)}}
+        return {
+            "assignment": {
+                pod.name: (None if j is None else self.nodes[j].name)
+                for pod, j in zip(self.pods, where)
+            }
+        }
 
     def placement_of(self, solution: dict | PodPackingSolution) -> list[int | None]:
         """Node index (or None) per pod from a solution (assumed well formed)."""
-        a = solution.assignment if isinstance(solution, PodPackingSolution) else solution["assignment"]
+        a = (
+            solution.assignment
+            if isinstance(solution, PodPackingSolution)
+            else solution["assignment"]
+        )
         return [None if a.get(p.name) is None else self.node_index[a[p.name]] for p in self.pods]
 
     def current_solution(self) -> dict:
@@ -345,7 +380,9 @@ class PodPacking(Problem):
             violations.append(f"assignment names unknown pods {unknown[:5]}")
         missing = [p.name for p in self.pods if p.name not in a]
         if missing:
-            violations.append(f"assignment misses pods {missing[:5]} (give null for an unplaced pod)")
+            violations.append(
+                f"assignment misses pods {missing[:5]} (give null for an unplaced pod)"
+            )
         bad_nodes = sorted({v for v in a.values() if v is not None and v not in self.node_index})
         if bad_nodes:
             violations.append(f"assignment names unknown nodes {bad_nodes[:5]}")
@@ -357,8 +394,10 @@ class PodPacking(Problem):
             if not pod.movable and j != self.current[i]:
                 violations.append(f"pod '{pod.name}' is not movable: it must stay on '{pod.node}'")
             elif j is not None and not self.allowed(i, j):
-                violations.append(f"pod '{pod.name}' may not run on node '{self.nodes[j].name}' "
-                                  f"(selector, affinity, taints or unschedulable)")
+                violations.append(
+                    f"pod '{pod.name}' may not run on node '{self.nodes[j].name}' "
+                    f"(selector, affinity, taints or unschedulable)"
+                )
         R = self.resources
         used = [[0] * len(R) for _ in self.nodes]
         for i, j in enumerate(where):
@@ -370,7 +409,9 @@ class PodPacking(Problem):
             for r, q in enumerate(row):
                 c = self.capacity_matrix[j][r]
                 if c is not None and q > c:
-                    violations.append(f"node '{self.nodes[j].name}': {R[r]} requested {q} > capacity {c}")
+                    violations.append(
+                        f"node '{self.nodes[j].name}': {R[r]} requested {q} > capacity {c}"
+                    )
         metrics = self._metrics(where, used)
         if violations:
             return CheckReport.infeasible(*violations[:20], metrics=metrics)
@@ -422,22 +463,32 @@ def node_size(requests: list[int], n_nodes: int, util: float | Fraction | str) -
 
 def creation_order(problem: PodPacking) -> list[int]:
     """Pod indices in ReplicaSet creation order: numeric `rs-<idx>` of the name (or owner), then file order."""
+
     def key(i: int) -> tuple[int, int]:
         pod = problem.pods[i]
         m = re.match(r"rs-(\d+)-", pod.owner.split("/", 1)[-1] if pod.owner else pod.name)
         return (int(m.group(1)) if m else 0, i)
+
     return sorted(range(problem.n_pods), key=key)
 
 
 @generator("pod-packing")
-def generate(seed: int = 0, nodes: int = 4, pods_per_node: int = 4, priorities: int = 1,
-             util: float = 1.0, before: bool = True) -> PodPacking:
+def generate(
+    seed: int = 0,
+    nodes: int = 4,
+    pods_per_node: int = 4,
+    priorities: int = 1,
+    util: float = 1.0,
+    before: bool = True,
+) -> PodPacking:
     """The paper's generator: ReplicaSets (cpu U[100,1000] m, memory U[100,1000] MB, 1-4 replicas,
     priority U{1..K}) until N * pods_per_node pods exist; N identical nodes sized per resource as
     max(largest request, ceil(ceil(total / util) / N)); the current state is kube-default's placement
     in creation order without preemption (`before=false`: every pod pending)."""
     if nodes < 1 or pods_per_node < 1 or priorities < 1 or not util > 0:
-        raise InputError("generate pod-packing: need nodes, pods_per_node, priorities >= 1 and util > 0")
+        raise InputError(
+            "generate pod-packing: need nodes, pods_per_node, priorities >= 1 and util > 0"
+        )
     rng = random.Random(seed)
     total = nodes * pods_per_node
     width = max(2, len(str(total)))
@@ -452,11 +503,20 @@ def generate(seed: int = 0, nodes: int = 4, pods_per_node: int = 4, priorities: 
         owner = f"rs-{rs:0{width}d}-p{prio}"
         for _ in range(replicas):
             suffix = "".join(rng.choice(_SUFFIX) for _ in range(5))
-            pods.append({"name": f"{owner}-{suffix}", "requests": {"cpu": cpu, "memory": mem},
-                         "priority": prio, "owner": f"ReplicaSet/{owner}"})
+            pods.append(
+                {
+                    "name": f"{owner}-{suffix}",
+                    "requests": {"cpu": cpu, "memory": mem},
+                    "priority": prio,
+                    "owner": f"ReplicaSet/{owner}",
+                }
+            )
     cpu_cap = node_size([p["requests"]["cpu"] for p in pods], nodes, util)
     mem_cap = node_size([p["requests"]["memory"] for p in pods], nodes, util)
-    node_list = [{"name": f"node-{j + 1}", "capacity": {"cpu": cpu_cap, "memory": mem_cap}} for j in range(nodes)]
+    node_list = [
+        {"name": f"node-{j + 1}", "capacity": {"cpu": cpu_cap, "memory": mem_cap}}
+        for j in range(nodes)
+    ]
     name = f"gen_n{nodes}_ppn{pods_per_node}_k{priorities}_u{util}_s{seed}"
     problem = PodPacking(name=name, nodes=node_list, pods=pods)
     if before:
@@ -480,6 +540,7 @@ def with_placement(problem: PodPacking, where: list[int | None]) -> PodPacking:
 
 # -- importer: the KWOK runs of the paper ---------------------------------------------------------
 
+
 def read_kwok(path: Path) -> list[tuple[PodPacking, dict]]:
     """instances.jsonl -> (instance with the real scheduler's placement as current state, row metadata).
 
@@ -490,7 +551,10 @@ def read_kwok(path: Path) -> list[tuple[PodPacking, dict]]:
             continue
         try:
             row = json.loads(line)
-            nodes = [{"name": n["name"], "capacity": {"cpu": n["cpu_m"], "memory": n["mem_b"]}} for n in row["nodes"]]
+            nodes = [
+                {"name": n["name"], "capacity": {"cpu": n["cpu_m"], "memory": n["mem_b"]}}
+                for n in row["nodes"]
+            ]
             raw = row["pods"]
 
             def rs_index(k: int, raw: list = raw) -> tuple[int, int]:
@@ -501,8 +565,12 @@ def read_kwok(path: Path) -> list[tuple[PodPacking, dict]]:
             for k in sorted(range(len(raw)), key=rs_index):
                 p = raw[k]
                 owner = re.match(r"(rs-\d+-p\d+)", p["name"])
-                pod = {"name": p["name"], "requests": {"cpu": p["cpu_m"], "memory": p["mem_b"]},
-                       "priority": int(p["priority"]), "owner": f"ReplicaSet/{owner.group(1)}" if owner else None}
+                pod = {
+                    "name": p["name"],
+                    "requests": {"cpu": p["cpu_m"], "memory": p["mem_b"]},
+                    "priority": int(p["priority"]),
+                    "owner": f"ReplicaSet/{owner.group(1)}" if owner else None,
+                }
                 if p.get("node"):
                     pod["node"] = p["node"]
                 pods.append(pod)

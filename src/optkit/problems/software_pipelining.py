@@ -28,6 +28,7 @@ from optkit.registry import generator
 
 # -- data model ------------------------------------------------------------------------------------
 
+
 class Op(Model):
     """An operation of the loop body."""
 
@@ -48,7 +49,9 @@ class Op(Model):
 class Edge(Model):
     """Dependence: start[to] + distance * ii >= start[from] + latency (+ handoff across groups)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True
+    )
 
     from_: str = Field(alias="from")
     to: str
@@ -111,7 +114,9 @@ class SoftwarePipelining(Problem):
                 raise ValueError(f"field 'ops.{i}.name': duplicate op name '{op.name}'")
             names[op.name] = i
             if op.unit not in self.units:
-                raise ValueError(f"field 'ops.{i}.unit': unknown unit '{op.unit}' (units: {sorted(self.units)})")
+                raise ValueError(
+                    f"field 'ops.{i}.unit': unknown unit '{op.unit}' (units: {sorted(self.units)})"
+                )
             for unit in op.reservation or {}:
                 if unit not in self.units:
                     raise ValueError(f"field 'ops.{i}.reservation': unknown unit '{unit}'")
@@ -122,9 +127,13 @@ class SoftwarePipelining(Problem):
         wg = self.warp_groups
         if wg is not None:
             if len(wg.reg_limit) != wg.count:
-                raise ValueError(f"field 'warp_groups.reg_limit': has {len(wg.reg_limit)} entries, count is {wg.count}")
+                raise ValueError(
+                    f"field 'warp_groups.reg_limit': has {len(wg.reg_limit)} entries, count is {wg.count}"
+                )
             if wg.producer >= wg.count:
-                raise ValueError(f"field 'warp_groups.producer': {wg.producer} is not a group (count {wg.count})")
+                raise ValueError(
+                    f"field 'warp_groups.producer': {wg.producer} is not a group (count {wg.count})"
+                )
         return self
 
     # -- derived data -------------------------------------------------------------------------------
@@ -195,7 +204,9 @@ class SoftwarePipelining(Problem):
         if self.warp_groups:
             total_issue = sum(self.issue(v) for v in range(self.n))
             best = max(best, -(-total_issue // self.warp_groups.count))
-            best = max(best, sum(self.issue(v) for v, op in enumerate(self.ops) if op.variable_latency))
+            best = max(
+                best, sum(self.issue(v) for v, op in enumerate(self.ops) if op.variable_latency)
+            )
         return best
 
     def recurrence_ok(self, ii: int) -> bool:
@@ -245,8 +256,9 @@ class SoftwarePipelining(Problem):
                     return [self.ops[u].name]
                 g.add_edge(u, v)
         for comp in nx.strongly_connected_components(g):
-            if len(comp) > 1 and any(u in comp and v in comp and d == 0 and lat > 0
-                                     for u, v, lat, d, _ in self.arcs):
+            if len(comp) > 1 and any(
+                u in comp and v in comp and d == 0 and lat > 0 for u, v, lat, d, _ in self.arcs
+            ):
                 return [self.ops[i].name for i in sorted(comp)]
         return None
 
@@ -254,8 +266,10 @@ class SoftwarePipelining(Problem):
         """Why no modulo schedule exists, for the cases decided without search; else None."""
         cyc = self.zero_distance_cycle()
         if cyc is not None:
-            return (f"dependence cycle through {', '.join(cyc)} has total distance 0 and positive "
-                    f"latency: an op would have to start after itself")
+            return (
+                f"dependence cycle through {', '.join(cyc)} has total distance 0 and positive "
+                f"latency: an op would have to start after itself"
+            )
         for v, op in enumerate(self.ops):
             per_offset: dict[tuple[str, int], int] = {}
             for u, off in self.uses[v]:
@@ -267,18 +281,29 @@ class SoftwarePipelining(Problem):
                     return f"op '{op.name}' uses unit '{u}' {cnt} times at offset {off}, capacity {self.units[u]}"
         wg = self.warp_groups
         if wg is not None:
-            if wg.producer_exclusive and wg.count == 1 and any(not op.variable_latency for op in self.ops):
+            if (
+                wg.producer_exclusive
+                and wg.count == 1
+                and any(not op.variable_latency for op in self.ops)
+            ):
                 return "the only warp group is an exclusive producer, but some ops are not variable-latency"
-            top = max(wg.reg_limit if not wg.producer_exclusive or wg.count == 1
-                      else [r for g, r in enumerate(wg.reg_limit) if g != wg.producer])
+            top = max(
+                wg.reg_limit
+                if not wg.producer_exclusive or wg.count == 1
+                else [r for g, r in enumerate(wg.reg_limit) if g != wg.producer]
+            )
             for op in self.ops:
                 if op.regs > top:
-                    return (f"op '{op.name}' needs {op.regs} registers, above every warp group's "
-                            f"limit (largest {top})")
+                    return (
+                        f"op '{op.name}' needs {op.regs} registers, above every warp group's "
+                        f"limit (largest {top})"
+                    )
                 if op.variable_latency and op.regs > wg.reg_limit[wg.producer]:
-                    return (f"variable-latency op '{op.name}' must run on the producer group "
-                            f"{wg.producer}, whose limit {wg.reg_limit[wg.producer]} is below its "
-                            f"{op.regs} registers")
+                    return (
+                        f"variable-latency op '{op.name}' must run on the producer group "
+                        f"{wg.producer}, whose limit {wg.reg_limit[wg.producer]} is below its "
+                        f"{op.regs} registers"
+                    )
         return None
 
     def length_lower_bound(self) -> int:
@@ -295,7 +320,9 @@ class SoftwarePipelining(Problem):
         return max(est[v] + op.cycles for v, op in enumerate(self.ops))
 
     # -- checking ------------------------------------------------------------------------------------
-    def violations(self, ii: int, start: list[int], group: list[int | None], limit: int = 10) -> list[str]:
+    def violations(
+        self, ii: int, start: list[int], group: list[int | None], limit: int = 10
+    ) -> list[str]:
         """Every violated constraint of a schedule (groups may be None = not yet assigned: the
         group constraints then only involve assigned ops). Used by the checker and the heuristic."""
         out: list[str] = []
@@ -305,16 +332,30 @@ class SoftwarePipelining(Problem):
         # dependences
         for u, v, lat, d, _ in self.arcs:
             extra = 0
-            if wg is not None and group[u] is not None and group[v] is not None and group[u] != group[v]:
+            if (
+                wg is not None
+                and group[u] is not None
+                and group[v] is not None
+                and group[u] != group[v]
+            ):
                 extra = wg.handoff
             if start[v] + d * ii < start[u] + lat + extra:
-                out.append(f"dependence {names[u]} -> {names[v]}: start {start[v]} + {d}*{ii} < "
-                           f"{start[u]} + latency {lat}" + (f" + handoff {extra}" if extra else ""))
+                out.append(
+                    f"dependence {names[u]} -> {names[v]}: start {start[v]} + {d}*{ii} < "
+                    f"{start[u]} + latency {lat}" + (f" + handoff {extra}" if extra else "")
+                )
         if wg is not None:
             for e in self.edges:
                 u, v = self.index[e.from_], self.index[e.to]
-                if e.same_group and group[u] is not None and group[v] is not None and group[u] != group[v]:
-                    out.append(f"edge {names[u]} -> {names[v]} needs one warp group, got {group[u]} and {group[v]}")
+                if (
+                    e.same_group
+                    and group[u] is not None
+                    and group[v] is not None
+                    and group[u] != group[v]
+                ):
+                    out.append(
+                        f"edge {names[u]} -> {names[v]} needs one warp group, got {group[u]} and {group[v]}"
+                    )
         # modulo resources
         use: dict[tuple[str, int], int] = {}
         for v in range(n):
@@ -323,15 +364,25 @@ class SoftwarePipelining(Problem):
                 use[key] = use.get(key, 0) + 1
         for (u, r), cnt in sorted(use.items()):
             if cnt > self.units[u]:
-                out.append(f"unit '{u}' used {cnt} times in cycle {r} of the II (capacity {self.units[u]})")
+                out.append(
+                    f"unit '{u}' used {cnt} times in cycle {r} of the II (capacity {self.units[u]})"
+                )
         if wg is not None:
             for v, op in enumerate(self.ops):
                 if op.variable_latency and group[v] is not None and group[v] != wg.producer:
-                    out.append(f"variable-latency op '{op.name}' is on group {group[v]}, not the producer {wg.producer}")
-                if (wg.producer_exclusive and not op.variable_latency and group[v] is not None
-                        and group[v] == wg.producer):
-                    out.append(f"op '{op.name}' is on the producer group {wg.producer}, which runs only "
-                               f"variable-latency ops (producer_exclusive)")
+                    out.append(
+                        f"variable-latency op '{op.name}' is on group {group[v]}, not the producer {wg.producer}"
+                    )
+                if (
+                    wg.producer_exclusive
+                    and not op.variable_latency
+                    and group[v] is not None
+                    and group[v] == wg.producer
+                ):
+                    out.append(
+                        f"op '{op.name}' is on the producer group {wg.producer}, which runs only "
+                        f"variable-latency ops (producer_exclusive)"
+                    )
             # group occupancy: one op at a time per group, blocking waits included
             busy: dict[tuple[int, int], list[str]] = {}
             for v in range(n):
@@ -340,24 +391,32 @@ class SoftwarePipelining(Problem):
                     continue
                 a, b = self.occupancy(v, ii, start, group)
                 if b - a > ii:
-                    out.append(f"op '{names[v]}' keeps group {g} busy {b - a} cycles, more than the II {ii}")
+                    out.append(
+                        f"op '{names[v]}' keeps group {g} busy {b - a} cycles, more than the II {ii}"
+                    )
                     continue
                 for t in range(a, b):
                     busy.setdefault((g, t % ii), []).append(names[v])
             for (g, r), who in sorted(busy.items()):
                 if len(who) > 1:
-                    out.append(f"warp group {g} runs {', '.join(who)} at once in cycle {r} of the II")
+                    out.append(
+                        f"warp group {g} runs {', '.join(who)} at once in cycle {r} of the II"
+                    )
             # registers
             live = self.register_use(ii, start, group)
             for g in range(wg.count):
                 for r in range(ii):
                     if live[g][r] > wg.reg_limit[g]:
-                        out.append(f"warp group {g} holds {live[g][r]} registers in cycle {r} of the II "
-                                   f"(limit {wg.reg_limit[g]})")
+                        out.append(
+                            f"warp group {g} holds {live[g][r]} registers in cycle {r} of the II "
+                            f"(limit {wg.reg_limit[g]})"
+                        )
                         break
         return out[:limit] if limit else out
 
-    def occupancy(self, v: int, ii: int, start: list[int], group: list[int | None]) -> tuple[int, int]:
+    def occupancy(
+        self, v: int, ii: int, start: list[int], group: list[int | None]
+    ) -> tuple[int, int]:
         """[begin, end) during which op v keeps its warp group busy (issue plus blocking waits)."""
         end = start[v] + self.issue(v)
         for u, w, _, d, blocking in self.arcs:
@@ -398,24 +457,32 @@ class SoftwarePipelining(Problem):
         missing = [x for x in names if x not in solution.start]
         unknown = [x for x in solution.start if x not in self.index]
         if missing or unknown:
-            return CheckReport.infeasible(f"start must give every op exactly once (missing {missing[:5]}, "
-                                          f"unknown {unknown[:5]})")
+            return CheckReport.infeasible(
+                f"start must give every op exactly once (missing {missing[:5]}, "
+                f"unknown {unknown[:5]})"
+            )
         start = [solution.start[x] for x in names]
         wg = self.warp_groups
         if wg is None:
             if solution.warp_group:
-                return CheckReport.infeasible("warp_group given but the instance has no warp_groups")
+                return CheckReport.infeasible(
+                    "warp_group given but the instance has no warp_groups"
+                )
             group: list[int | None] = [0] * self.n
         else:
             missing = [x for x in names if x not in solution.warp_group]
             unknown = [x for x in solution.warp_group if x not in self.index]
             if missing or unknown:
-                return CheckReport.infeasible(f"warp_group must give every op exactly once (missing "
-                                              f"{missing[:5]}, unknown {unknown[:5]})")
+                return CheckReport.infeasible(
+                    f"warp_group must give every op exactly once (missing "
+                    f"{missing[:5]}, unknown {unknown[:5]})"
+                )
             group = [solution.warp_group[x] for x in names]
             bad = [x for x, g in zip(names, group) if g >= wg.count]
             if bad:
-                return CheckReport.infeasible(f"warp_group of {bad[:5]} is not below count {wg.count}")
+                return CheckReport.infeasible(
+                    f"warp_group of {bad[:5]} is not below count {wg.count}"
+                )
         length = max(s + op.cycles for s, op in zip(start, self.ops))
         res_mii, rec_mii = self.res_mii(), self.rec_mii()
         metrics: dict[str, Any] = {
@@ -450,6 +517,7 @@ class SoftwarePipelining(Problem):
 
 # -- rendering -----------------------------------------------------------------------------------------
 
+
 def _parsed(problem: SoftwarePipelining, solution: Any) -> SoftwarePipeliningSolution:
     sol = problem.parse_solution(solution)
     if sol is None:
@@ -463,8 +531,16 @@ def schedule_rows(problem: SoftwarePipelining, solution: Any) -> list[dict]:
     rows = []
     for op in sorted(problem.ops, key=lambda o: (sol.start[o.name], problem.index[o.name])):
         s = sol.start[op.name]
-        rows.append({"op": op.name, "unit": op.unit, "start": s, "stage": s // sol.ii,
-                     "cycle": s % sol.ii, "warp_group": sol.warp_group.get(op.name)})
+        rows.append(
+            {
+                "op": op.name,
+                "unit": op.unit,
+                "start": s,
+                "stage": s // sol.ii,
+                "cycle": s % sol.ii,
+                "warp_group": sol.warp_group.get(op.name),
+            }
+        )
     return rows
 
 
@@ -530,19 +606,32 @@ def listing(problem: SoftwarePipelining, solution: Any) -> str:
     def block(title: str, pick) -> list[str]:
         lines = [title]
         for c in range(ii):
-            here = [tag(o, it) for o in ops if sol.start[o.name] % ii == c for it in [pick(o)] if it is not None]
+            here = [
+                tag(o, it)
+                for o in ops
+                if sol.start[o.name] % ii == c
+                for it in [pick(o)]
+                if it is not None
+            ]
             if here:
                 lines.append(f"  +{c:<4d} " + "  ".join(here))
         return lines
 
     out = [f"# II = {ii}, {nstages} stage(s); loop of N iterations"]
     for p in range(nstages - 1):
-        out += block(f"prologue step {p}:", lambda o, p=p: str(p - stage[o.name]) if stage[o.name] <= p else None)
-    out += block(f"kernel (i = 0 .. N-{nstages}):" if nstages > 1 else "kernel (i = 0 .. N-1):",
-                 lambda o: _offset("i", nstages - 1 - stage[o.name]))
+        out += block(
+            f"prologue step {p}:",
+            lambda o, p=p: str(p - stage[o.name]) if stage[o.name] <= p else None,
+        )
+    out += block(
+        f"kernel (i = 0 .. N-{nstages}):" if nstages > 1 else "kernel (i = 0 .. N-1):",
+        lambda o: _offset("i", nstages - 1 - stage[o.name]),
+    )
     for e in range(1, nstages):
-        out += block(f"epilogue step {e}:",
-                     lambda o, e=e: _offset("N", e - 1 - stage[o.name]) if stage[o.name] >= e else None)
+        out += block(
+            f"epilogue step {e}:",
+            lambda o, e=e: _offset("N", e - 1 - stage[o.name]) if stage[o.name] >= e else None,
+        )
     return "\n".join(out)
 
 
@@ -553,36 +642,69 @@ def _offset(base: str, k: int) -> str:
 def render(problem: SoftwarePipelining, solution: Any) -> str:
     """Schedule table, modulo reservation table, Triton attributes and the loop listing."""
     attrs = triton_attributes(problem, solution)
-    attr_lines = [f"  {name}: " + ", ".join(f"{k} = {v}" for k, v in a.items()) for name, a in attrs.items()]
+    attr_lines = [
+        f"  {name}: " + ", ".join(f"{k} = {v}" for k, v in a.items()) for name, a in attrs.items()
+    ]
     report = problem.check(solution)
-    head = (f"{problem.label}: II {report.metrics.get('ii')}, length {report.metrics.get('schedule_length')}, "
-            f"MII {report.metrics.get('mii')} (ResMII {report.metrics.get('res_mii')}, "
-            f"RecMII {report.metrics.get('rec_mii')})" + ("" if report.feasible else "  [INFEASIBLE]"))
-    return "\n\n".join([head, schedule_table(problem, solution), "modulo reservation table:\n"
-                        + reservation_table(problem, solution), "triton loop attributes:\n" + "\n".join(attr_lines),
-                        listing(problem, solution)])
+    head = (
+        f"{problem.label}: II {report.metrics.get('ii')}, length {report.metrics.get('schedule_length')}, "
+        f"MII {report.metrics.get('mii')} (ResMII {report.metrics.get('res_mii')}, "
+        f"RecMII {report.metrics.get('rec_mii')})" + ("" if report.feasible else "  [INFEASIBLE]")
+    )
+    return "\n\n".join(
+        [
+            head,
+            schedule_table(problem, solution),
+            "modulo reservation table:\n" + reservation_table(problem, solution),
+            "triton loop attributes:\n" + "\n".join(attr_lines),
+            listing(problem, solution),
+        ]
+    )
 
 
 # -- generator ----------------------------------------------------------------------------------------
 
+
 @generator("software-pipelining")
-def generate(seed: int = 0, n: int = 8, units: int = 3, max_cycles: int = 2, max_latency: int = 3,
-             recurrences: int = 2, warp_groups: int = 0, reg_limit: int = 64) -> SoftwarePipelining:
+def generate(
+    seed: int = 0,
+    n: int = 8,
+    units: int = 3,
+    max_cycles: int = 2,
+    max_latency: int = 3,
+    recurrences: int = 2,
+    warp_groups: int = 0,
+    reg_limit: int = 64,
+) -> SoftwarePipelining:
     """A random loop body: `n` ops on `units` units (capacities 1-2; one op in five also uses a
     second unit one cycle in: a reservation table), a forward DAG of dependences (latency
     0..max_latency, distance 0) plus `recurrences` short loop-carried edges (from an op to itself
     or to one of the two ops before it, distance 1-2). With `warp_groups` > 0: that many groups (group 0 the producer), registers per
     op, one variable-latency load per 4 ops, some blocking edges."""
-    if n < 1 or units < 1 or max_cycles < 1 or max_latency < 0 or recurrences < 0 or warp_groups < 0:
-        raise InputError("generate software-pipelining: need n, units, max_cycles >= 1 and non-negative others")
+    if (
+        n < 1
+        or units < 1
+        or max_cycles < 1
+        or max_latency < 0
+        or recurrences < 0
+        or warp_groups < 0
+    ):
+        raise InputError(
+            "generate software-pipelining: need n, units, max_cycles >= 1 and non-negative others"
+        )
     rng = random.Random(seed)
     unit_names = [f"U{k}" for k in range(units)]
     caps = {u: rng.choice([1, 1, 2]) for u in unit_names}
     ops = []
     for i in range(n):
-        op: dict[str, Any] = {"name": f"op{i}", "unit": rng.choice(unit_names),
-                              "cycles": rng.randint(1, max_cycles)}
-        if units > 1 and rng.random() < 0.2:  # a complex reservation table: a second unit a cycle later
+        op: dict[str, Any] = {
+            "name": f"op{i}",
+            "unit": rng.choice(unit_names),
+            "cycles": rng.randint(1, max_cycles),
+        }
+        if (
+            units > 1 and rng.random() < 0.2
+        ):  # a complex reservation table: a second unit a cycle later
             other = rng.choice([u for u in unit_names if u != op["unit"]])
             op["reservation"] = {op["unit"]: list(range(op["cycles"])), other: [1]}
         if warp_groups:
@@ -595,15 +717,37 @@ def generate(seed: int = 0, n: int = 8, units: int = 3, max_cycles: int = 2, max
     edges = []
     for j in range(1, n):
         for i in rng.sample(range(j), k=min(j, rng.randint(1, 2))):
-            edges.append({"from": f"op{i}", "to": f"op{j}", "latency": rng.randint(0, max_latency),
-                          "distance": 0, "blocking": bool(warp_groups) and rng.random() < 0.2})
+            edges.append(
+                {
+                    "from": f"op{i}",
+                    "to": f"op{j}",
+                    "latency": rng.randint(0, max_latency),
+                    "distance": 0,
+                    "blocking": bool(warp_groups) and rng.random() < 0.2,
+                }
+            )
     for _ in range(recurrences):
         i = rng.randrange(n)
         j = min(n - 1, i + rng.randint(0, 2))  # a short recurrence (self-loop or a near successor)
-        edges.append({"from": f"op{j}", "to": f"op{i}", "latency": rng.randint(1, max_latency + 1),
-                      "distance": rng.randint(1, 2)})
-    data: dict[str, Any] = {"name": f"gen_sp_n{n}_s{seed}", "units": caps, "ops": ops, "edges": edges}
+        edges.append(
+            {
+                "from": f"op{j}",
+                "to": f"op{i}",
+                "latency": rng.randint(1, max_latency + 1),
+                "distance": rng.randint(1, 2),
+            }
+        )
+    data: dict[str, Any] = {
+        "name": f"gen_sp_n{n}_s{seed}",
+        "units": caps,
+        "ops": ops,
+        "edges": edges,
+    }
     if warp_groups:
-        data["warp_groups"] = {"count": warp_groups, "reg_limit": [reg_limit // 2] + [reg_limit] * (warp_groups - 1),
-                               "producer": 0, "handoff": 1}
+        data["warp_groups"] = {
+            "count": warp_groups,
+            "reg_limit": [reg_limit // 2] + [reg_limit] * (warp_groups - 1),
+            "producer": 0,
+            "handoff": 1,
+        }
     return SoftwarePipelining(**data)

@@ -40,7 +40,9 @@ class Tardiness(Problem):
         for field in ("due_dates", "weights", "release_dates"):
             values = getattr(self, field)
             if values is not None and len(values) != n:
-                raise ValueError(f"field '{field}': has {len(values)} entries, processing_times has {n}")
+                raise ValueError(
+                    f"field '{field}': has {len(values)} entries, processing_times has {n}"
+                )
         return self
 
     # -- derived data -------------------------------------------------------------------------
@@ -102,9 +104,17 @@ class Tardiness(Problem):
 
 # -- instance generator and importers ----------------------------------------------------------
 
+
 @generator("tardiness")
-def generate(seed: int = 0, n: int = 40, tf: float = 0.6, rdd: float = 0.6, weighted: bool = True,
-             pmax: int = 100, wmax: int = 10) -> Tardiness:
+def generate(
+    seed: int = 0,
+    n: int = 40,
+    tf: float = 0.6,
+    rdd: float = 0.6,
+    weighted: bool = True,
+    pmax: int = 100,
+    wmax: int = 10,
+) -> Tardiness:
     """Potts and Van Wassenhove: p ~ U[1,pmax], w ~ U[1,wmax], d ~ U[P(1-TF-RDD/2), P(1-TF+RDD/2)]."""
     if n < 1 or pmax < 1 or wmax < 1 or not 0 <= tf <= 1 or not 0 <= rdd <= 1:
         raise InputError("generate tardiness: need n, pmax, wmax >= 1 and 0 <= tf, rdd <= 1")
@@ -115,7 +125,9 @@ def generate(seed: int = 0, n: int = 40, tf: float = 0.6, rdd: float = 0.6, weig
     lo = max(0, round(total * (1 - tf - rdd / 2)))
     hi = max(lo, round(total * (1 - tf + rdd / 2)))
     d = [rng.randint(lo, hi) for _ in range(n)]
-    return Tardiness(name=f"gen_n{n}_tf{tf}_rdd{rdd}_s{seed}", processing_times=p, due_dates=d, weights=w)
+    return Tardiness(
+        name=f"gen_n{n}_tf{tf}_rdd{rdd}_s{seed}", processing_times=p, due_dates=d, weights=w
+    )
 
 
 def read_orlib(path: Path, n: int | None = None) -> list[Tardiness]:
@@ -133,9 +145,15 @@ def read_orlib(path: Path, n: int | None = None) -> list[Tardiness]:
         raise InputError(f"{path}: {len(numbers)} integers is not a multiple of 3n = {3 * n}")
     out = []
     for k in range(len(numbers) // (3 * n)):
-        block = numbers[3 * n * k: 3 * n * (k + 1)]
-        out.append(Tardiness(name=f"{Path(path).stem}_{k + 1:03d}", processing_times=block[:n],
-                             weights=block[n:2 * n], due_dates=block[2 * n:]))
+        block = numbers[3 * n * k : 3 * n * (k + 1)]
+        out.append(
+            Tardiness(
+                name=f"{Path(path).stem}_{k + 1:03d}",
+                processing_times=block[:n],
+                weights=block[n : 2 * n],
+                due_dates=block[2 * n :],
+            )
+        )
     return out
 
 
@@ -151,7 +169,10 @@ def read_sdt(path: Path) -> Iterator[tuple[Tardiness, int]]:
             continue
         try:
             row = json.loads(line)
-            yield Tardiness(name=row["name"], processing_times=row["p"], due_dates=row["d"]), int(row["optimum"])
+            yield (
+                Tardiness(name=row["name"], processing_times=row["p"], due_dates=row["d"]),
+                int(row["optimum"]),
+            )
         except (json.JSONDecodeError, KeyError, ValueError) as e:
             raise InputError(f"{path}:{lineno}: not an sdt instance line: {e}") from None
 

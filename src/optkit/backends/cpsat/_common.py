@@ -46,7 +46,9 @@ def proven_bound(solver: cp_model.CpSolver, status: int) -> float | None:
 
 
 class _Incumbents(cp_model.CpSolverSolutionCallback):
-    def __init__(self, extract: Extract, opts: SolveOptions, objective: Callable[[dict], Any] | None):
+    def __init__(
+        self, extract: Extract, opts: SolveOptions, objective: Callable[[dict], Any] | None
+    ):
         super().__init__()
         self._extract, self._opts, self._objective = extract, opts, objective
 
@@ -81,8 +83,11 @@ def solve_model(
         "conflicts": solver.num_conflicts,
     }
     if status == cp_model.MODEL_INVALID:
-        return Outcome(termination=Termination.ERROR, message=f"CP-SAT: invalid model: {model.validate()}",
-                       stats=stats)
+        return Outcome(
+            termination=Termination.ERROR,
+            message=f"CP-SAT: invalid model: {model.validate()}",
+            stats=stats,
+        )
     if status == cp_model.INFEASIBLE:
         return Outcome(proven_infeasible=True, stats=stats)
     limit_hit = Termination.COMPLETED if status == cp_model.OPTIMAL else Termination.TIME_LIMIT

@@ -28,7 +28,7 @@ MAX_VARS = 400_000
 def decimal_scale(values, max_decimals: int = 6) -> int | None:
     """Smallest 10^d (d <= max_decimals) making every value an integer, or None."""
     for d in range(max_decimals + 1):
-        s = 10 ** d
+        s = 10**d
         if all(abs(v * s - round(v * s)) <= 1e-9 * max(1.0, abs(v * s)) for v in values):
             return s
     return None
@@ -42,28 +42,50 @@ def model_size(problem: ExpertPlacement, K: int) -> int:
     return L * E * (K + G * K) + pairs * (G + (problem.num_nodes if problem.num_nodes > 1 else 0))
 
 
-def prepare(problem: ExpertPlacement, opts: SolveOptions, exact: Any) -> tuple[Outcome | None, list, int]:
+def prepare(
+    problem: ExpertPlacement, opts: SolveOptions, exact: Any
+) -> tuple[Outcome | None, list, int]:
     """What both exact models do first: report the warm start; return (an outcome if that settles it — the model is too large, or
     without communication the layers separate and `by_layer` solves them one by one — the warm start
     slots, the most replicas an expert may need)."""
     from optkit.backends.heuristics.expert_placement import best_heuristic_slots, max_replicas
 
-    warm = opts.initial_solution["slots"] if opts.initial_solution else \
-        best_heuristic_slots(problem, int(opts.params["num_groups"]))
+    warm = (
+        opts.initial_solution["slots"]
+        if opts.initial_solution
+        else best_heuristic_slots(problem, int(opts.params["num_groups"]))
+    )
     warm = [list(r) for r in warm]
-    if problem.check({"slots": warm}).feasible:  # what a caller's wall clock returns if the solve overruns
+    if problem.check(
+        {"slots": warm}
+    ).feasible:  # what a caller's wall clock returns if the solve overruns
         opts.report({"slots": warm}, problem.objective_of(warm))
     K = max_replicas(problem)
     if model_size(problem, K) > MAX_VARS:
-        return Outcome(solution={"slots": warm}, termination=Termination.COMPLETED,
-                       message=f"model too large (> {MAX_VARS} variables); returned the heuristic warm start"), warm, K
+        return (
+            Outcome(
+                solution={"slots": warm},
+                termination=Termination.COMPLETED,
+                message=f"model too large (> {MAX_VARS} variables); returned the heuristic warm start",
+            ),
+            warm,
+            K,
+        )
     if not (problem.affinity_array is not None and problem.weight > 0) and problem.num_layers > 1:
         return by_layer(problem, opts, warm, exact), warm, K
     return None, warm, K
 
 
-@register("cpsat", "expert-placement", exact=True, bounds=True, warm_start=True, requires=("ortools",),
-          versions=("ortools",), params={"num_groups": 1, "log": False})
+@register(
+    "cpsat",
+    "expert-placement",
+    exact=True,
+    bounds=True,
+    warm_start=True,
+    requires=("ortools",),
+    versions=("ortools",),
+    params={"num_groups": 1, "log": False},
+)
 def cpsat(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     """Exact CP-SAT model with replica counts, slots and linearised communication; warm start from the heuristics."""
     import numpy as np
@@ -85,13 +107,13 @@ def cpsat(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     # integer scaling: loads * D, and the communication coefficients w*c*a * C
     D = decimal_scale(W.ravel().tolist())
     exact = D is not None
-    D = D or 10 ** 6
+    D = D or 10**6
     cn_w = (c_out - c_in) if N > 1 else 0.0
     if use_comm:
         pos = A[A > 0]
         C = decimal_scale(np.concatenate([pos * (w * c_in), pos * (w * cn_w)]).tolist())
         exact = exact and C is not None
-        C = C or 10 ** 6
+        C = C or 10**6
     else:
         C = 1
     # objective: sum M (scaled by D*Q) * C*... ; see the docstring: true = const + obj / den
@@ -200,18 +222,27 @@ def cpsat(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     def bound_of(raw: float) -> float:
         return math.floor((const + raw / den) * 1e6 - 1e-3) / 1e6
 
-    out = solve_model(model, opts, extract, objective_of=lambda s: problem.objective_of(s["slots"]),
-                      bound_of=bound_of)
+    out = solve_model(
+        model,
+        opts,
+        extract,
+        objective_of=lambda s: problem.objective_of(s["slots"]),
+        bound_of=bound_of,
+    )
     out.stats.update({"max_replicas": K, "exact_scaling": exact})
     if out.solution is None and not out.proven_infeasible:
         out.solution = {"slots": [list(r) for r in warm]}
         out.bound = out.bound if exact else None
         return out
-    if out.solution is not None and problem.objective_of(warm) < problem.objective_of(out.solution["slots"]):
+    if out.solution is not None and problem.objective_of(warm) < problem.objective_of(
+        out.solution["slots"]
+    ):
         out.solution = {"slots": [list(r) for r in warm]}
     if not exact:
         out.proven_optimal, out.bound = False, None
-        out.message = "loads or costs are not exactly representable as scaled integers: no optimality claim"
+        out.message = (
+            "loads or costs are not exactly representable as scaled integers: no optimality claim"
+        )
     elif out.proven_optimal:
         out.bound = None  # the facade sets bound = objective
     return out
@@ -226,7 +257,10 @@ def _comm_cuts(model, a, mvars, nvars, f, l, E, G, S, Q, node_gpus, cap_node) ->
     """
     import numpy as np
 
-    for _levels, vars_, cap, groups in ((0, mvars, S, [[g] for g in range(G)]), (1, nvars, cap_node, node_gpus)):
+    for _levels, vars_, cap, groups in (
+        (0, mvars, S, [[g] for g in range(G)]),
+        (1, nvars, cap_node, node_gpus),
+    ):
         if not vars_:
             continue
         for e in range(E):
@@ -277,11 +311,20 @@ def by_layer(problem: ExpertPlacement, opts: SolveOptions, warm, solve_one) -> O
     rows, bounds, optimal, term = [], [], True, Termination.COMPLETED
     stats: dict = {"layers_optimal": 0}
     for l in range(L):
-        sub = ExpertPlacement(gpus=problem.gpus, slots_per_gpu=problem.slots_per_gpu, load=[problem.load[l]],
-                              gpu_node=problem.gpu_node)
+        sub = ExpertPlacement(
+            gpus=problem.gpus,
+            slots_per_gpu=problem.slots_per_gpu,
+            load=[problem.load[l]],
+            gpu_node=problem.gpu_node,
+        )
         limit = None if opts.time_limit is None else max(1e-3, opts.remaining() / (L - l))
-        sub_opts = Opts(time_limit=limit, threads=opts.threads, seed=opts.seed,
-                        initial_solution={"slots": [list(warm[l])]}, params=opts.params)
+        sub_opts = Opts(
+            time_limit=limit,
+            threads=opts.threads,
+            seed=opts.seed,
+            initial_solution={"slots": [list(warm[l])]},
+            params=opts.params,
+        )
         out = solve_one(sub, sub_opts)
         sol = out.solution["slots"][0] if out.solution else list(warm[l])
         if sub.objective_of([sol]) > sub.objective_of([list(warm[l])]):
@@ -295,5 +338,11 @@ def by_layer(problem: ExpertPlacement, opts: SolveOptions, warm, solve_one) -> O
     bound = None
     if not optimal and all(b is not None for b in bounds):
         bound = math.floor(sum(bounds) * 1e6 - 1e-3) / 1e6
-    return Outcome(solution={"slots": rows}, termination=term, proven_optimal=optimal, bound=bound,
-                   stats=stats, message="layers solved one by one (no communication term)")
+    return Outcome(
+        solution={"slots": rows},
+        termination=term,
+        proven_optimal=optimal,
+        bound=bound,
+        stats=stats,
+        message="layers solved one by one (no communication term)",
+    )

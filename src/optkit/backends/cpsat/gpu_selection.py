@@ -40,7 +40,11 @@ def warm_start(problem: GpuSelection, opts: SolveOptions) -> dict | None:
         single_type_solution,
     )
 
-    quick = first_fit(problem, improve=False) if problem.packing == "pooled" else greedy_solution(problem)
+    quick = (
+        first_fit(problem, improve=False)
+        if problem.packing == "pooled"
+        else greedy_solution(problem)
+    )
     best = None
     for solution in (opts.initial_solution, quick, single_type_solution(problem)):
         if solution is not None and problem.check(solution).feasible:
@@ -50,8 +54,9 @@ def warm_start(problem: GpuSelection, opts: SolveOptions) -> dict | None:
     return None if best is None else best[1]
 
 
-def prepare(problem: GpuSelection, opts: SolveOptions, exact: Any
-            ) -> tuple[Outcome | None, dict | None, Fraction | None, float | None]:
+def prepare(
+    problem: GpuSelection, opts: SolveOptions, exact: Any
+) -> tuple[Outcome | None, dict | None, Fraction | None, float | None]:
     """What both exact solvers do first: (an outcome if that already settles it, the warm start,
     its exact cost as an upper bound, and for per_instance packing the pooled optimum as a lower bound)."""
     reason = problem.infeasibility_reason()
@@ -63,8 +68,17 @@ def prepare(problem: GpuSelection, opts: SolveOptions, exact: Any
     if problem.packing == "per_instance" and problem.buckets:
         lb = pooled_bound(problem, opts, exact)
         if start is not None and lb is not None and problem.cost_of(start["counts"]) <= lb:
-            return (Outcome(solution=start, proven_optimal=True, bound=lb,
-                            message="the greedy packing costs the pooled optimum, a lower bound"), start, ub, lb)
+            return (
+                Outcome(
+                    solution=start,
+                    proven_optimal=True,
+                    bound=lb,
+                    message="the greedy packing costs the pooled optimum, a lower bound",
+                ),
+                start,
+                ub,
+                lb,
+            )
     return None, start, ub, lb
 
 
@@ -94,8 +108,13 @@ def slice_counts(problem: GpuSelection, solution: dict) -> tuple[dict, dict]:
     return n, x
 
 
-def build(problem: GpuSelection, mode: str = "floor", ub_cost: Fraction | None = None, max_scale: int = 10**6,
-          lb_cost: float | None = None):
+def build(
+    problem: GpuSelection,
+    mode: str = "floor",
+    ub_cost: Fraction | None = None,
+    max_scale: int = 10**6,
+    lb_cost: float | None = None,
+):
     """The CP-SAT model and its variables; `mode` rounds inexact loads down (relaxation) or up.
 
     Returns (model, variables, info) where variables is {"n"/"x": ..., "count"/"y": ...} and
@@ -112,8 +131,12 @@ def build(problem: GpuSelection, mode: str = "floor", ub_cost: Fraction | None =
     exact = cost_exact and all(s[2] for s in scaled)
     info = {"exact": exact, "cost_scale": cscale, "cost_exact": cost_exact, "upper": upper}
     if problem.packing == "pooled":
-        n = {(t, b): model.new_int_var(0, sf, f"n_{t}_{b[0]}_{b[1]}")
-             for t in T for b in problem.buckets if problem.can_serve(t, b) and upper[t] > 0}
+        n = {
+            (t, b): model.new_int_var(0, sf, f"n_{t}_{b[0]}_{b[1]}")
+            for t in T
+            for b in problem.buckets
+            if problem.can_serve(t, b) and upper[t] > 0
+        }
         count = [model.new_int_var(0, upper[t], f"count_{t}") for t in T]
         for b in problem.buckets:
             terms = [n[(t, b)] for t in T if (t, b) in n]
@@ -156,7 +179,12 @@ def build(problem: GpuSelection, mode: str = "floor", ub_cost: Fraction | None =
                 model.add_implication(y[(t, k)], y[(t, k - 1)])
                 if terms:
                     model.add(inst_load[k - 1] >= inst_load[k])
-        total = [load[b] * x[(t, k, b)] for k in range(upper[t]) for b in problem.buckets if (t, k, b) in x]
+        total = [
+            load[b] * x[(t, k, b)]
+            for k in range(upper[t])
+            for b in problem.buckets
+            if (t, k, b) in x
+        ]
         if total:  # the pooled capacity, implied but a useful cut
             model.add(sum(total) <= scale * sum(y[(t, k)] for k in range(upper[t])))
     objective = sum(cint[t] * y[(t, k)] for (t, k) in y)
@@ -169,9 +197,13 @@ def build(problem: GpuSelection, mode: str = "floor", ub_cost: Fraction | None =
 def _extract(problem: GpuSelection, variables: dict):
     T = range(len(problem.gpu_types))
     if problem.packing == "pooled":
+
         def extract(value: Any) -> dict:
             n = {key: int(value(v)) for key, v in variables["n"].items() if value(v) > 0}
-            return problem.solution_from_counts(n, counts={t: int(value(variables["count"][t])) for t in T})
+            return problem.solution_from_counts(
+                n, counts={t: int(value(variables["count"][t])) for t in T}
+            )
+
         return extract
 
     def extract(value: Any) -> dict:
@@ -181,16 +213,21 @@ def _extract(problem: GpuSelection, variables: dict):
         for (t, k), v in variables["y"].items():
             if value(v):
                 counts[t] = max(counts[t], k + 1)
-        for (t, k, b), v in sorted(variables["x"].items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
+        for (t, k, b), v in sorted(
+            variables["x"].items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])
+        ):
             c = int(value(v))
             if c:
                 n[(t, b)] = n.get((t, b), 0) + c
                 instances.setdefault((t, b), []).extend([k] * c)
         return problem.solution_from_counts(n, instances=instances, counts=counts)
+
     return extract
 
 
-def _hint(problem: GpuSelection, model: Any, variables: dict, solution: dict, upper: list[int]) -> None:
+def _hint(
+    problem: GpuSelection, model: Any, variables: dict, solution: dict, upper: list[int]
+) -> None:
     from optkit.backends.cpsat._common import add_hints
 
     n, x = slice_counts(problem, solution)
@@ -205,8 +242,16 @@ def _hint(problem: GpuSelection, model: Any, variables: dict, solution: dict, up
     else:  # renumber each type's instances by decreasing load, as the model orders them
         order: dict[int, list[int]] = {}
         for t in range(len(problem.gpu_types)):
-            ks = sorted({k for (tt, k, _) in x if tt == t},
-                        key=lambda k: -sum(problem.loads[t][b] * c for (tt, kk, b), c in x.items() if (tt, kk) == (t, k)))
+            ks = sorted(
+                {k for (tt, k, _) in x if tt == t},
+                key=lambda k: (
+                    -sum(
+                        problem.loads[t][b] * c
+                        for (tt, kk, b), c in x.items()
+                        if (tt, kk) == (t, k)
+                    )
+                ),
+            )
             order[t] = ks
         for (t, k), v in variables["y"].items():
             hints[v] = int(k < len(order[t]))
@@ -215,8 +260,15 @@ def _hint(problem: GpuSelection, model: Any, variables: dict, solution: dict, up
     add_hints(model, hints)
 
 
-def _run(problem: GpuSelection, opts: SolveOptions, mode: str, start: dict | None, ub: Fraction | None,
-         max_scale: int = 10**6, lb: float | None = None) -> tuple[Outcome, dict]:
+def _run(
+    problem: GpuSelection,
+    opts: SolveOptions,
+    mode: str,
+    start: dict | None,
+    ub: Fraction | None,
+    max_scale: int = 10**6,
+    lb: float | None = None,
+) -> tuple[Outcome, dict]:
     model, variables, info = build(problem, mode, ub, max_scale, lb)
     if start is not None and opts.params.get("hint", False):
         _hint(problem, model, variables, start, info["upper"])
@@ -233,14 +285,28 @@ def _run(problem: GpuSelection, opts: SolveOptions, mode: str, start: dict | Non
 
     # linearization level 2 (the full LP relaxation): these knapsack-like capacity rows need it, at
     # the default level one worker often cannot close the gap
-    outcome = solve_model(model, opts, _extract(problem, variables),
-                          objective_of=lambda s: problem.cost_of(s["counts"]), bound_of=bound_of,
-                          linearization_level=int(opts.params["linearization_level"]))
+    outcome = solve_model(
+        model,
+        opts,
+        _extract(problem, variables),
+        objective_of=lambda s: problem.cost_of(s["counts"]),
+        bound_of=bound_of,
+        linearization_level=int(opts.params["linearization_level"]),
+    )
     return outcome, info
 
 
-@register("cpsat", "gpu-selection", exact=True, bounds=True, warm_start=True, deterministic=True,
-          requires=("ortools",), versions=("ortools",), params={"log": False, "linearization_level": 2, "hint": False})
+@register(
+    "cpsat",
+    "gpu-selection",
+    exact=True,
+    bounds=True,
+    warm_start=True,
+    deterministic=True,
+    requires=("ortools",),
+    versions=("ortools",),
+    params={"log": False, "linearization_level": 2, "hint": False},
+)
 def cpsat(problem: GpuSelection, opts: SolveOptions) -> Outcome:
     """CP-SAT on slice counts per (type, bucket) or (instance, bucket); exact; greedy caps the counts.
 
@@ -265,7 +331,9 @@ def cpsat(problem: GpuSelection, opts: SolveOptions) -> Outcome:
         if problem.check(outcome.solution).feasible:
             if not info["cost_exact"]:
                 outcome.proven_optimal, outcome.bound = False, None
-            if start is not None and problem.exact_cost(start["counts"]) < problem.exact_cost(outcome.solution["counts"]):
+            if start is not None and problem.exact_cost(start["counts"]) < problem.exact_cost(
+                outcome.solution["counts"]
+            ):
                 outcome.solution, outcome.proven_optimal = start, False
             if bounds and outcome.bound is not None:
                 outcome.bound = max(bounds + [outcome.bound])
@@ -279,12 +347,24 @@ def cpsat(problem: GpuSelection, opts: SolveOptions) -> Outcome:
     # still overloaded at the finest scale: restrict (loads rounded up) and resolve
     bound = max(bounds) if bounds else None
     second, _ = _run(problem, opts, "ceil", start, ub, SCALES[0], lb)
-    best = second.solution if second.solution is not None and problem.check(second.solution).feasible else start
+    best = (
+        second.solution
+        if second.solution is not None and problem.check(second.solution).feasible
+        else start
+    )
     if best is None:
-        return Outcome(termination=second.termination, bound=bound, stats=outcome.stats,
-                       message="the relaxed model's solution is infeasible in exact arithmetic and the "
-                               "restricted model found none within the time limit")
+        return Outcome(
+            termination=second.termination,
+            bound=bound,
+            stats=outcome.stats,
+            message="the relaxed model's solution is infeasible in exact arithmetic and the "
+            "restricted model found none within the time limit",
+        )
     cost = problem.cost_of(best["counts"])
-    return Outcome(solution=best, termination=second.termination, bound=bound,
-                   proven_optimal=bound is not None and cost <= bound,
-                   stats={**outcome.stats, "exact_model": False, "restricted_resolve": True})
+    return Outcome(
+        solution=best,
+        termination=second.termination,
+        bound=bound,
+        proven_optimal=bound is not None and cost <= bound,
+        stats={**outcome.stats, "exact_model": False, "restricted_resolve": True},
+    )

@@ -63,7 +63,9 @@ def weights_for(ranges: list[tuple[int, int]]) -> list[int]:
     return w
 
 
-def lex_bound_from_weighted(lb: float, weights: list[int], ranges: list[tuple[int, int]]) -> list[int]:
+def lex_bound_from_weighted(
+    lb: float, weights: list[int], ranges: list[tuple[int, int]]
+) -> list[int]:
     """A per-priority-term lexicographic bound implied by sum_k W_k t_k >= lb."""
     out = []
     rest = math.ceil(lb - 1e-6)
@@ -75,7 +77,9 @@ def lex_bound_from_weighted(lb: float, weights: list[int], ranges: list[tuple[in
     return out
 
 
-def load_order(problem: PodPacking, where: list[int | None], classes: list[list[int]], r: int) -> dict[int, int]:
+def load_order(
+    problem: PodPacking, where: list[int | None], classes: list[list[int]], r: int
+) -> dict[int, int]:
     """Node relabelling that puts each class of identical nodes in decreasing load of resource r (ties keep
     their order): the order the symmetry breaking demands, so that a relabelled hint stays usable."""
     relabel = {}
@@ -89,8 +93,13 @@ def load_order(problem: PodPacking, where: list[int | None], classes: list[list[
 
 
 class PodModel:
-    def __init__(self, problem: PodPacking, pods: list[int] | None = None, nodes: list[int] | None = None,
-                 fixed_load=None):
+    def __init__(
+        self,
+        problem: PodPacking,
+        pods: list[int] | None = None,
+        nodes: list[int] | None = None,
+        fixed_load=None,
+    ):
         """The assignment model over `pods` x `nodes` (default all); `fixed_load[j]` = load already on node j."""
         from ortools.sat.python import cp_model
 
@@ -140,7 +149,9 @@ class PodModel:
             caps = [cap[j][r] for j in self.nodes]
             if any(c is None for c in caps):
                 continue
-            total = sum(caps) - (sum(fixed_load[j][r] for j in self.nodes) if fixed_load is not None else 0)
+            total = sum(caps) - (
+                sum(fixed_load[j][r] for j in self.nodes) if fixed_load is not None else 0
+            )
             terms = [(req[i][r], self.placed[i]) for i in self.pods if req[i][r] > 0]
             if sum(q for q, _ in terms) > total:
                 self.m.add(sum(q * v for q, v in terms) <= total)
@@ -152,8 +163,14 @@ class PodModel:
             self.terms.append(-sum(self.placed[i] for i in self.pods if P.pods[i].priority == prio))
         running = [i for i in self.pods if P.current[i] is not None]
         self.terms.append(sum(1 - self.placed[i] for i in running))
-        self.terms.append(sum(self.placed[i] - self.x[i, P.current[i]] if (i, P.current[i]) in self.x
-                              else self.placed[i] for i in running))
+        self.terms.append(
+            sum(
+                self.placed[i] - self.x[i, P.current[i]]
+                if (i, P.current[i]) in self.x
+                else self.placed[i]
+                for i in running
+            )
+        )
 
     def _cardinality(self, by_node, fixed_load) -> None:
         """Counting cuts: per node, and per priority threshold over the cluster, at most k pods fit,
@@ -179,15 +196,21 @@ class PodModel:
 
         for j in self.nodes:
             pods = by_node[j]
-            c = [None if cap[j][r] is None else cap[j][r] - (fixed_load[j][r] if fixed_load else 0) for r in R]
+            c = [
+                None if cap[j][r] is None else cap[j][r] - (fixed_load[j][r] if fixed_load else 0)
+                for r in R
+            ]
             k = max_count(pods, c)
             if k < len(pods):
                 self.m.add(sum(self.x[i, j] for i in pods) <= k)
         total = []
         for r in R:
             caps = [cap[j][r] for j in self.nodes]
-            total.append(None if any(c is None for c in caps) else
-                         sum(caps) - (sum(fixed_load[j][r] for j in self.nodes) if fixed_load else 0))
+            total.append(
+                None
+                if any(c is None for c in caps)
+                else sum(caps) - (sum(fixed_load[j][r] for j in self.nodes) if fixed_load else 0)
+            )
         for prio in P.priorities:
             pods = [i for i in self.pods if P.pods[i].priority >= prio]
             k = max_count(pods, total)
@@ -200,7 +223,9 @@ class PodModel:
         for i in self.pods:
             pod = P.pods[i]
             if P.current[i] is None:
-                groups[(P._pod_signature[i], tuple(P.request_matrix[i]), pod.priority, P.candidates[i])].append(i)
+                groups[
+                    (P._pod_signature[i], tuple(P.request_matrix[i]), pod.priority, P.candidates[i])
+                ].append(i)
         self.pending_groups = [m for m in groups.values() if len(m) > 1]
         for members in self.pending_groups:
             for a, b in itertools.pairwise(members):
@@ -211,7 +236,10 @@ class PodModel:
         self.r0 = R.index("cpu") if "cpu" in R else 0
         self.ordered_classes = P.identical_nodes(outside) if R else []
         for members in self.ordered_classes:
-            loads = [sum(P.request_matrix[i][self.r0] * self.x[i, j] for i in by_node[j]) for j in members]
+            loads = [
+                sum(P.request_matrix[i][self.r0] * self.x[i, j] for i in by_node[j])
+                for j in members
+            ]
             for a, b in itertools.pairwise(loads):
                 self.m.add(a >= b)
 
@@ -235,7 +263,9 @@ class PodModel:
                 self.m.add_hint(y, 1 if where[i] is not None else 0)
 
     def read(self, value) -> list[int | None]:
-        where: list[int | None] = list(self.p.current) if len(self.pods) < self.p.n_pods else [None] * self.p.n_pods
+        where: list[int | None] = (
+            list(self.p.current) if len(self.pods) < self.p.n_pods else [None] * self.p.n_pods
+        )
         for i in self.pods:
             where[i] = None
         for (i, j), v in self.x.items():
@@ -277,11 +307,17 @@ class CountModel:
                 self.fixed_count[pod.priority] += 1
                 self.pinned.add(j)
             else:
-                self.groups[(tuple(req[i]), pod.priority, P.candidates[i], P.current[i] is not None)].append(i)
+                self.groups[
+                    (tuple(req[i]), pod.priority, P.candidates[i], P.current[i] is not None)
+                ].append(i)
         self.keys = list(self.groups)
         self.fixed = fixed
-        self.stay: dict[tuple[int, int], object] = {}  # the moves term's variables (`add_moves_term`)
-        self.here: dict[tuple[int, int], int] = defaultdict(int)  # (group, node) -> its pods running there now
+        self.stay: dict[
+            tuple[int, int], object
+        ] = {}  # the moves term's variables (`add_moves_term`)
+        self.here: dict[tuple[int, int], int] = defaultdict(
+            int
+        )  # (group, node) -> its pods running there now
         for g, key in enumerate(self.keys):
             for i in self.groups[key] if key[3] else ():
                 self.here[g, P.current[i]] += 1
@@ -303,9 +339,14 @@ class CountModel:
                 if c is None:
                     continue
                 gs = [g for g in by_node[j] if self.keys[g][0][r] > 0]
-                if sum(self.keys[g][0][r] * len(self.groups[self.keys[g]]) for g in gs) > c - fixed[j][r]:
-                    self.m.add(weighted([self.n[g, j] for g in gs], [self.keys[g][0][r] for g in gs])
-                               <= c - fixed[j][r])
+                if (
+                    sum(self.keys[g][0][r] * len(self.groups[self.keys[g]]) for g in gs)
+                    > c - fixed[j][r]
+                ):
+                    self.m.add(
+                        weighted([self.n[g, j] for g in gs], [self.keys[g][0][r] for g in gs])
+                        <= c - fixed[j][r]
+                    )
                 if c - fixed[j][r] < 0:
                     self.ok = False
         for r in R:
@@ -314,7 +355,10 @@ class CountModel:
                 continue
             total = sum(caps) - sum(f[r] for f in fixed)
             gs = [g for g in range(len(self.keys)) if self.keys[g][0][r] > 0]
-            self.m.add(weighted([self.placed[g] for g in gs], [self.keys[g][0][r] for g in gs]) <= total)
+            self.m.add(
+                weighted([self.placed[g] for g in gs], [self.keys[g][0][r] for g in gs]) <= total
+            )
+
         # counting cuts: per node and per priority threshold, at most k pods (k smallest requests fit)
         def max_count(sizes_by_r, capacity):
             k = None
@@ -336,13 +380,17 @@ class CountModel:
 
         for j in range(P.n_nodes):
             gs = by_node[j]
-            k = max_count(expand(gs), [None if cap[j][r] is None else cap[j][r] - fixed[j][r] for r in R])
+            k = max_count(
+                expand(gs), [None if cap[j][r] is None else cap[j][r] - fixed[j][r] for r in R]
+            )
             if k is not None and k < sum(len(self.groups[self.keys[g]]) for g in gs):
                 self.m.add(total_of([self.n[g, j] for g in gs]) <= k)
         totals = []
         for r in R:
             caps = [cap[j][r] for j in range(P.n_nodes)]
-            totals.append(None if any(c is None for c in caps) else sum(caps) - sum(f[r] for f in fixed))
+            totals.append(
+                None if any(c is None for c in caps) else sum(caps) - sum(f[r] for f in fixed)
+            )
         self.count_cap: dict[int, int] = {}  # priority p -> most pods of priority >= p that can run
         for prio in P.priorities:
             gs = [g for g, key in enumerate(self.keys) if key[1] >= prio]
@@ -351,7 +399,8 @@ class CountModel:
             if k is not None and k < size:
                 self.m.add(total_of([self.placed[g] for g in gs]) <= k)
             self.count_cap[prio] = (size if k is None else min(k, size)) + sum(
-                c for p, c in self.fixed_count.items() if p >= prio)
+                c for p, c in self.fixed_count.items() if p >= prio
+            )
         # identical nodes: order by load of the first resource
         self.ordered_classes: list[list[int]] = []
         for members in P.identical_nodes(self.pinned) if node_symmetry else ():
@@ -361,19 +410,28 @@ class CountModel:
             users = [g for g in range(len(self.keys)) if members[0] in self.keys[g][2]]
             if not P.resources:
                 continue
-            loads = [weighted([self.n[g, j] for g in users], [self.keys[g][0][0] for g in users]) for j in members]
+            loads = [
+                weighted([self.n[g, j] for g in users], [self.keys[g][0][0] for g in users])
+                for j in members
+            ]
             for a, b in itertools.pairwise(loads):
                 self.m.add(a >= b)
             self.ordered_classes.append(members)
         self.terms = []
         for prio in P.priorities:
-            self.terms.append(-total_of([self.placed[g] for g, k in enumerate(self.keys) if k[1] == prio])
-                              - self.fixed_count[prio])
+            self.terms.append(
+                -total_of([self.placed[g] for g, k in enumerate(self.keys) if k[1] == prio])
+                - self.fixed_count[prio]
+            )
         running = [g for g, k in enumerate(self.keys) if k[3]]
-        self.terms.append(sum(len(self.groups[self.keys[g]]) for g in running)
-                          - total_of([self.placed[g] for g in running]))
+        self.terms.append(
+            sum(len(self.groups[self.keys[g]]) for g in running)
+            - total_of([self.placed[g] for g in running])
+        )
 
-    def patterns(self, k: int, proven: list[int], placements: list[list[int | None]], deadline: float):
+    def patterns(
+        self, k: int, proven: list[int], placements: list[list[int | None]], deadline: float
+    ):
         """Column generation (`pod_patterns`) for the k-th term with the terms before it at their proven
         values: the count of pods of priority >= the k-th priority, (k = number of priorities) of
         running pods placed, or (the moves term) of running pods that stay on their node, with every node
@@ -394,23 +452,35 @@ class CountModel:
                 allowed_by_node[j].add(g)
         n_prio = len(P.priorities)
         moves = k > n_prio
-        home: dict[int, dict[int, int]] = defaultdict(dict)  # node -> group -> running pods of it there
+        home: dict[int, dict[int, int]] = defaultdict(
+            dict
+        )  # node -> group -> running pods of it there
         for (g, j), c in self.here.items() if moves else ():
             home[j][g] = c
         node_class = []
         for j in range(P.n_nodes):
-            free = tuple(None if P.capacity_matrix[j][r] is None else P.capacity_matrix[j][r] - self.fixed[j][r]
-                         for r in R)
-            c = key_of.setdefault((free, frozenset(allowed_by_node[j]), j if j in home else None), len(nodes_of))
+            free = tuple(
+                None
+                if P.capacity_matrix[j][r] is None
+                else P.capacity_matrix[j][r] - self.fixed[j][r]
+                for r in R
+            )
+            c = key_of.setdefault(
+                (free, frozenset(allowed_by_node[j]), j if j in home else None), len(nodes_of)
+            )
             if c == len(nodes_of):
                 nodes_of.append([])
                 caps.append(free)
             nodes_of[c].append(j)
             node_class.append(c)
-        types = [PodType(key[0], len(self.groups[key]), frozenset(node_class[j] for j in key[2]))
-                 for key in self.keys]
-        classes = [NodeClass(cap, len(js), tuple(sorted(home.get(js[0], {}).items())))
-                   for cap, js in zip(caps, nodes_of)]
+        types = [
+            PodType(key[0], len(self.groups[key]), frozenset(node_class[j] for j in key[2]))
+            for key in self.keys
+        ]
+        classes = [
+            NodeClass(cap, len(js), tuple(sorted(home.get(js[0], {}).items())))
+            for cap, js in zip(caps, nodes_of)
+        ]
         group_of = {i: g for g, key in enumerate(self.keys) for i in self.groups[key]}
         start = []
         for where in placements:
@@ -421,22 +491,28 @@ class CountModel:
             start += [(node_class[j], tuple(pattern)) for j, pattern in enumerate(patterns)]
 
         def above(prio):
-            return ({g for g, key in enumerate(self.keys) if key[1] >= prio},
-                    sum(c for p, c in self.fixed_count.items() if p >= prio))
+            return (
+                {g for g, key in enumerate(self.keys) if key[1] >= prio},
+                sum(c for p, c in self.fixed_count.items() if p >= prio),
+            )
 
         at_least = []
         for i in range(min(k, n_prio)):
             gs, fixed = above(P.priorities[i])
-            at_least.append((gs, -sum(proven[:i + 1]) - fixed))
+            at_least.append((gs, -sum(proven[: i + 1]) - fixed))
         running = {g for g, key in enumerate(self.keys) if key[3]}
         if moves:  # evictions fixed too
-            at_least.append((running, sum(len(self.groups[self.keys[g]]) for g in running) - proven[n_prio]))
+            at_least.append(
+                (running, sum(len(self.groups[self.keys[g]]) for g in running) - proven[n_prio])
+            )
         counted, fixed = above(P.priorities[k]) if k < n_prio else (set() if moves else running, 0)
         where = placements[0]
         if moves:
             target = sum(1 for i in group_of if where[i] is not None and where[i] == P.current[i])
         else:
-            target = sum(1 for i, j in enumerate(where) if j is not None and group_of.get(i) in counted)
+            target = sum(
+                1 for i, j in enumerate(where) if j is not None and group_of.get(i) in counted
+            )
         res = pattern_bound(types, classes, counted, at_least, target, deadline, start)
         bound = cut = None
         if res.bound is not None:
@@ -468,8 +544,10 @@ class CountModel:
                 where[i] = j
             left.append((j, g, a - len(home)))
         for j, g, a in left:
-            rest = sorted((i for i in self.groups[self.keys[g]] if where[i] is None),
-                          key=lambda i: P.current[i] is not None)
+            rest = sorted(
+                (i for i in self.groups[self.keys[g]] if where[i] is None),
+                key=lambda i: P.current[i] is not None,
+            )
             for i in rest[:a]:
                 where[i] = j
         return where
@@ -479,7 +557,10 @@ class CountModel:
             if (g, j) in self.n:
                 self.stay[g, j] = self.m.new_int_var(0, c, f"s{g}_{j}")
                 self.m.add(self.stay[g, j] <= self.n[g, j])
-        self.terms.append(sum(self.placed[g] for g, key in enumerate(self.keys) if key[3]) - sum(self.stay.values()))
+        self.terms.append(
+            sum(self.placed[g] for g, key in enumerate(self.keys) if key[3])
+            - sum(self.stay.values())
+        )
 
     def hint(self, where) -> None:
         """Hint the counts of a placement, with identical nodes relabelled into the model's load order
@@ -527,8 +608,10 @@ def _warm(problem: PodPacking, opts: SolveOptions, pool: list | None = None) -> 
     # on big clusters the repair moves get a share of the time (highest priorities are repaired first)
     big = problem.n_pods > 2000
     deadline = time.monotonic() + 0.5 * opts.remaining(default=10.0) if big else None
-    heuristics = [lambda: kube_schedule(problem, order="priority"),
-                  lambda: _fit_decreasing(problem, True, True, deadline)]
+    heuristics = [
+        lambda: kube_schedule(problem, order="priority"),
+        lambda: _fit_decreasing(problem, True, True, deadline),
+    ]
     if not big:
         heuristics.append(lambda: _fit_decreasing(problem, False, True))
     if not big:
@@ -546,23 +629,37 @@ def _warm(problem: PodPacking, opts: SolveOptions, pool: list | None = None) -> 
     return best
 
 
-def _minmax(problem: PodPacking, opts: SolveOptions, best: list[int | None]) -> list[int | None] | None:
+def _minmax(
+    problem: PodPacking, opts: SolveOptions, best: list[int | None]
+) -> list[int | None] | None:
     """The min-max overload search (a third of the time left), when the best start leaves a pod pending
     that has a node: it finds dense packings that the fit heuristics and the first CP-SAT tiers miss."""
     if not any(j is None and problem.candidates[i] for i, j in enumerate(best)):
         return None
     from optkit.backends.minmax.pod_packing import PARAMS, minmax_pod_packing
 
-    sub = SolveOptions(time_limit=opts.remaining(default=10.0) / 3, threads=opts.threads, seed=opts.seed,
-                       params=dict(PARAMS))
+    sub = SolveOptions(
+        time_limit=opts.remaining(default=10.0) / 3,
+        threads=opts.threads,
+        seed=opts.seed,
+        params=dict(PARAMS),
+    )
     out = minmax_pod_packing(problem, sub)
     return None if out.solution is None else problem.placement_of(out.solution)
 
 
-@register("cpsat", "pod-packing", exact=True, bounds=True, warm_start=True, deterministic=True,
-          requires=("ortools",), versions=("ortools",),
-          params={"mode": "tiers", "lns": "auto", "lns_vars": 400_000, "patterns": True, "log": False},
-          default=True)
+@register(
+    "cpsat",
+    "pod-packing",
+    exact=True,
+    bounds=True,
+    warm_start=True,
+    deterministic=True,
+    requires=("ortools",),
+    versions=("ortools",),
+    params={"mode": "tiers", "lns": "auto", "lns_vars": 400_000, "patterns": True, "log": False},
+    default=True,
+)
 def cpsat(problem: PodPacking, opts: SolveOptions) -> Outcome:
     """Lexicographic assignment model (weighted or tier by tier), hinted, with symmetry breaking."""
     from optkit.errors import InputError
@@ -577,7 +674,7 @@ def cpsat(problem: PodPacking, opts: SolveOptions) -> Outcome:
         return _lns(problem, opts)
     ranges = term_ranges(problem)
     weights = weights_for(ranges)
-    if mode == "tiers" or weights[0] * max(1, -ranges[0][0]) > 2 ** 53:
+    if mode == "tiers" or weights[0] * max(1, -ranges[0][0]) > 2**53:
         return _tiers(problem, opts, ranges)
     return _weighted(problem, opts, ranges, weights)
 
@@ -595,8 +692,13 @@ def _weighted(problem, opts, ranges, weights) -> Outcome:
     def objective_of(sol):
         return problem.objective_of(problem.placement_of(sol))
 
-    out = solve_model(pm.m, opts, extract, objective_of=objective_of,
-                      bound_of=lambda lb: to_cumulative(lex_bound_from_weighted(lb, weights, ranges)))
+    out = solve_model(
+        pm.m,
+        opts,
+        extract,
+        objective_of=objective_of,
+        bound_of=lambda lb: to_cumulative(lex_bound_from_weighted(lb, weights, ranges)),
+    )
     if out.proven_optimal and out.solution is not None:
         out.bound = None  # the facade sets bound = objective
     out.stats["mode"] = "weighted"
@@ -614,9 +716,14 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
 
     pm = CountModel(problem)
     if not pm.ok:
-        return Outcome(proven_infeasible=True, message="non-movable pods do not fit where they are",
-                       stats={"mode": "tiers"})
-    pool: list[list[int | None]] = []  # the heuristics' placements: their nodes start the pattern LP
+        return Outcome(
+            proven_infeasible=True,
+            message="non-movable pods do not fit where they are",
+            stats={"mode": "tiers"},
+        )
+    pool: list[
+        list[int | None]
+    ] = []  # the heuristics' placements: their nodes start the pattern LP
     where = _warm(problem, opts, pool)
     pm.hint(where)
     best_where = where if problem.check(problem.to_solution(where)).feasible else None
@@ -626,7 +733,9 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
     tier_times: list[float] = []
     bound_terms = None
     n_prio = len(problem.priorities)
-    running_movable = sum(1 for i, pod in enumerate(problem.pods) if pod.movable and problem.current[i] is not None)
+    running_movable = sum(
+        1 for i, pod in enumerate(problem.pods) if pod.movable and problem.current[i] is not None
+    )
 
     def offer(where: list[int | None], obj: list[int] | None = None) -> None:
         """Make `where` (objective `obj`, computed if not given) the incumbent if it is at least as
@@ -674,10 +783,19 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
                 placed_above = running_movable - proven[n_prio]
                 lb = max(ranges[k][0], int(_must_move(problem, proven)))
             if inc > lb and opts.params["patterns"]:
-                race = _Race(pm.m, lambda solver: parameters(solver, opts, num_workers=opts.threads - 1)) \
-                    if opts.threads > 1 else None
-                cap, packed, cut = pm.patterns(k, proven, [best_where] + pool,
-                                               time.monotonic() + 0.85 * opts.remaining(default=10.0))
+                race = (
+                    _Race(
+                        pm.m, lambda solver: parameters(solver, opts, num_workers=opts.threads - 1)
+                    )
+                    if opts.threads > 1
+                    else None
+                )
+                cap, packed, cut = pm.patterns(
+                    k,
+                    proven,
+                    [best_where] + pool,
+                    time.monotonic() + 0.85 * opts.remaining(default=10.0),
+                )
                 if race is not None:
                     solver, status = race.stop()
                     finish(solver, status)
@@ -707,25 +825,38 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
             finish(solver, status)
         status_names.append(solver.status_name(status))
         if status == cp_model.INFEASIBLE:
-            return Outcome(proven_infeasible=True, stats={"mode": "tiers", "statuses": status_names})
+            return Outcome(
+                proven_infeasible=True, stats={"mode": "tiers", "statuses": status_names}
+            )
         if status != cp_model.OPTIMAL:
             lb = proven_bound(solver, status)
             if lb is not None:
                 known = max(known, math.ceil(lb - 1e-6))
-            bound_terms = proven + [known] + [lo for lo, _ in ranges[k + 1:]]
+            bound_terms = proven + [known] + [lo for lo, _ in ranges[k + 1 :]]
             break
         value = round(solver.objective_value)
         proven.append(value)
         pm.m.add(term == value)
-    stats = {"mode": "tiers", "statuses": status_names, "tier_wall_s": [round(t, 4) for t in tier_times]}
+    stats = {
+        "mode": "tiers",
+        "statuses": status_names,
+        "tier_wall_s": [round(t, 4) for t in tier_times],
+    }
     if best_where is None:
-        return Outcome(termination=Termination.TIME_LIMIT,
-                       bound=to_cumulative(bound_terms) if bound_terms else None, stats=stats)
+        return Outcome(
+            termination=Termination.TIME_LIMIT,
+            bound=to_cumulative(bound_terms) if bound_terms else None,
+            stats=stats,
+        )
     sol = problem.to_solution(best_where)
     if len(proven) == len(ranges):
         return Outcome(solution=sol, proven_optimal=True, stats=stats)
-    return Outcome(solution=sol, termination=Termination.TIME_LIMIT,
-                   bound=to_cumulative(bound_terms) if bound_terms else None, stats=stats)
+    return Outcome(
+        solution=sol,
+        termination=Termination.TIME_LIMIT,
+        bound=to_cumulative(bound_terms) if bound_terms else None,
+        stats=stats,
+    )
 
 
 class _Race:
@@ -778,16 +909,22 @@ def _lns(problem: PodPacking, opts: SolveOptions) -> Outcome:
         if not pending:
             break
         iters += 1
+
         # neighbourhood: nodes with the most free capacity (normalised), plus random nodes
         def free(j):
             return sum((cap[j][r] - load[j][r]) / cap[j][r] for r in range(len(R)) if cap[j][r])
+
         by_free = sorted(range(P.n_nodes), key=lambda j: -free(j) + rng.random() * 0.05)
         chosen = set(by_free[: size // 2])
         while len(chosen) < size:
             chosen.add(rng.randrange(P.n_nodes))
         nodes = sorted(chosen)
         top = max(P.pods[i].priority for i in pending)
-        cand_pending = [i for i in pending if P.pods[i].priority == top and any(j in chosen for j in P.candidates[i])]
+        cand_pending = [
+            i
+            for i in pending
+            if P.pods[i].priority == top and any(j in chosen for j in P.candidates[i])
+        ]
         rng.shuffle(cand_pending)
         sub_pods = [i for i in range(P.n_pods) if where[i] in chosen]
         sub_pods += cand_pending[: 4 * size]
@@ -799,10 +936,13 @@ def _lns(problem: PodPacking, opts: SolveOptions) -> Outcome:
         nrun = sum(1 for i in sub_pods if P.current[i] is not None)
         ranges += [(0, nrun), (0, nrun)]
         weights = weights_for(ranges)
-        if weights[0] * max(1, -ranges[0][0]) > 2 ** 62:
+        if weights[0] * max(1, -ranges[0][0]) > 2**62:
             break
         pm.m.minimize(sum(w * t for w, t in zip(weights, pm.terms)))
-        pm.m.add(sum(w * t for w, t in zip(weights, pm.terms)) <= sum(w * t for w, t in zip(weights, before_terms)))
+        pm.m.add(
+            sum(w * t for w, t in zip(weights, pm.terms))
+            <= sum(w * t for w, t in zip(weights, before_terms))
+        )
         pm.hint(where)
         solver = cp_model.CpSolver()
         solver.parameters.num_workers = opts.threads
@@ -828,8 +968,12 @@ def _lns(problem: PodPacking, opts: SolveOptions) -> Outcome:
             where, best = sub_where, obj
             improved += 1
             opts.report(P.to_solution(where), best)
-    return Outcome(solution=P.to_solution(where), objective=best, termination=Termination.TIME_LIMIT,
-                   stats={"mode": "lns", "iterations": iters, "improvements": improved})
+    return Outcome(
+        solution=P.to_solution(where),
+        objective=best,
+        termination=Termination.TIME_LIMIT,
+        stats={"mode": "lns", "iterations": iters, "improvements": improved},
+    )
 
 
 def _must_move(problem: PodPacking, proven: list[int]) -> bool:
@@ -844,8 +988,9 @@ def _must_move(problem: PodPacking, proven: list[int]) -> bool:
     if proven[n_prio] != 0 or not P.n_nodes:
         return False
     req = np.array(P.request_matrix, dtype=float).reshape(P.n_pods, len(P.resources))
-    free = np.array([[np.inf if c is None else c for c in row] for row in P.capacity_matrix],
-                    dtype=float).reshape(P.n_nodes, len(P.resources))
+    free = np.array(
+        [[np.inf if c is None else c for c in row] for row in P.capacity_matrix], dtype=float
+    ).reshape(P.n_nodes, len(P.resources))
     short = defaultdict(int)  # priority -> pods that must run, less those that can without a move
     for k, p in enumerate(P.priorities):
         short[p] = -proven[k]
@@ -854,7 +999,11 @@ def _must_move(problem: PodPacking, proven: list[int]) -> bool:
             free[j] -= req[i]
             short[P.pods[i].priority] -= 1
     for i, j in enumerate(P.current):
-        if j is None and P.candidates[i] and (req[i] <= free[list(P.candidates[i])]).all(axis=1).any():
+        if (
+            j is None
+            and P.candidates[i]
+            and (req[i] <= free[list(P.candidates[i])]).all(axis=1).any()
+        ):
             short[P.pods[i].priority] -= 1
     return any(v > 0 for v in short.values())
 
@@ -862,11 +1011,16 @@ def _must_move(problem: PodPacking, proven: list[int]) -> bool:
 def _per_term(objective: list[int]) -> list[int]:
     """The problem's cumulative objective -> per-priority terms (-c_p ..., evictions, moves)."""
     k = len(objective) - 2
-    return [objective[0]] + [b - a for a, b in itertools.pairwise(objective[:k])] + list(objective[k:])
+    return (
+        [objective[0]] + [b - a for a, b in itertools.pairwise(objective[:k])] + list(objective[k:])
+    )
 
 
 def _terms(P: PodPacking, pods: list[int], where) -> list[int]:
-    out = [-sum(1 for i in pods if P.pods[i].priority == p and where[i] is not None) for p in P.priorities]
+    out = [
+        -sum(1 for i in pods if P.pods[i].priority == p and where[i] is not None)
+        for p in P.priorities
+    ]
     running = [i for i in pods if P.current[i] is not None]
     out.append(sum(1 for i in running if where[i] is None))
     out.append(sum(1 for i in running if where[i] is not None and where[i] != P.current[i]))

@@ -30,9 +30,15 @@ _MAX_STATES = 500_000  # a search that has kept more patterns (8 bytes each) giv
 _INCUMBENTS = 6  # the pricing returns its last incumbents: extra columns at no cost
 _ENUMERATION_LIMIT = 20_000  # the gap closing gives up when a level needs more patterns
 _PACKING_SHARE = 0.4  # of the time left, for the integer program over the generated patterns
-_FIXING_SHARE = 0.7  # of the time left after the generation, first for the dive (`_fix_and_regenerate`)
-_OPEN_GAP = 2  # the gap closing starts before the generation has converged only this close to the incumbent
-_SMOOTHING = 0.5  # weight of the best-bound duals in the pricing point (0: plain Kelley column generation)
+_FIXING_SHARE = (
+    0.7  # of the time left after the generation, first for the dive (`_fix_and_regenerate`)
+)
+_OPEN_GAP = (
+    2  # the gap closing starts before the generation has converged only this close to the incumbent
+)
+_SMOOTHING = (
+    0.5  # weight of the best-bound duals in the pricing point (0: plain Kelley column generation)
+)
 _SURROGATE_GRID = 21  # weights tried per pair of resources for a knapsack's surrogate constraint
 _DIVE_STEPS = 200  # LP solves of a rounding dive at most
 _ROUNDING = 1e-6  # a real-valued bound b proves floor(b + _ROUNDING): the LP's and HiGHS's noise is no proof
@@ -76,9 +82,15 @@ class PatternResult:
     stats: dict = field(default_factory=dict)
 
 
-def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[int],
-                  at_least: list[tuple[set[int], int]], target: int, deadline: float,
-                  start: list[tuple[int, tuple[int, ...]]] = ()) -> PatternResult:
+def pattern_bound(
+    types: list[PodType],
+    classes: list[NodeClass],
+    counted: set[int],
+    at_least: list[tuple[set[int], int]],
+    target: int,
+    deadline: float,
+    start: list[tuple[int, tuple[int, ...]]] = (),
+) -> PatternResult:
     """Column generation for `max sum_{t in counted} x_t` (plus the pods kept home, for classes with a
     `home`) subject to `at_least`; stops at convergence, at three quarters of the time to `deadline`
     (`time.monotonic()`), or once the bound reaches `target` (the incumbent's worth: a proof). Then
@@ -93,10 +105,14 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
     columns = _Columns(classes, T)
     R = len(types[0].request) if types else len(classes[0].capacity) if classes else 0
     req = np.array([ty.request for ty in types], dtype=float).reshape(T, R)
-    cap = np.array([[np.inf if c is None else c for c in cls.capacity] for cls in classes], dtype=float).reshape(K, R)
+    cap = np.array(
+        [[np.inf if c is None else c for c in cls.capacity] for cls in classes], dtype=float
+    ).reshape(K, R)
     fits = (req[None, :, :] <= cap[:, None, :]).all(axis=2)  # [class, type]
     on = np.array([[k in ty.classes for k in range(K)] for ty in types], dtype=bool).reshape(T, K)
-    left = np.array([ty.count > 0 for ty in types], dtype=bool)  # a dive's rest may have types used up
+    left = np.array(
+        [ty.count > 0 for ty in types], dtype=bool
+    )  # a dive's rest may have types used up
     alone_t, alone_k = np.nonzero(fits.T & on & left[:, None])  # type by type
     alone = np.zeros((len(alone_k), T), dtype=np.int64)
     alone[np.arange(len(alone_k)), alone_t] = 1
@@ -110,12 +126,14 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
     w = np.array([1.0 if t in counted else 0.0 for t in range(T)])
     lp = _Master(types, classes, at_least)
     lp.add(*first, columns.worth(*first, w))
-    rhs = np.array([ty.count for ty in types] + [c.size for c in classes] + [-m for _, m in at_least], float)
+    rhs = np.array(
+        [ty.count for ty in types] + [c.size for c in classes] + [-m for _, m in at_least], float
+    )
 
     def pod_values(u):
         """Each type's value per pod at the row prices u: its weight less its price."""
         val = np.array(w) - u[:T]
-        for (s, _), uq in zip(at_least, u[T + K:]):
+        for (s, _), uq in zip(at_least, u[T + K :]):
             for t in s:
                 val[t] += uq
         return val
@@ -124,13 +142,18 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
         """Columns with a positive reduced cost at the row prices u >= 0, and the Lagrangian bound at u:
         rhs.u + sum_k N_k max(0, the best reduced cost in class k), valid for any u >= 0."""
         val, slack, found = pod_values(u), 0.0, []
-        priced = _price_all(types, classes, val, u[T:T + K], deadline) if K > 1 else None
+        priced = _price_all(types, classes, val, u[T : T + K], deadline) if K > 1 else None
         if priced is None:
-            priced = [_price(types, k, cls, val, deadline, floor=u[T + k]) for k, cls in enumerate(classes)]
+            priced = [
+                _price(types, k, cls, val, deadline, floor=u[T + k])
+                for k, cls in enumerate(classes)
+            ]
         for k, (cls, (patterns, upper)) in enumerate(zip(classes, priced)):
             slack += cls.size * max(0.0, upper - u[T + k])
             found += [(k, pattern) for pattern in patterns]
-        new = columns.new(*_arrays(found, T), lambda ks, A: columns.worth(ks, A, val) - u[T + ks] > 1e-9)
+        new = columns.new(
+            *_arrays(found, T), lambda ks, A: columns.worth(ks, A, val) - u[T + ks] > 1e-9
+        )
         return new, float(rhs @ u) + slack
 
     best, center = math.inf, None
@@ -147,7 +170,11 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
             u_lp = np.maximum(0.0, -solved[1])
             # Wentges smoothing: price at a point between the LP duals and the best-bound duals so far,
             # which damps the duals' oscillation; only the LP duals themselves can prove convergence
-            u = u_lp if center is None or not _SMOOTHING else _SMOOTHING * center + (1 - _SMOOTHING) * u_lp
+            u = (
+                u_lp
+                if center is None or not _SMOOTHING
+                else _SMOOTHING * center + (1 - _SMOOTHING) * u_lp
+            )
             new, lagrangian = price(u)
             tried = [(lagrangian, u)]
             if not len(new[0]) and u is not u_lp:  # mispricing: try the LP duals
@@ -162,7 +189,9 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
                 out.converged = not len(new[0])
                 break
         out.stats["columns"] = len(columns)
-        out.stats["generation_s"] = round(out.stats.get("generation_s", 0.0) + time.monotonic() - began, 3)
+        out.stats["generation_s"] = round(
+            out.stats.get("generation_s", 0.0) + time.monotonic() - began, 3
+        )
 
     ip_deadline = deadline
     generate(time.monotonic() + 0.75 * (deadline - time.monotonic()), target)
@@ -176,7 +205,9 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
     def solve_packing(until: float, at_least_worth=None, excluded=None):
         if time.monotonic() >= until:  # HiGHS's setup alone overran: 0.15 s on 12,610 columns
             return None
-        value, y, upper = lp.solve_integer(max(until, time.monotonic() + 0.02), at_least_worth, excluded)
+        value, y, upper = lp.solve_integer(
+            max(until, time.monotonic() + 0.02), at_least_worth, excluded
+        )
         if y is not None and (out.value is None or value > out.value + 0.5):
             out.value = round(value)
             out.packing = [[] for _ in classes]
@@ -185,8 +216,18 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
         return upper
 
     began = time.monotonic()
-    _fix_and_regenerate(out, lp, columns, types, classes, counted, at_least, w, target,
-                        time.monotonic() + _FIXING_SHARE * (ip_deadline - time.monotonic()))
+    _fix_and_regenerate(
+        out,
+        lp,
+        columns,
+        types,
+        classes,
+        counted,
+        at_least,
+        w,
+        target,
+        time.monotonic() + _FIXING_SHARE * (ip_deadline - time.monotonic()),
+    )
     if out.value is not None and out.value < out.bound and not out.converged:
         # a packing to prove: the generation goes on until its bound meets it
         generate(time.monotonic() + 0.75 * (ip_deadline - time.monotonic()), out.value)
@@ -203,13 +244,31 @@ def pattern_bound(types: list[PodType], classes: list[NodeClass], counted: set[i
     incumbent = max(target, out.value or 0)
     # before convergence only a close bound is worth it: the enumeration would include every pattern
     # still priced positive
-    if center is not None and out.bound > incumbent and (out.converged or out.bound - incumbent <= _OPEN_GAP):
-        _close_gap(out, classes, types, lp, columns, w, pod_values(center), center[T:T + K], best, incumbent,
-                   ip_deadline, solve_packing)
+    if (
+        center is not None
+        and out.bound > incumbent
+        and (out.converged or out.bound - incumbent <= _OPEN_GAP)
+    ):
+        _close_gap(
+            out,
+            classes,
+            types,
+            lp,
+            columns,
+            w,
+            pod_values(center),
+            center[T : T + K],
+            best,
+            incumbent,
+            ip_deadline,
+            solve_packing,
+        )
     return out
 
 
-def _fix_and_regenerate(out, lp, columns, types, classes, counted, at_least, w, target, deadline) -> None:
+def _fix_and_regenerate(
+    out, lp, columns, types, classes, counted, at_least, w, target, deadline
+) -> None:
     """A packing by diving with column generation: the LP's whole columns (floor y) are fixed, and
     the pods and nodes they leave are packed by a column generation of their own (`pattern_bound`,
     which fixes again in turn), started from the LP's fractional rest. The restricted integer
@@ -230,19 +289,30 @@ def _fix_and_regenerate(out, lp, columns, types, classes, counted, at_least, w, 
         # 6), or the LP is integral: the integer program takes it as it is
         return
     counts = np.array([ty.count for ty in types]) - (fixed @ A).astype(np.int64)
-    sizes = np.array([c.size for c in classes]) - np.bincount(ks, fixed, minlength=len(classes)).astype(np.int64)
+    sizes = np.array([c.size for c in classes]) - np.bincount(
+        ks, fixed, minlength=len(classes)
+    ).astype(np.int64)
     if (counts < 0).any() or (sizes < 0).any():  # an LP value past its bound by the tolerance
         return
     worth_fixed = round(float(fixed @ columns.worth(ks, A, w)))
     kept = np.flatnonzero(sizes > 0)
     new_index = {int(k): i for i, k in enumerate(kept)}
-    sub_types = [PodType(ty.request, int(c), frozenset(new_index[k] for k in ty.classes if k in new_index))
-                 for ty, c in zip(types, counts)]
+    sub_types = [
+        PodType(ty.request, int(c), frozenset(new_index[k] for k in ty.classes if k in new_index))
+        for ty, c in zip(types, counts)
+    ]
     sub_classes = [NodeClass(classes[k].capacity, int(sizes[k]), classes[k].home) for k in kept]
     sub_at_least = [(s, m - int(fixed @ A[:, sorted(s)].sum(axis=1))) for s, m in at_least]
     start = [(new_index[int(ks[c])], tuple(int(a) for a in A[c])) for c in rest]
-    sub = pattern_bound(sub_types, sub_classes, counted, [q for q in sub_at_least if q[1] > 0],
-                        target - worth_fixed, deadline, start)
+    sub = pattern_bound(
+        sub_types,
+        sub_classes,
+        counted,
+        [q for q in sub_at_least if q[1] > 0],
+        target - worth_fixed,
+        deadline,
+        start,
+    )
     out.stats["fixed"] = int(fixed.sum())
     if sub.packing is None or sub.value + worth_fixed <= target:
         return
@@ -254,8 +324,9 @@ def _fix_and_regenerate(out, lp, columns, types, classes, counted, at_least, w, 
         out.packing[k] += used
 
 
-def _close_gap(out, classes, types, lp, columns, w, val, floors, lagrangian, incumbent, deadline,
-               solve_packing) -> None:
+def _close_gap(
+    out, classes, types, lp, columns, w, val, floors, lagrangian, incumbent, deadline, solve_packing
+) -> None:
     """Reduced-cost enumeration, top down. At row prices u >= 0 (pod values `val`, class prices
     `floors`), any packing is worth at most L(u) + the sum of its patterns' negative reduced costs,
     so one worth at least v uses only patterns with rc(u) >= -(L(u) - v). For v = the bound, then
@@ -276,7 +347,11 @@ def _close_gap(out, classes, types, lp, columns, w, val, floors, lagrangian, inc
         found_here = 0
         for k in range(len(classes)):
             found, _, complete = _Knapsack(items, k).search(
-                floors[k] - gap - 1e-7, stop, enumerate_all=True, limit=_ENUMERATION_LIMIT - found_here)
+                floors[k] - gap - 1e-7,
+                stop,
+                enumerate_all=True,
+                limit=_ENUMERATION_LIMIT - found_here,
+            )
             if not complete:
                 out.stats["enumeration_stop"] = "time" if time.monotonic() > stop else "size"
                 return False
@@ -288,7 +363,9 @@ def _close_gap(out, classes, types, lp, columns, w, val, floors, lagrangian, inc
 
     level = out.bound
     while level > incumbent:
-        gap = lagrangian + _ROUNDING - level  # >= 0 however L was rounded into the bound (`_proven`)
+        gap = (
+            lagrangian + _ROUNDING - level
+        )  # >= 0 however L was rounded into the bound (`_proven`)
         if not enumerate_level(gap):
             break
         out.stats["levels"] += 1
@@ -312,8 +389,10 @@ def _arrays(found, T: int):
     """(class, pattern) pairs as arrays: classes [n], patterns [n, T]."""
     import numpy as np
 
-    return (np.array([k for k, _ in found], dtype=np.int64),
-            np.array([p for _, p in found], dtype=np.int64).reshape(len(found), T))
+    return (
+        np.array([k for k, _ in found], dtype=np.int64),
+        np.array([p for _, p in found], dtype=np.int64).reshape(len(found), T),
+    )
 
 
 def _homes(classes: list[NodeClass], T: int):
@@ -366,7 +445,11 @@ class _Columns:
         import numpy as np
 
         if self._matrix is None:
-            A = np.concatenate(self._blocks) if self._blocks else np.zeros((0, self.T), dtype=np.int64)
+            A = (
+                np.concatenate(self._blocks)
+                if self._blocks
+                else np.zeros((0, self.T), dtype=np.int64)
+            )
             self._blocks = [A]
             self._matrix = (np.array(self.ks, dtype=np.int64), A)
         return self._matrix
@@ -395,10 +478,14 @@ class _Master:
 
         self.T, self.K = len(types), len(classes)
         self.at_least = [sorted(s) for s, _ in at_least]
-        self.worth_row = None  # index of the "worth at least" row of `solve_integer`, while there is one
+        self.worth_row = (
+            None  # index of the "worth at least" row of `solve_integer`, while there is one
+        )
         self.counts = np.array([ty.count for ty in types], dtype=np.int64)
         self.sizes = np.array([c.size for c in classes], dtype=np.int64)
-        self.most: list[int] = []  # per column, at most this many nodes use it: 0/1 on a class of one node
+        self.most: list[
+            int
+        ] = []  # per column, at most this many nodes use it: 0/1 on a class of one node
         self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
         # primal simplex: the last basis stays primal feasible when columns join. Measured on the
@@ -406,8 +493,15 @@ class _Master:
         # bound that meets the incumbent in 18 rounds where dual simplex's had not converged in 30
         self.h.setOptionValue("simplex_strategy", 4)
         upper = [ty.count for ty in types] + [c.size for c in classes] + [-m for _, m in at_least]
-        self.h.addRows(len(upper), np.full(len(upper), -highspy.kHighsInf), np.array(upper, dtype=float),
-                       0, np.array([], dtype=np.int32), np.array([], dtype=np.int32), np.array([]))
+        self.h.addRows(
+            len(upper),
+            np.full(len(upper), -highspy.kHighsInf),
+            np.array(upper, dtype=float),
+            0,
+            np.array([], dtype=np.int32),
+            np.array([], dtype=np.int32),
+            np.array([]),
+        )
 
     def add(self, ks, A, value) -> None:
         """Columns: class `ks[c]`, pattern `A[c]` (pods per type), worth `value[c]`."""
@@ -430,8 +524,16 @@ class _Master:
         order = np.lexsort((row, col))  # column by column, rows in order
         col, row, val = col[order], row[order], val[order].astype(float)
         starts = np.searchsorted(col, np.arange(n))
-        self.h.addCols(n, -np.asarray(value, dtype=float), np.zeros(n), np.full(n, highspy.kHighsInf),
-                       len(row), starts.astype(np.int32), row.astype(np.int32), val)
+        self.h.addCols(
+            n,
+            -np.asarray(value, dtype=float),
+            np.zeros(n),
+            np.full(n, highspy.kHighsInf),
+            len(row),
+            starts.astype(np.int32),
+            row.astype(np.int32),
+            val,
+        )
 
     def solve(self, deadline: float):
         """(LP value, row duals: <= 0 for binding rows), or None on failure."""
@@ -501,7 +603,9 @@ class _Master:
         upper = np.array(self.most, dtype=float)
         if excluded is not None:
             upper[excluded] = 0.0
-        if self.worth_row is not None:  # the row of an earlier call: new columns join it, its bound may change
+        if (
+            self.worth_row is not None
+        ):  # the row of an earlier call: new columns join it, its bound may change
             self.h.deleteRows(1, np.array([self.worth_row], dtype=np.int32))
             self.worth_row = None
         cost = np.array(self.h.getLp().col_cost_)
@@ -579,10 +683,18 @@ def _price_all(types: list[PodType], classes: list[NodeClass], val, floors, dead
     V, SUR = np.concatenate([items.V, pad], axis=1), np.concatenate([items.SUR, pad], axis=1)
     U = np.concatenate([items.U, pad.astype(np.int64)], axis=1)
     Q = np.concatenate([items.Q, np.zeros((K, 1, R), dtype=np.int64)], axis=1)
-    REACH, GAIN, VPART, SURAT, POS = items.reach, items.gain, items.v_part, items.sur_at, items.positive
+    REACH, GAIN, VPART, SURAT, POS = (
+        items.reach,
+        items.gain,
+        items.v_part,
+        items.sur_at,
+        items.positive,
+    )
     TI = items.type_items
     offset = float(REACH.max()) + float(items.room.max()) + 1.0
-    flat = (REACH + np.arange(K)[:, None] * offset).ravel()  # one sorted array: class c's row shifted
+    flat = (
+        REACH + np.arange(K)[:, None] * offset
+    ).ravel()  # one sorted array: class c's row shifted
 
     def fractional(i, room, cls):
         ii = np.minimum(i, POS[cls])
@@ -618,7 +730,13 @@ def _price_all(types: list[PodType], classes: list[NodeClass], val, floors, dead
             bar[cls[top]] = value[top]
             hits.append((i, parent[top], count[top], cls[top]))
         keep = value + fractional(i + 1, room, cls) > bar[cls] + 1e-12
-        parent, count, value, room, cls = parent[keep], count[keep], value[keep], room[keep], cls[keep]
+        parent, count, value, room, cls = (
+            parent[keep],
+            count[keep],
+            value[keep],
+            room[keep],
+            cls[keep],
+        )
         chosen.append((parent.astype(np.int32), count.astype(np.int32)))
         stored += len(parent)
         rem = rem[parent] - count[:, None] * Q[cls, i]
@@ -649,22 +767,36 @@ class _Items:
     of a surrogate resource sum_r mu_r q_r / c_r, the weights chosen per class (`_surrogate_weights`);
     a class's columns past its own `N` items are zeros."""
 
-    def __init__(self, types: list[PodType], classes: list[tuple[int, NodeClass]], val, every_item: bool = False):
+    def __init__(
+        self,
+        types: list[PodType],
+        classes: list[tuple[int, NodeClass]],
+        val,
+        every_item: bool = False,
+    ):
         import numpy as np
 
         T, C, R = len(types), len(classes), len(classes[0][1].capacity)
         big = np.iinfo(np.int64).max // 4
         req = np.array([ty.request for ty in types], dtype=np.int64).reshape(T, R)
         cap = np.array([[c or 0 for c in cls.capacity] for _, cls in classes], dtype=np.int64)
-        limited = np.array([[c is not None for c in cls.capacity] for _, cls in classes], dtype=bool)
-        eligible = np.array([[k in ty.classes for ty in types] for k, _ in classes], dtype=bool).reshape(C, T)
+        limited = np.array(
+            [[c is not None for c in cls.capacity] for _, cls in classes], dtype=bool
+        )
+        eligible = np.array(
+            [[k in ty.classes for ty in types] for k, _ in classes], dtype=bool
+        ).reshape(C, T)
         home = _homes([cls for _, cls in classes], T).astype(np.int64)
-        fits = np.where(limited[:, None, :] & (req[None] > 0), cap[:, None, :] // np.maximum(req[None], 1), big)
+        fits = np.where(
+            limited[:, None, :] & (req[None] > 0), cap[:, None, :] // np.maximum(req[None], 1), big
+        )
         ub = np.where(eligible, np.minimum(fits.min(axis=2), [ty.count for ty in types]), 0)
         kept = np.minimum(home, ub)
         # the 2T item slots of a class: the pods of each type kept home, then the others; a class's own
         # items first, in arrays as wide as the most any class has
-        v = np.broadcast_to(np.concatenate([np.asarray(val, float) + 1.0, np.asarray(val, float)]), (C, 2 * T))
+        v = np.broadcast_to(
+            np.concatenate([np.asarray(val, float) + 1.0, np.asarray(val, float)]), (C, 2 * T)
+        )
         n = np.concatenate([kept, ub - kept], axis=1)
         valid = (n > 0) & (every_item | (v > 1e-12))
         self.N = valid.sum(axis=1)
@@ -679,7 +811,9 @@ class _Items:
         mu = _surrogate_weights(np.where(v > 0, v, 0.0) * n, size * n[:, :, None], binding)
         sur = np.einsum("cir,cr->ci", size, mu)
         key = np.where(sur > 0, -v / np.where(sur > 0, sur, 1.0), np.where(v > 0, -np.inf, np.inf))
-        order = np.argsort(np.where(live, key, np.nan), axis=1, kind="stable")  # live ones stay first
+        order = np.argsort(
+            np.where(live, key, np.nan), axis=1, kind="stable"
+        )  # live ones stay first
         self.V, self.U = np.take_along_axis(v, order, axis=1), np.take_along_axis(n, order, axis=1)
         self.SUR = np.where(live, np.take_along_axis(sur, order, axis=1), 0.0)
         self.Q = np.take_along_axis(q, order[:, :, None], axis=1)  # [C, n, R]
@@ -714,11 +848,15 @@ class _Knapsack:
 
     def __init__(self, items: _Items, c: int = 0):
         n = self.n = int(items.N[c])
-        self.V, self.U, self.sur = items.V[c, :n].tolist(), items.U[c, :n].tolist(), items.SUR[c, :n].tolist()
+        self.V, self.U, self.sur = (
+            items.V[c, :n].tolist(),
+            items.U[c, :n].tolist(),
+            items.SUR[c, :n].tolist(),
+        )
         self.Q, self.capacity, self.room = items.Q[c, :n], items.rem[c], float(items.room[c])
         self.positive, self.tol = int(items.positive[c]), items.tol
-        self.reach, self.gain = items.reach[c, :n + 1], items.gain[c, :n + 1]
-        self.v_part, self.sur_at = items.v_part[c, :n + 1], items.sur_at[c, :n + 1]
+        self.reach, self.gain = items.reach[c, : n + 1], items.gain[c, : n + 1]
+        self.v_part, self.sur_at = items.v_part[c, : n + 1], items.sur_at[c, : n + 1]
         self.type_items = items.type_items[c].clip(max=n)
 
     def fractional(self, i: int, room):
@@ -727,7 +865,9 @@ class _Knapsack:
 
         i = min(i, self.positive)
         end = self.reach[i] + np.maximum(room, 0.0)
-        m = np.minimum(np.searchsorted(self.reach, end, side="right") - 1, self.positive)  # i..m-1 whole
+        m = np.minimum(
+            np.searchsorted(self.reach, end, side="right") - 1, self.positive
+        )  # i..m-1 whole
         return self.gain[m] - self.gain[i] + self.v_part[m] * (end - self.reach[m]) / self.sur_at[m]
 
     def root_bound(self) -> float:
@@ -735,7 +875,9 @@ class _Knapsack:
 
         return float(self.fractional(0, np.array([self.room]))[0])
 
-    def search(self, bar: float, deadline: float, enumerate_all: bool = False, limit: int = _MAX_STATES):
+    def search(
+        self, bar: float, deadline: float, enumerate_all: bool = False, limit: int = _MAX_STATES
+    ):
         """Patterns worth more than `bar`: the last `_INCUMBENTS` incumbents (the bar rising with each),
         or with `enumerate_all` every pattern worth at least `bar` (the bar fixed, none returned if the
         search stops early). Returns (patterns,
@@ -747,7 +889,9 @@ class _Knapsack:
         room, value = np.array([self.room]), np.zeros(1)
         chosen: list[tuple] = []  # per level: (parent, count of item i) of the patterns kept
         stored = 0
-        hits: list[tuple] = []  # (item i, parents at level i - 1, counts of item i) of the patterns found
+        hits: list[
+            tuple
+        ] = []  # (item i, parents at level i - 1, counts of item i) of the patterns found
         found = 0
 
         def result(complete):
@@ -779,7 +923,7 @@ class _Knapsack:
                 top = int(np.argmax(value))
                 if value[top] > bar + 1e-12:
                     bar = float(value[top])
-                    hits.append((i, parent[top:top + 1], count[top:top + 1]))
+                    hits.append((i, parent[top : top + 1], count[top : top + 1]))
                 keep = value + self.fractional(i + 1, room) > bar + 1e-12
             parent, count, value, room = parent[keep], count[keep], value[keep], room[keep]
             chosen.append((parent.astype(np.int32), count.astype(np.int32)))
@@ -818,7 +962,7 @@ def _trace_back(chosen: list[tuple], hits: list[tuple], width: int):
             parent[lo:] = parents[back]
         while e >= 0 and hits[e][0] == level:
             lo = int(first[e])
-            parent[lo:first[e + 1]], counts[lo:first[e + 1], level] = hits[e][1], hits[e][2]
+            parent[lo : first[e + 1]], counts[lo : first[e + 1], level] = hits[e][1], hits[e][2]
             e -= 1
     return counts
 
@@ -839,7 +983,7 @@ def _surrogate_weights(gain, size, binding):
     candidates = [uniform]
     grid = np.linspace(0.0, 1.0, _SURROGATE_GRID)
     for x, a in enumerate(active):
-        for b in active[x + 1:]:
+        for b in active[x + 1 :]:
             mus = np.zeros((len(grid), R))
             mus[:, a], mus[:, b] = grid, 1.0 - grid
             candidates.append(mus)

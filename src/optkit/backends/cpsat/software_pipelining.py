@@ -97,8 +97,11 @@ def build_model(problem: SoftwarePipelining, ii: int, hint: dict | None = None):
         # one op at a time per group: occupancy [s, s + occ) with occ = issue or blocking wait
         occ_ivs: list[list] = [[] for _ in range(G)]
         for v in range(n):
-            waits = [(e, w, d) for e, (u, w, _, d, blocking) in enumerate(problem.arcs)
-                     if u == v and blocking]
+            waits = [
+                (e, w, d)
+                for e, (u, w, _, d, blocking) in enumerate(problem.arcs)
+                if u == v and blocking
+            ]
             base = problem.issue(v)
             if base == 0 and not waits:
                 continue
@@ -114,7 +117,9 @@ def build_model(problem: SoftwarePipelining, ii: int, hint: dict | None = None):
             end = m.new_int_var(0, 2 * ii, "")
             for g in range(G):
                 occ_ivs[g].append(m.new_optional_interval_var(a[v], occ, end, x[v][g], ""))
-                occ_ivs[g].append(m.new_optional_interval_var(a[v] - ii, occ, end - ii, x[v][g], ""))
+                occ_ivs[g].append(
+                    m.new_optional_interval_var(a[v] - ii, occ, end - ii, x[v][g], "")
+                )
         for g in range(G):
             if occ_ivs[g]:
                 m.add_no_overlap(occ_ivs[g])
@@ -137,7 +142,9 @@ def build_model(problem: SoftwarePipelining, ii: int, hint: dict | None = None):
             end = m.new_int_var(0, 2 * ii, "")
             for g in range(G):
                 reg_ivs[g].append(m.new_optional_interval_var(a[v], rem, end, x[v][g], ""))
-                reg_ivs[g].append(m.new_optional_interval_var(a[v] - ii, rem, end - ii, x[v][g], ""))
+                reg_ivs[g].append(
+                    m.new_optional_interval_var(a[v] - ii, rem, end - ii, x[v][g], "")
+                )
                 reg_dem[g] += [op.regs, op.regs]
                 z = m.new_int_var(0, (H + maxd * ii) // ii + 1, "")
                 m.add(z == q).only_enforce_if(x[v][g])
@@ -198,7 +205,9 @@ def _runs(uses: list[tuple[str, int]]) -> list[tuple[str, int, int]]:
     return out
 
 
-def solve_at(problem: SoftwarePipelining, ii: int, opts: SolveOptions, hint: dict | None) -> Outcome:
+def solve_at(
+    problem: SoftwarePipelining, ii: int, opts: SolveOptions, hint: dict | None
+) -> Outcome:
     from optkit.backends.cpsat._common import solve_model
 
     m, s, group, _ = build_model(problem, ii, hint)
@@ -214,8 +223,18 @@ def solve_at(problem: SoftwarePipelining, ii: int, opts: SolveOptions, hint: dic
     return solve_model(m, opts, extract, objective_of=objective_of)
 
 
-@register("cpsat", "software-pipelining", exact=True, bounds=True, warm_start=True, deterministic=True,
-          requires=("ortools",), versions=("ortools",), params={"log": False, "ims_start": True}, default=True)
+@register(
+    "cpsat",
+    "software-pipelining",
+    exact=True,
+    bounds=True,
+    warm_start=True,
+    deterministic=True,
+    requires=("ortools",),
+    versions=("ortools",),
+    params={"log": False, "ims_start": True},
+    default=True,
+)
 def cpsat(problem: SoftwarePipelining, opts: SolveOptions) -> Outcome:
     """II upward from MII, each a CP-SAT model minimising the schedule length (jointly with warp groups)."""
     from optkit.backends.heuristics.software_pipelining import default_ii_max, ims_solve
@@ -227,7 +246,9 @@ def cpsat(problem: SoftwarePipelining, opts: SolveOptions) -> Outcome:
     assert mii is not None
     incumbent = opts.initial_solution
     if incumbent is None and opts.params.get("ims_start", True):
-        incumbent, _ = ims_solve(problem, opts, budget=6, tries=2, ii_max=mii)  # a hint at MII, if cheap
+        incumbent, _ = ims_solve(
+            problem, opts, budget=6, tries=2, ii_max=mii
+        )  # a hint at MII, if cheap
     ii_max = max(incumbent["ii"] if incumbent else 0, default_ii_max(problem))
     lb = mii  # every II below lb is proven infeasible
     proven_chain = True
@@ -254,19 +275,42 @@ def cpsat(problem: SoftwarePipelining, opts: SolveOptions) -> Outcome:
         if proven_chain and lb == ii:
             len_bound = out.bound[1] if isinstance(out.bound, list) else out.bound
             bound = [ii, len_bound] if len_bound is not None else [ii, problem.length_lower_bound()]
-            return Outcome(solution=sol, objective=obj, termination=out.termination,
-                           proven_optimal=out.proven_optimal, bound=bound, stats=stats)
-        return Outcome(solution=sol, objective=obj, termination=out.termination,
-                       bound=[lb, problem.length_lower_bound()], stats=stats,
-                       message="II optimality not proven (a smaller II timed out)")
+            return Outcome(
+                solution=sol,
+                objective=obj,
+                termination=out.termination,
+                proven_optimal=out.proven_optimal,
+                bound=bound,
+                stats=stats,
+            )
+        return Outcome(
+            solution=sol,
+            objective=obj,
+            termination=out.termination,
+            bound=[lb, problem.length_lower_bound()],
+            stats=stats,
+            message="II optimality not proven (a smaller II timed out)",
+        )
     stats.update(ii_proven_infeasible=infeasible)
     if incumbent is not None:  # the time ran out before the incumbent's II was reached
         obj = problem.check(incumbent).objective
-        return Outcome(solution=incumbent, objective=obj, termination=Termination.TIME_LIMIT,
-                       bound=[lb, problem.length_lower_bound()] if lb <= incumbent["ii"] else None,
-                       stats=stats, message="time limit before the II search ended")
+        return Outcome(
+            solution=incumbent,
+            objective=obj,
+            termination=Termination.TIME_LIMIT,
+            bound=[lb, problem.length_lower_bound()] if lb <= incumbent["ii"] else None,
+            stats=stats,
+            message="time limit before the II search ended",
+        )
     if opts.expired():
-        return Outcome(termination=Termination.TIME_LIMIT, bound=[lb, problem.length_lower_bound()],
-                       stats=stats, message=f"time limit reached; every II below {lb} is proven infeasible")
-    return Outcome(bound=[lb, problem.length_lower_bound()], stats=stats,
-                   message=f"no schedule found with II in [{mii}, {ii_max}]")
+        return Outcome(
+            termination=Termination.TIME_LIMIT,
+            bound=[lb, problem.length_lower_bound()],
+            stats=stats,
+            message=f"time limit reached; every II below {lb} is proven infeasible",
+        )
+    return Outcome(
+        bound=[lb, problem.length_lower_bound()],
+        stats=stats,
+        message=f"no schedule found with II in [{mii}, {ii_max}]",
+    )

@@ -54,9 +54,18 @@ def build(problem: Tardiness, dominance: bool = True):
     return model, start, tardy
 
 
-@register("cpsat", "tardiness", exact=True, bounds=True, warm_start=True, deterministic=False,
-          requires=("ortools",), versions=("ortools",), default=True,
-          params={"dominance": True, "log": False})
+@register(
+    "cpsat",
+    "tardiness",
+    exact=True,
+    bounds=True,
+    warm_start=True,
+    deterministic=False,
+    requires=("ortools",),
+    versions=("ortools",),
+    default=True,
+    params={"dominance": True, "log": False},
+)
 def cpsat(problem: Tardiness, opts: SolveOptions) -> Outcome:
     """CP-SAT: intervals, no-overlap, dominance precedences, hinted with the best rule."""
     from optkit.backends.cpsat._common import add_hints, solve_model
@@ -70,13 +79,17 @@ def cpsat(problem: Tardiness, opts: SolveOptions) -> Outcome:
             sequence, objective = given, problem.total_weighted_tardiness(given)
     warm = ({"sequence": [int(j) for j in sequence]}, objective)
     completion = problem.completion_times(sequence)
-    add_hints(model, {start[j]: completion[j] - problem.processing_times[j] for j in range(problem.n)})
+    add_hints(
+        model, {start[j]: completion[j] - problem.processing_times[j] for j in range(problem.n)}
+    )
     opts.report(*warm)
 
     def extract(value) -> dict:
         return {"sequence": sorted(range(problem.n), key=lambda j: (value(start[j]), j))}
 
-    outcome = solve_model(model, opts, extract, objective_of=lambda s: problem.total_weighted_tardiness(s["sequence"]))
+    outcome = solve_model(
+        model, opts, extract, objective_of=lambda s: problem.total_weighted_tardiness(s["sequence"])
+    )
     found = outcome.solution and problem.total_weighted_tardiness(outcome.solution["sequence"])
     if outcome.solution is None or warm[1] < found:  # never worse than the warm start
         outcome.solution = warm[0]

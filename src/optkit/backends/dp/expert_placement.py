@@ -32,9 +32,13 @@ MAX_STATES = 4000
 MAX_WORK = 3e8  # states^2 * matchings per layer pair, summed
 
 
-def layer_states(E: int, G: int, S: int, limit: int = MAX_STATES) -> list[tuple[frozenset, ...]] | None:
+def layer_states(
+    E: int, G: int, S: int, limit: int = MAX_STATES
+) -> list[tuple[frozenset, ...]] | None:
     """All unlabelled placements of one layer (G sets of <= S distinct experts covering 0..E-1), or None if too many."""
-    subsets = [frozenset(c) for size in range(S + 1) for c in itertools.combinations(range(E), size)]
+    subsets = [
+        frozenset(c) for size in range(S + 1) for c in itertools.combinations(range(E), size)
+    ]
     if math.comb(len(subsets) + G - 1, G) > 50 * limit * max(1, G):
         return None
     full = frozenset(range(E))
@@ -61,7 +65,7 @@ def dp(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     n = len(states)
     hungarian = math.factorial(G) > 720
     perms = None if hungarian else np.array(list(itertools.permutations(range(G))))
-    work = (L - 1) * n * n * (G ** 3 * 20 if hungarian else len(perms)) if use_comm else 0
+    work = (L - 1) * n * n * (G**3 * 20 if hungarian else len(perms)) if use_comm else 0
     if work > MAX_WORK:
         return _fallback(problem, opts, "too many transitions between layer placements")
     X = np.zeros((n, E, G))  # X[s, e, g]: expert e in set g of state s
@@ -72,7 +76,9 @@ def dp(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     r = X.sum(axis=2)  # [n, E] replica counts
     W = problem.load_array
     # max load per (layer, state): shares load/r
-    maxload = np.stack([np.einsum("se,seg->sg", W[l][None, :] / r, X).max(axis=1) for l in range(L)])
+    maxload = np.stack(
+        [np.einsum("se,seg->sg", W[l][None, :] / r, X).max(axis=1) for l in range(L)]
+    )
     A = problem.affinity_array
     w = problem.weight * problem.link_costs[0]
     use_comm = use_comm and w > 0
@@ -80,7 +86,9 @@ def dp(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     back = []
     for l in range(L - 1):
         if opts.expired():
-            return Outcome(termination=Termination.TIME_LIMIT, message="dp: time limit before the last layer")
+            return Outcome(
+                termination=Termination.TIME_LIMIT, message="dp: time limit before the last layer"
+            )
         if use_comm:
             inv = 1.0 / r
             if np.all(r == 1):
@@ -117,19 +125,28 @@ def dp(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
         prev = labelled[-1]
         cur = list(states[path[l]])
         if use_comm:  # cur set best[i] goes with prev GPU i
-            val = np.array([[_local(prev[i], cur[j], A[l - 1], r, path, l) for j in range(G)] for i in range(G)])
+            val = np.array(
+                [
+                    [_local(prev[i], cur[j], A[l - 1], r, path, l) for j in range(G)]
+                    for i in range(G)
+                ]
+            )
             best = assignment(-val)
             cur = [cur[best[i]] for i in range(G)]
         labelled.append(cur)
-    slots = [[e for sset in layer for e in sorted(sset) + [-1] * (S - len(sset))] for layer in labelled]
+    slots = [
+        [e for sset in layer for e in sorted(sset) + [-1] * (S - len(sset))] for layer in labelled
+    ]
     return Outcome(solution={"slots": slots}, proven_optimal=True, stats={"states_per_layer": n})
 
 
 def _fallback(problem: ExpertPlacement, opts: SolveOptions, why: str) -> Outcome:
     """Outside the DP's reach: the greedy-affinity placement, with no optimality claim."""
     X = greedy_affinity_X(problem, opts=opts)
-    return Outcome(solution={"slots": _to_rows(problem, X)},
-                   message=f"dp not applicable ({why}); returned the greedy-affinity placement, no claim")
+    return Outcome(
+        solution={"slots": _to_rows(problem, X)},
+        message=f"dp not applicable ({why}); returned the greedy-affinity placement, no claim",
+    )
 
 
 def _block_min(X: np.ndarray, inv: np.ndarray, a: np.ndarray) -> np.ndarray:

@@ -57,7 +57,7 @@ class _Weighted:
         self.n = n = problem.n
         # int32 halves the memory traffic where no sum of weighted tardiness can overflow it
         horizon = sum(problem.processing_times) + max(problem.due_dates)
-        small = 4 * (n + 1) * max(problem.w) * horizon < 2 ** 31
+        small = 4 * (n + 1) * max(problem.w) * horizon < 2**31
         self.dtype = dt = np.int32 if small else np.int64
         self.p = np.array(problem.processing_times, dtype=dt)
         self.d = np.array(problem.due_dates, dtype=dt)
@@ -134,7 +134,8 @@ class _Weighted:
                 vals -= tard[k]
                 vals *= W[k]
                 exact = ends[ci, cj] + np.rint(
-                    np.bincount(cid, weights=vals, minlength=len(ci))).astype(self.dtype)
+                    np.bincount(cid, weights=vals, minlength=len(ci))
+                ).astype(self.dtype)
                 better = exact < delta[ci, cj]
                 bi, bj, ex = ci[better], cj[better], exact[better]
                 delta[bi, bj] = ex
@@ -169,10 +170,10 @@ class _Weighted:
             if (a, b) in swaps:
                 out[a], out[b] = seq[b], seq[a]
             elif fwd[a, b] <= bwd[a, b]:
-                out[a:b] = seq[a + 1:b + 1]
+                out[a:b] = seq[a + 1 : b + 1]
                 out[b] = seq[a]
             else:
-                out[a + 1:b + 1] = seq[a:b]
+                out[a + 1 : b + 1] = seq[a:b]
                 out[a] = seq[b]
             j = a
         return out, -int(best[n])
@@ -233,8 +234,13 @@ def _kick(seq: np.ndarray, rng: random.Random, swaps: int, reach: int) -> np.nda
     return out
 
 
-@register("dynasearch", "tardiness", warm_start=True, deterministic=False,
-          params={"iterations": 0, "kick_swaps": 5, "kick_reach": 0, "patience": 50, "max_stall": 0})
+@register(
+    "dynasearch",
+    "tardiness",
+    warm_start=True,
+    deterministic=False,
+    params={"iterations": 0, "kick_swaps": 5, "kick_reach": 0, "patience": 50, "max_stall": 0},
+)
 def dynasearch(problem: Tardiness, opts: SolveOptions) -> Outcome:
     """Iterated enhanced dynasearch (swap + two insertion moves, random kicks), seeded and time-limited.
 
@@ -248,10 +254,12 @@ def dynasearch(problem: Tardiness, opts: SolveOptions) -> Outcome:
     """
     prm = opts.params
     iterations, swaps, reach, patience, max_stall = (
-        int(prm[k]) for k in ("iterations", "kick_swaps", "kick_reach", "patience", "max_stall"))
+        int(prm[k]) for k in ("iterations", "kick_swaps", "kick_reach", "patience", "max_stall")
+    )
     if min(iterations, reach, max_stall) < 0 or swaps < 1 or patience < 1:
-        raise InputError("dynasearch: need iterations, kick_reach, max_stall >= 0 and "
-                         "kick_swaps, patience >= 1")
+        raise InputError(
+            "dynasearch: need iterations, kick_reach, max_stall >= 0 and kick_swaps, patience >= 1"
+        )
     n = problem.n
     released = problem.release_dates is not None and any(problem.release_dates)
     engine = _Released(problem) if released else _Weighted(problem)
@@ -282,8 +290,13 @@ def dynasearch(problem: Tardiness, opts: SolveOptions) -> Outcome:
     kicks = stall = since_best = 0
     reach = reach or max(5, n // 2)
     max_stall = max_stall or max(300, 50 * n)
-    while (kicks < iterations and since_best < max_stall and best_cost > 0 and n >= 2
-           and time.monotonic() < deadline):
+    while (
+        kicks < iterations
+        and since_best < max_stall
+        and best_cost > 0
+        and n >= 2
+        and time.monotonic() < deadline
+    ):
         kicks += 1
         since_best += 1
         cand = _kick(cur, rng, rng.randint(1, swaps), reach)
@@ -296,8 +309,13 @@ def dynasearch(problem: Tardiness, opts: SolveOptions) -> Outcome:
         cur, cur_cost = cand, cand_cost  # a random walk over local optima ...
         if stall >= patience:  # ... that returns to the best one after `patience` failures
             cur, cur_cost, stall = best, best_cost, 0
-    timed_out = time.monotonic() >= deadline and opts.time_limit is not None and best_cost > 0 \
-        and kicks < iterations and since_best < max_stall
+    timed_out = (
+        time.monotonic() >= deadline
+        and opts.time_limit is not None
+        and best_cost > 0
+        and kicks < iterations
+        and since_best < max_stall
+    )
     return Outcome(
         solution={"sequence": [int(j) for j in best]},
         objective=best_cost,

@@ -65,7 +65,9 @@ def balanced_pack(weights: np.ndarray, num_packs: int) -> tuple[np.ndarray, np.n
     return pack, rank
 
 
-def replicate(weights: np.ndarray, num_phy: int, max_replicas: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def replicate(
+    weights: np.ndarray, num_phy: int, max_replicas: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """EPLB's replication: extra replica to the expert with the highest load per replica.
 
     Returns (logical expert of each physical replica, replica count of each expert); the first
@@ -89,7 +91,9 @@ def replicate(weights: np.ndarray, num_phy: int, max_replicas: int | None = None
     return phy2log, cnt
 
 
-def eplb_layer(w: np.ndarray, num_phy: int, num_groups: int, num_nodes: int, num_gpus: int) -> np.ndarray:
+def eplb_layer(
+    w: np.ndarray, num_phy: int, num_groups: int, num_nodes: int, num_gpus: int
+) -> np.ndarray:
     """EPLB for one layer: the logical expert of each physical slot (GPU-major order)."""
     if num_groups % num_nodes:
         num_groups, num_nodes = 1, 1  # global policy
@@ -102,13 +106,18 @@ def eplb_layer(w: np.ndarray, num_phy: int, num_groups: int, num_nodes: int, num
     # step 1: expert groups onto nodes
     gw = w.reshape(num_groups, group_size).sum(axis=1)
     gpack, grank = balanced_pack(gw, num_nodes)
-    log2mlog = np.array([(gpack[e // group_size] * groups_per_node + grank[e // group_size]) * group_size
-                         + e % group_size for e in range(E)])
+    log2mlog = np.array(
+        [
+            (gpack[e // group_size] * groups_per_node + grank[e // group_size]) * group_size
+            + e % group_size
+            for e in range(E)
+        ]
+    )
     mlog2log = np.empty(E, dtype=int)
     mlog2log[log2mlog] = np.arange(E)
     out = []
     for n in range(num_nodes):
-        mlogs = mlog2log[n * per_node_log:(n + 1) * per_node_log]
+        mlogs = mlog2log[n * per_node_log : (n + 1) * per_node_log]
         wn = w[mlogs].astype(float)
         # step 2: replicas inside the node
         phy2mlog, cnt = replicate(wn, per_node_phy)
@@ -129,19 +138,35 @@ def eplb_slots(problem: ExpertPlacement, num_groups: int = 1) -> tuple[list[list
     hierarchical = num_groups % N == 0
     if hierarchical:
         if E % num_groups:
-            raise ValueError(f"parameter 'num_groups': {E} experts do not split into {num_groups} equal groups")
+            raise ValueError(
+                f"parameter 'num_groups': {E} experts do not split into {num_groups} equal groups"
+            )
         expected = [g // (G // N) for g in range(G)] if G % N == 0 else None
         if expected is None or list(problem.node_of_gpu) != expected:
-            raise ValueError("EPLB's hierarchical policy needs nodes of equal size with consecutive GPUs "
-                             "(gpu_node = 0,0,..,1,1,..); use num_groups=1 for the global policy")
+            raise ValueError(
+                "EPLB's hierarchical policy needs nodes of equal size with consecutive GPUs "
+                "(gpu_node = 0,0,..,1,1,..); use num_groups=1 for the global policy"
+            )
         if E // N > num_phy // N:
-            raise ValueError("EPLB's hierarchical policy needs at least as many slots per node as experts per node")
-    slots = [eplb_layer(problem.load_array[l], num_phy, num_groups if hierarchical else 1,
-                        N if hierarchical else 1, G).tolist() for l in range(problem.num_layers)]
+            raise ValueError(
+                "EPLB's hierarchical policy needs at least as many slots per node as experts per node"
+            )
+    slots = [
+        eplb_layer(
+            problem.load_array[l],
+            num_phy,
+            num_groups if hierarchical else 1,
+            N if hierarchical else 1,
+            G,
+        ).tolist()
+        for l in range(problem.num_layers)
+    ]
     return slots, "hierarchical" if hierarchical and N > 1 else "global"
 
 
-def repair_duplicates(problem: ExpertPlacement, slots: list[list[int]]) -> tuple[list[list[int]], int]:
+def repair_duplicates(
+    problem: ExpertPlacement, slots: list[list[int]]
+) -> tuple[list[list[int]], int]:
     """Swap away replicas that share a GPU with another replica of the same expert; returns (slots, swaps).
 
     One duplicate at a time (the last slot whose expert already sits earlier on the same GPU): swap
@@ -185,7 +210,9 @@ def repair_duplicates(problem: ExpertPlacement, slots: list[list[int]]) -> tuple
             f = R
             sf = np.where(f >= 0, share[np.maximum(f, 0)], 0.0)
             ok = (gpu_of != g) & ~has[e, gpu_of] & ~has[np.where(f >= 0, f, E), g]
-            if not ok.any():  # no swap can fix it (e.g. more replicas than GPUs): drop the extra replica
+            if (
+                not ok.any()
+            ):  # no swap can fix it (e.g. more replicas than GPUs): drop the extra replica
                 R[dup] = -1
                 share = None
                 swaps += 1
@@ -210,9 +237,12 @@ def eplb(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     dup = int(np.maximum(problem.replica_matrix(slots) - 1, 0).sum())
     stats = {"policy": policy, "same_gpu_replicas_before_repair": dup}
     if dup and not opts.params["repair"]:
-        return Outcome(termination=Termination.ERROR, stats=stats,
-                       message=f"eplb placed {dup} replica(s) on a GPU that already holds the same expert, "
-                               "which the spec forbids; rerun with --param repair=true for the repaired variant")
+        return Outcome(
+            termination=Termination.ERROR,
+            stats=stats,
+            message=f"eplb placed {dup} replica(s) on a GPU that already holds the same expert, "
+            "which the spec forbids; rerun with --param repair=true for the repaired variant",
+        )
     if dup:
         slots, swaps = repair_duplicates(problem, slots)
         stats["repair_swaps"] = swaps
@@ -226,8 +256,12 @@ PLACE_SLACK = 1.0
 
 def replica_counts(problem: ExpertPlacement) -> np.ndarray:
     """`[L, E]` replica counts: EPLB's rule (highest load per replica next), at most one per GPU."""
-    return np.stack([replicate(problem.load_array[l], problem.num_slots, problem.gpus)[1]
-                     for l in range(problem.num_layers)])
+    return np.stack(
+        [
+            replicate(problem.load_array[l], problem.num_slots, problem.gpus)[1]
+            for l in range(problem.num_layers)
+        ]
+    )
 
 
 def lpt_layer(w: np.ndarray, r: np.ndarray, G: int, S: int) -> np.ndarray | None:
@@ -235,8 +269,12 @@ def lpt_layer(w: np.ndarray, r: np.ndarray, G: int, S: int) -> np.ndarray | None
     X = np.zeros((len(w), G), dtype=int)
     share = (np.asarray(w, dtype=float) / r).tolist()
     rl = np.asarray(r).tolist()
-    items = sorted(((share[e], e) for e in range(len(w)) for _ in range(rl[e])), key=lambda t: (-t[0], t[1]))
-    heap = [(0.0, g) for g in range(G)]  # (load, GPU) of the GPUs with a free slot: first lightest on top
+    items = sorted(
+        ((share[e], e) for e in range(len(w)) for _ in range(rl[e])), key=lambda t: (-t[0], t[1])
+    )
+    heap = [
+        (0.0, g) for g in range(G)
+    ]  # (load, GPU) of the GPUs with a free slot: first lightest on top
     free = [S] * G
     on = [set() for _ in range(G)]
     for sh, e in items:
@@ -304,7 +342,10 @@ class _Affinity:
         """`[E, G]`: link cost saved per replica of e placed on g."""
         E, G = X.shape[1], X.shape[2]
         sc = np.zeros((E, G))
-        for nb, B, raw in ((l - 1, self.prev[l], self.prev_raw[l]), (l + 1, self.next[l], self.next_raw[l])):
+        for nb, B, raw in (
+            (l - 1, self.prev[l], self.prev_raw[l]),
+            (l + 1, self.next[l], self.next_raw[l]),
+        ):
             if B is None or not have[nb]:
                 continue
             Xn = X[nb].astype(float)
@@ -320,8 +361,9 @@ def _column_sums(B: np.ndarray, Xn: np.ndarray) -> np.ndarray:
     return B @ Xn.astype(float)
 
 
-def _place_layer(share: np.ndarray, r: np.ndarray, sc: np.ndarray, cap: float, S: int,
-                 slack: float = 1.0) -> np.ndarray | None:
+def _place_layer(
+    share: np.ndarray, r: np.ndarray, sc: np.ndarray, cap: float, S: int, slack: float = 1.0
+) -> np.ndarray | None:
     """Greedy under the cap: largest replica first, onto the best-scoring GPU that still fits.
 
     Among the GPUs with a free slot, no replica of the expert yet and room under the cap, those
@@ -339,7 +381,9 @@ def _place_layer(share: np.ndarray, r: np.ndarray, sc: np.ndarray, cap: float, S
     scl = sc.tolist()
     shl = np.asarray(share, dtype=float).tolist()
     rl = np.asarray(r).tolist()
-    items = sorted(((shl[e], e) for e in range(E) for _ in range(rl[e])), key=lambda t: (-t[0], t[1]))
+    items = sorted(
+        ((shl[e], e) for e in range(E) for _ in range(rl[e])), key=lambda t: (-t[0], t[1])
+    )
     eps = 1e-9 * max(1.0, cap)
     inf = float("inf")
     for sh, e in items:
@@ -379,8 +423,9 @@ def _place_layer(share: np.ndarray, r: np.ndarray, sc: np.ndarray, cap: float, S
     return X
 
 
-def _swap_search(X: np.ndarray, share: np.ndarray, sc: np.ndarray, cap: float, rounds: int,
-                 top: int = 3) -> np.ndarray:
+def _swap_search(
+    X: np.ndarray, share: np.ndarray, sc: np.ndarray, cap: float, rounds: int, top: int = 3
+) -> np.ndarray:
     """Rounds of improving swaps of two replicas on different GPUs, keeping both GPUs under the cap.
 
     The scores do not depend on this layer's own placement, so a swap's gain is exact:
@@ -411,7 +456,9 @@ def _swap_search(X: np.ndarray, share: np.ndarray, sc: np.ndarray, cap: float, r
         rows = np.arange(R)
         Dm = D.copy()
         best = []
-        for _t in range(top):  # the `top` best other GPUs of each replica (repeated argmax: cheaper than argpartition)
+        for _t in range(
+            top
+        ):  # the `top` best other GPUs of each replica (repeated argmax: cheaper than argpartition)
             h = Dm.argmax(axis=1)
             best.append(h)
             Dm[rows, h] = -np.inf
@@ -432,14 +479,20 @@ def _swap_search(X: np.ndarray, share: np.ndarray, sc: np.ndarray, cap: float, r
         gi, gj = gg[ci], gg[cj]
         shr = share[ee]
         d = shr[cj] - shr[ci]  # load moving onto g_i
-        ok = (loadv[gi] + d <= cap + eps) & (loadv[gj] - d <= cap + eps) \
-            & (Xf[base[ci] + gj] == 0) & (Xf[base[cj] + gi] == 0)
+        ok = (
+            (loadv[gi] + d <= cap + eps)
+            & (loadv[gj] - d <= cap + eps)
+            & (Xf[base[ci] + gj] == 0)
+            & (Xf[base[cj] + gi] == 0)
+        )
         flat = cand[ok]
         if len(flat) == 0:
             break
         order = np.argsort(-gain[flat], kind="stable")[: 4 * R]  # best first
         load = loadv.tolist()
-        occ = set(np.flatnonzero(Xf).tolist())  # e * G + g of every replica (cheap membership tests)
+        occ = set(
+            np.flatnonzero(Xf).tolist()
+        )  # e * G + g of every replica (cheap membership tests)
         moved = [False] * R
         applied = 0
         sh = shr.tolist()
@@ -476,9 +529,17 @@ def _relabel(X_ref: np.ndarray, sc: np.ndarray) -> np.ndarray:
     return out
 
 
-def greedy_affinity_X(problem: ExpertPlacement, num_groups: int = 1, sweeps: int = 2, rounds: int = 5,
-                      opts: SolveOptions | None = None, slack: float = 0.0, match_eplb: bool = True,
-                      traffic: str = "cost", stats: dict | None = None) -> np.ndarray:
+def greedy_affinity_X(
+    problem: ExpertPlacement,
+    num_groups: int = 1,
+    sweeps: int = 2,
+    rounds: int = 5,
+    opts: SolveOptions | None = None,
+    slack: float = 0.0,
+    match_eplb: bool = True,
+    traffic: str = "cost",
+    stats: dict | None = None,
+) -> np.ndarray:
     """The greedy-affinity placement as an `[L, E, G]` 0/1 array.
 
     `traffic="cost"` scores a placement by the link cost it saves (GPU-local tokens weigh `c_in`,
@@ -530,7 +591,9 @@ def greedy_affinity_X(problem: ExpertPlacement, num_groups: int = 1, sweeps: int
     have[0] = True
     for l in range(1, L):
         sc = aff.score(l, X, have)
-        if opts is not None and opts.expired():  # out of time: the reference layer, relabelled (cheap)
+        if (
+            opts is not None and opts.expired()
+        ):  # out of time: the reference layer, relabelled (cheap)
             X[l] = _relabel(ref[l], sc)
             have[l] = True
             stats["stopped_early"] = True
@@ -555,14 +618,25 @@ def greedy_affinity_X(problem: ExpertPlacement, num_groups: int = 1, sweeps: int
     return X
 
 
-@register("greedy-affinity", "expert-placement", params={"num_groups": 1, "sweeps": 2, "rounds": 5, "traffic": "cost"},
-          default=True)
+@register(
+    "greedy-affinity",
+    "expert-placement",
+    params={"num_groups": 1, "sweeps": 2, "rounds": 5, "traffic": "cost"},
+    default=True,
+)
 def greedy_affinity(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     """Balanced as EPLB or better per layer, with affinity-aware GPU choice and swap search."""
     stats: dict = {}
     try:
-        X = greedy_affinity_X(problem, int(opts.params["num_groups"]), int(opts.params["sweeps"]),
-                              int(opts.params["rounds"]), opts, traffic=str(opts.params["traffic"]), stats=stats)
+        X = greedy_affinity_X(
+            problem,
+            int(opts.params["num_groups"]),
+            int(opts.params["sweeps"]),
+            int(opts.params["rounds"]),
+            opts,
+            traffic=str(opts.params["traffic"]),
+            stats=stats,
+        )
     except ValueError as e:
         return Outcome(termination=Termination.ERROR, message=f"greedy-affinity: {e}")
     term = Termination.TIME_LIMIT if stats.get("stopped_early") else Termination.COMPLETED
@@ -649,8 +723,11 @@ def _pair_stay_bound(a: np.ndarray, S: int, lp: bool = True) -> tuple[float, str
 
     u_row = -np.partition(-a, k - 1, axis=1)[:, k - 1] if S < F else zero_u
     v_col = -np.partition(-a, min(S, E) - 1, axis=0)[min(S, E) - 1] if S < E else zero_v
-    best = min((dual_value(u_row, zero_v), "rows"), (dual_value(zero_u, v_col), "columns"),
-               (float(a.sum()), "total"))
+    best = min(
+        (dual_value(u_row, zero_v), "rows"),
+        (dual_value(zero_u, v_col), "columns"),
+        (float(a.sum()), "total"),
+    )
     if not (lp and S < max(E, F) and a.any()):
         return best
     try:
@@ -661,8 +738,12 @@ def _pair_stay_bound(a: np.ndarray, S: int, lp: bool = True) -> tuple[float, str
     ii, jj = np.nonzero(a)
     n = len(ii)
     cols = np.arange(n)
-    M = sp.vstack([sp.csr_matrix((np.ones(n), (ii, cols)), shape=(E, n)),
-                   sp.csr_matrix((np.ones(n), (jj, cols)), shape=(F, n))]).tocsr()
+    M = sp.vstack(
+        [
+            sp.csr_matrix((np.ones(n), (ii, cols)), shape=(E, n)),
+            sp.csr_matrix((np.ones(n), (jj, cols)), shape=(F, n)),
+        ]
+    ).tocsr()
     res = linprog(-a[ii, jj], A_ub=M, b_ub=np.full(E + F, float(S)), bounds=(0, 1), method="highs")
     if res.status == 0:
         y = -np.asarray(res.ineqlin.marginals)
@@ -686,7 +767,13 @@ def traffic_lower_bound(problem: ExpertPlacement, lp: bool = True) -> dict:
     """
     A = problem.affinity_array
     if A is None:
-        return {"cross_gpu_min": 0.0, "local_share_max": 1.0, "affinity_total": 0.0, "per_pair": [], "method": []}
+        return {
+            "cross_gpu_min": 0.0,
+            "local_share_max": 1.0,
+            "affinity_total": 0.0,
+            "per_pair": [],
+            "method": [],
+        }
     S = problem.slots_per_gpu
     stays, methods = [], []
     for l in range(A.shape[0]):
@@ -695,5 +782,10 @@ def traffic_lower_bound(problem: ExpertPlacement, lp: bool = True) -> dict:
         methods.append(how)
     total = float(A.sum())
     stay = float(sum(stays))
-    return {"cross_gpu_min": max(total - stay, 0.0), "local_share_max": stay / total if total > 0 else 1.0,
-            "affinity_total": total, "per_pair": stays, "method": methods}
+    return {
+        "cross_gpu_min": max(total - stay, 0.0),
+        "local_share_max": stay / total if total > 0 else 1.0,
+        "affinity_total": total,
+        "per_pair": stays,
+        "method": methods,
+    }

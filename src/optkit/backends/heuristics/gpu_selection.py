@@ -44,9 +44,16 @@ class _Packing:
         self.content: list[list[list[Bucket]]] = [[] for _ in range(T)]  # per instance: its slices
         self.n: dict[tuple[int, Bucket], int] = {}
         self.order: dict[Bucket, list[int]] = {
-            b: sorted((t for t in range(T) if problem.can_serve(t, b) and (allowed is None or t in allowed)),
-                      key=lambda t: (problem.costs[t] * problem.loads[t][b], t))
-            for b in problem.buckets}
+            b: sorted(
+                (
+                    t
+                    for t in range(T)
+                    if problem.can_serve(t, b) and (allowed is None or t in allowed)
+                ),
+                key=lambda t: (problem.costs[t] * problem.loads[t][b], t),
+            )
+            for b in problem.buckets
+        }
 
     def copy(self) -> _Packing:
         new = object.__new__(_Packing)
@@ -104,11 +111,16 @@ class _Packing:
         loads = self.p.loads[t]
         if self.pooled:
             excess = new.load[t] - (new.count[t] - 1)
-            def relocation(b: Bucket) -> tuple:  # cheapest cost elsewhere per unit of load freed here
+
+            def relocation(
+                b: Bucket,
+            ) -> tuple:  # cheapest cost elsewhere per unit of load freed here
                 alt = [self.p.costs[u] * self.p.loads[u][b] for u in self.order[b] if u != t]
                 return (min(alt) / loads[b] if alt else math.inf, -loads[b], b)
 
-            mine = sorted((b for (tt, b), k in new.n.items() if tt == t for _ in range(k)), key=relocation)
+            mine = sorted(
+                (b for (tt, b), k in new.n.items() if tt == t for _ in range(k)), key=relocation
+            )
             moved = []
             for b in mine:
                 if excess <= 0:
@@ -155,7 +167,9 @@ class _Packing:
     def solution(self) -> dict:
         counts = dict(enumerate(self.count))
         if self.pooled:
-            return self.p.solution_from_counts({k: v for k, v in self.n.items() if v}, counts=counts)
+            return self.p.solution_from_counts(
+                {k: v for k, v in self.n.items() if v}, counts=counts
+            )
         instances: dict[tuple[int, Bucket], list[int]] = {}
         for t, insts in enumerate(self.content):
             for i, members in enumerate(insts):
@@ -163,16 +177,23 @@ class _Packing:
                     instances.setdefault((t, b), []).append(i)
         for members in instances.values():
             members.sort()
-        return self.p.solution_from_counts({k: v for k, v in self.n.items() if v}, instances=instances, counts=counts)
+        return self.p.solution_from_counts(
+            {k: v for k, v in self.n.items() if v}, instances=instances, counts=counts
+        )
 
 
-def first_fit(problem: GpuSelection, allowed: frozenset[int] | None = None, improve: bool = True) -> dict | None:
+def first_fit(
+    problem: GpuSelection, allowed: frozenset[int] | None = None, improve: bool = True
+) -> dict | None:
     """Cost-efficiency first fit on the `allowed` types (all if None), then instance dropping."""
     state = _Packing(problem, allowed)
     if any(not state.order[b] for b in problem.buckets):
         return None
     first = state.order
-    items = sorted(problem.buckets, key=lambda b: (-problem.costs[first[b][0]] * problem.loads[first[b][0]][b], b))
+    items = sorted(
+        problem.buckets,
+        key=lambda b: (-problem.costs[first[b][0]] * problem.loads[first[b][0]][b], b),
+    )
     for b in items:
         for _ in range(problem.slice_factor):
             if not state.place(b):
@@ -201,7 +222,7 @@ def greedy_solution(problem: GpuSelection, max_subsets: int = 64) -> dict | None
     T = len(problem.gpu_types)
     subsets = [frozenset(c) for k in range(1, T + 1) for c in itertools.combinations(range(T), k)]
     if len(subsets) > max_subsets:
-        subsets = subsets[:max_subsets - 1] + [frozenset(range(T))]
+        subsets = subsets[: max_subsets - 1] + [frozenset(range(T))]
     best = None
     for allowed in subsets:
         solution = first_fit(problem, allowed)
@@ -216,8 +237,10 @@ def _no_solution(problem: GpuSelection, what: str) -> Outcome:
     reason = problem.infeasibility_reason()
     if reason:
         return Outcome(proven_infeasible=True, message=f"infeasible: {reason}")
-    return Outcome(message=f"{what} found no solution (max_count too small for it?); "
-                           "an exact solver (mip, cpsat) decides feasibility")
+    return Outcome(
+        message=f"{what} found no solution (max_count too small for it?); "
+        "an exact solver (mip, cpsat) decides feasibility"
+    )
 
 
 @register("single-type", "gpu-selection")

@@ -55,8 +55,10 @@ class Cluster:
         self.p = problem
         R = problem.resources
         self.R = R
-        self.cap = np.array([[BIG if c is None else c for c in row] for row in problem.capacity_matrix],
-                            dtype=np.int64).reshape(problem.n_nodes, len(R))
+        self.cap = np.array(
+            [[BIG if c is None else c for c in row] for row in problem.capacity_matrix],
+            dtype=np.int64,
+        ).reshape(problem.n_nodes, len(R))
         self.req = np.array(problem.request_matrix, dtype=np.int64).reshape(problem.n_pods, len(R))
         self.used = np.zeros((problem.n_nodes, len(R)), dtype=np.int64)
         # cpu / memory as scoring sees them: actual and with the non-zero defaults
@@ -75,7 +77,9 @@ class Cluster:
         self.used_nz = np.zeros((problem.n_nodes, 2), dtype=np.int64)
         self.used_actual = np.zeros((problem.n_nodes, 2), dtype=np.int64)
         self.where: list[int | None] = [None] * problem.n_pods
-        self.start: list[int] = [0] * problem.n_pods  # placement clock (for preemption's start time)
+        self.start: list[int] = [
+            0
+        ] * problem.n_pods  # placement clock (for preemption's start time)
         self.clock = 0
         self.on_node: list[set[int]] = [set() for _ in problem.nodes]
         # PodTopologySpread bookkeeping: owner -> matching pod count per node
@@ -83,10 +87,14 @@ class Cluster:
         self.zone = [n.labels.get(ZONE) for n in problem.nodes]
         self.has_zone = any(z is not None for z in self.zone)
         # PreferNoSchedule taints per node (TaintToleration score)
-        self.prefer_taints = [[t for t in n.taints if t.effect == "PreferNoSchedule"] for n in problem.nodes]
+        self.prefer_taints = [
+            [t for t in n.taints if t.effect == "PreferNoSchedule"] for n in problem.nodes
+        ]
         self.any_prefer = any(self.prefer_taints)
         self.name_rank = np.empty(problem.n_nodes, dtype=np.int64)
-        for rank, j in enumerate(sorted(range(problem.n_nodes), key=lambda j: problem.nodes[j].name)):
+        for rank, j in enumerate(
+            sorted(range(problem.n_nodes), key=lambda j: problem.nodes[j].name)
+        ):
             self.name_rank[j] = rank
         self._eligible: dict[str, object] = {}
 
@@ -101,7 +109,9 @@ class Cluster:
         self.start[i] = self.clock
         owner = self.p.pods[i].owner
         if owner:
-            counts = self.owner_count.setdefault(owner, self.np.zeros(self.p.n_nodes, dtype=self.np.int64))
+            counts = self.owner_count.setdefault(
+                owner, self.np.zeros(self.p.n_nodes, dtype=self.np.int64)
+            )
             counts[j] += 1
 
     def remove(self, i: int) -> None:
@@ -121,7 +131,9 @@ class Cluster:
         sig = self.p._pod_signature[i]
         mask = self._eligible.get(sig)
         if mask is None:
-            mask = self.np.array(self.p._eligible_by_signature[sig], dtype=bool).reshape(self.p.n_nodes)
+            mask = self.np.array(self.p._eligible_by_signature[sig], dtype=bool).reshape(
+                self.p.n_nodes
+            )
             self._eligible[sig] = mask
         return mask
 
@@ -162,23 +174,46 @@ class Cluster:
             if self.has_zone:
                 zones = [self.zone[j] for j in nodes]
                 zone_tot: dict[str, int] = {}
-                all_counts = counts if counts is not None else np.zeros(self.p.n_nodes, dtype=np.int64)
+                all_counts = (
+                    counts if counts is not None else np.zeros(self.p.n_nodes, dtype=np.int64)
+                )
                 for j in range(self.p.n_nodes):
                     if self.zone[j] is not None:
                         zone_tot[self.zone[j]] = zone_tot.get(self.zone[j], 0) + int(all_counts[j])
                 w = math.log(len({z for z in zones if z is not None}) + 2)
-                raw = raw + np.array([0.0 if z is None else zone_tot[z] * w + (5 - 1) for z in zones])
+                raw = raw + np.array(
+                    [0.0 if z is None else zone_tot[z] * w + (5 - 1) for z in zones]
+                )
             s = np.floor(raw + 0.5).astype(np.int64)
             lo, hi = int(s.min()), int(s.max())
-            spread = np.full(len(nodes), MAX_SCORE, dtype=np.int64) if hi == 0 else MAX_SCORE * (hi + lo - s) // hi
+            spread = (
+                np.full(len(nodes), MAX_SCORE, dtype=np.int64)
+                if hi == 0
+                else MAX_SCORE * (hi + lo - s) // hi
+            )
             total = total + WEIGHTS["spread"] * spread
         # TaintToleration (PreferNoSchedule taints the pod does not tolerate; reversed)
         if self.any_prefer:
-            tol = [t for t in self.p.pods[i].tolerations if t.effect in (None, "", "PreferNoSchedule")]
-            bad = np.array([sum(1 for taint in self.prefer_taints[j] if not any(t.tolerates(taint) for t in tol))
-                            for j in nodes], dtype=np.int64)
+            tol = [
+                t for t in self.p.pods[i].tolerations if t.effect in (None, "", "PreferNoSchedule")
+            ]
+            bad = np.array(
+                [
+                    sum(
+                        1
+                        for taint in self.prefer_taints[j]
+                        if not any(t.tolerates(taint) for t in tol)
+                    )
+                    for j in nodes
+                ],
+                dtype=np.int64,
+            )
             m = int(bad.max()) if len(bad) else 0
-            taint = np.full(len(nodes), MAX_SCORE, dtype=np.int64) if m == 0 else MAX_SCORE - MAX_SCORE * bad // m
+            taint = (
+                np.full(len(nodes), MAX_SCORE, dtype=np.int64)
+                if m == 0
+                else MAX_SCORE - MAX_SCORE * bad // m
+            )
         else:
             taint = MAX_SCORE
         total = total + WEIGHTS["taint"] * taint
@@ -204,7 +239,11 @@ class Cluster:
         best_key, best = None, None
         for j in np.flatnonzero(mask):
             j = int(j)
-            lower = [k for k in self.on_node[j] if self.p.pods[k].priority < pod.priority and self.p.pods[k].movable]
+            lower = [
+                k
+                for k in self.on_node[j]
+                if self.p.pods[k].priority < pod.priority and self.p.pods[k].movable
+            ]
             if not lower:
                 continue
             free = self.cap[j] - self.used[j] + self.req[lower].sum(axis=0)
@@ -230,8 +269,15 @@ class Cluster:
         return best
 
 
-def kube_schedule(problem: PodPacking, *, order: str = "priority", tie_break: str = "name",
-                  preemption: bool = False, spread: bool = True, seed: int = 0) -> list[int | None]:
+def kube_schedule(
+    problem: PodPacking,
+    *,
+    order: str = "priority",
+    tie_break: str = "name",
+    preemption: bool = False,
+    spread: bool = True,
+    seed: int = 0,
+) -> list[int | None]:
     """Node index (or None) per pod after kube-scheduler places the pending pods.
 
     Running pods keep their node unless a NoExecute taint evicts them; on a node whose running pods
@@ -292,22 +338,35 @@ def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise InputError(f"parameter '{name}': expected one of {', '.join(allowed)}, got {value!r}")
 
 
-@register("kube-default", "pod-packing", deterministic=True, requires=("numpy",),
-          params={"order": "priority", "tie_break": "name", "preemption": False, "spread": True})
+@register(
+    "kube-default",
+    "pod-packing",
+    deterministic=True,
+    requires=("numpy",),
+    params={"order": "priority", "tie_break": "name", "preemption": False, "spread": True},
+)
 def kube_default(problem: PodPacking, opts: SolveOptions) -> Outcome:
     """kube-scheduler's default profile: queue, filters, default scoring, optional preemption."""
     p = opts.params
     _check_choice("order", p["order"], ("priority", "arrival"))
     _check_choice("tie_break", p["tie_break"], ("name", "index", "random"))
-    where = kube_schedule(problem, order=p["order"], tie_break=p["tie_break"], preemption=p["preemption"],
-                          spread=p["spread"], seed=opts.seed)
+    where = kube_schedule(
+        problem,
+        order=p["order"],
+        tie_break=p["tie_break"],
+        preemption=p["preemption"],
+        spread=p["spread"],
+        seed=opts.seed,
+    )
     return Outcome(solution=problem.to_solution(where), objective=problem.objective_of(where))
 
 
 # -- first fit / best fit decreasing by priority, with repair moves --------------------------------
 
-def _fit_decreasing(problem: PodPacking, best_fit: bool, repair: bool,
-                    deadline: float | None = None) -> list[int | None]:
+
+def _fit_decreasing(
+    problem: PodPacking, best_fit: bool, repair: bool, deadline: float | None = None
+) -> list[int | None]:
     """Running pods stay; pending pods by priority (high first), then size (largest first) go to the
     first (or the tightest) node with room. A pod that fits nowhere tries a repair: move one running pod
     of another node out of the way, or else evict one strictly lower-priority pod (which then gets its
@@ -316,7 +375,9 @@ def _fit_decreasing(problem: PodPacking, best_fit: bool, repair: bool,
 
     c = Cluster(problem)
     P = problem
-    scale = np.maximum(c.cap.max(axis=0), 1).astype(float) if P.n_nodes else np.ones(len(P.resources))
+    scale = (
+        np.maximum(c.cap.max(axis=0), 1).astype(float) if P.n_nodes else np.ones(len(P.resources))
+    )
     size = (c.req / scale).sum(axis=1) if P.n_pods else np.zeros(0)
     pending = []
     for i in range(P.n_pods):
@@ -460,7 +521,9 @@ def fewer_moves(problem: PodPacking, where: list[int | None]) -> list[int | None
 
     P = problem
     where = list(where)
-    pinned = {P.current[i] for i, pod in enumerate(P.pods) if not pod.movable and P.current[i] is not None}
+    pinned = {
+        P.current[i] for i, pod in enumerate(P.pods) if not pod.movable and P.current[i] is not None
+    }
     for members in P.identical_nodes(pinned):
         pos = {j: k for k, j in enumerate(members)}
         gain = np.zeros((len(members), len(members)))
@@ -473,7 +536,9 @@ def fewer_moves(problem: PodPacking, where: list[int | None]) -> list[int | None
     groups = defaultdict(list)
     for i, pod in enumerate(P.pods):
         if pod.movable:
-            groups[(P._pod_signature[i], tuple(P.request_matrix[i]), pod.priority, P.candidates[i])].append(i)
+            groups[
+                (P._pod_signature[i], tuple(P.request_matrix[i]), pod.priority, P.candidates[i])
+            ].append(i)
     for members in groups.values():
         if len(members) < 2:
             continue
@@ -488,8 +553,12 @@ def fewer_moves(problem: PodPacking, where: list[int | None]) -> list[int | None
                 targets[home] -= 1
             else:
                 rest.append(i)
-        left = [j for j, n in targets.items() if j is not None for _ in range(n)] + [None] * targets[None]
-        rest.sort(key=lambda i: P.current[i] is None)  # running pods first: a node rather than eviction
+        left = [j for j, n in targets.items() if j is not None for _ in range(n)] + [
+            None
+        ] * targets[None]
+        rest.sort(
+            key=lambda i: P.current[i] is None
+        )  # running pods first: a node rather than eviction
         for i, j in zip(rest, left):
             where[i] = j
     return where

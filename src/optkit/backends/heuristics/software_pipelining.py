@@ -37,8 +37,14 @@ def heights(problem: SoftwarePipelining, ii: int, extra: int = 0) -> list[int]:
     return h
 
 
-def modulo_schedule(problem: SoftwarePipelining, ii: int, budget: int, extra: int = 0,
-                    rng: random.Random | None = None, group: list[int] | None = None) -> list[int] | None:
+def modulo_schedule(
+    problem: SoftwarePipelining,
+    ii: int,
+    budget: int,
+    extra: int = 0,
+    rng: random.Random | None = None,
+    group: list[int] | None = None,
+) -> list[int] | None:
     """One IMS attempt at `ii` (resources and dependences); starts or None. With a fixed
     `group` per op, each warp group is a unit of capacity 1 that an op holds for its issue
     cycles and, on a blocking edge inside its group, for at least the edge's latency; handoff
@@ -72,8 +78,10 @@ def modulo_schedule(problem: SoftwarePipelining, ii: int, budget: int, extra: in
         succs[u].append((v, lat + extra, d))
     h = heights(problem, ii, extra)
     noise = [rng.random() if rng else 0.0 for _ in range(n)]
+
     def order_key(v):
         return (-h[v], noise[v], v)
+
     start: list[int | None] = [None] * n
     last: list[int | None] = [None] * n
     mrt: dict[tuple[str, int], list[int]] = {}
@@ -122,7 +130,9 @@ def modulo_schedule(problem: SoftwarePipelining, ii: int, budget: int, extra: in
             break
         left -= 1
         v = min(todo, key=order_key)
-        estart = max([0] + [start[p] + lat - ii * d for p, lat, d in preds[v] if start[p] is not None])
+        estart = max(
+            [0] + [start[p] + lat - ii * d for p, lat, d in preds[v] if start[p] is not None]
+        )
         t = next((c for c in range(estart, estart + ii) if fits(v, c)), None)
         if t is None:
             t = estart if last[v] is None or estart > last[v] else last[v] + 1
@@ -157,8 +167,13 @@ def modulo_schedule(problem: SoftwarePipelining, ii: int, budget: int, extra: in
     return [int(s) for s in start]  # type: ignore[arg-type]
 
 
-def assign_groups(problem: SoftwarePipelining, ii: int, start: list[int],
-                  rng: random.Random | None = None, nodes: int = 400) -> list[int] | None:
+def assign_groups(
+    problem: SoftwarePipelining,
+    ii: int,
+    start: list[int],
+    rng: random.Random | None = None,
+    nodes: int = 400,
+) -> list[int] | None:
     """Warp-group assignment of a fixed schedule: depth-first over ops in start order, each
     trying the groups that keep every constraint among the assigned ops, within `nodes` checks."""
     wg = problem.warp_groups
@@ -199,8 +214,9 @@ def assign_groups(problem: SoftwarePipelining, ii: int, start: list[int],
     return [int(g) for g in group] if dfs(0) else None  # type: ignore[arg-type]
 
 
-def component_groups(problem: SoftwarePipelining, rng: random.Random | None = None,
-                     random_tries: int = 0) -> list[list[int]]:
+def component_groups(
+    problem: SoftwarePipelining, rng: random.Random | None = None, random_tries: int = 0
+) -> list[list[int]]:
     """Candidate warp-group assignments, each respecting `same_group` edges, variable latency on
     the producer and `producer_exclusive`: (1) the connected components of the zero-distance
     dependence graph dealt round-robin to the consumer groups (a sub-tile's chain per group),
@@ -217,13 +233,19 @@ def component_groups(problem: SoftwarePipelining, rng: random.Random | None = No
     # atoms: ops tied by same_group edges move together
     tie = nx.Graph()
     tie.add_nodes_from(range(n))
-    tie.add_edges_from((problem.index[e.from_], problem.index[e.to]) for e in problem.edges if e.same_group)
+    tie.add_edges_from(
+        (problem.index[e.from_], problem.index[e.to]) for e in problem.edges if e.same_group
+    )
     atom_of = {}
     atoms = sorted((sorted(c) for c in nx.connected_components(tie)), key=lambda c: c[0])
     for i, atom in enumerate(atoms):
         for v in atom:
             atom_of[v] = i
-    fixed = {i: wg.producer for i, atom in enumerate(atoms) if any(problem.ops[v].variable_latency for v in atom)}
+    fixed = {
+        i: wg.producer
+        for i, atom in enumerate(atoms)
+        if any(problem.ops[v].variable_latency for v in atom)
+    }
     free = [i for i in range(len(atoms)) if i not in fixed]
     out: list[list[int]] = []
 
@@ -238,8 +260,11 @@ def component_groups(problem: SoftwarePipelining, rng: random.Random | None = No
     # (1) and (2)
     dag = nx.Graph()
     dag.add_nodes_from(free)
-    dag.add_edges_from((atom_of[u], atom_of[v]) for u, v, _, d, _ in problem.arcs
-                       if d == 0 and atom_of[u] in dag and atom_of[v] in dag and atom_of[u] != atom_of[v])
+    dag.add_edges_from(
+        (atom_of[u], atom_of[v])
+        for u, v, _, d, _ in problem.arcs
+        if d == 0 and atom_of[u] in dag and atom_of[v] in dag and atom_of[u] != atom_of[v]
+    )
     comps = sorted((sorted(c) for c in nx.connected_components(dag)), key=lambda c: c[0])
     emit({i: consumers[k % len(consumers)] for k, comp in enumerate(comps) for i in comp})
     emit({i: consumers[0] for i in free})
@@ -283,8 +308,9 @@ def _topological(problem: SoftwarePipelining) -> list[int]:
     return order + [v for v in range(problem.n) if v not in order]
 
 
-def compact(problem: SoftwarePipelining, ii: int, start: list[int], group: list[int] | None,
-            passes: int = 4) -> list[int]:
+def compact(
+    problem: SoftwarePipelining, ii: int, start: list[int], group: list[int] | None, passes: int = 4
+) -> list[int]:
     """Shorten a feasible schedule: move each op (earliest first) to the earliest cycle that keeps
     the whole schedule feasible, until nothing moves."""
     start = list(start)
@@ -307,8 +333,13 @@ def compact(problem: SoftwarePipelining, ii: int, start: list[int], group: list[
     return start
 
 
-def ims_solve(problem: SoftwarePipelining, opts: SolveOptions, budget: int, tries: int,
-              ii_max: int | None = None) -> tuple[dict | None, int | None]:
+def ims_solve(
+    problem: SoftwarePipelining,
+    opts: SolveOptions,
+    budget: int,
+    tries: int,
+    ii_max: int | None = None,
+) -> tuple[dict | None, int | None]:
     """(solution, ii) of the first II at which IMS succeeds, or (None, None)."""
     mii = problem.mii()
     if mii is None:
@@ -322,17 +353,23 @@ def ims_solve(problem: SoftwarePipelining, opts: SolveOptions, budget: int, trie
         found: list[dict] = []
         if problem.warp_groups is None:
             for attempt in range(1 + tries):
-                start = modulo_schedule(problem, ii, budget, 0, random.Random(attempt) if attempt else None)
+                start = modulo_schedule(
+                    problem, ii, budget, 0, random.Random(attempt) if attempt else None
+                )
                 if start is None:
                     if attempt == 0:
                         break  # the plain attempt failed: next II (noise only polishes the length)
                     continue
                 found.append(problem.solution_from(ii, compact(problem, ii, start, None)))
         else:
-            for attempt, grp in enumerate(component_groups(problem, random.Random(opts.seed), tries)):
+            for attempt, grp in enumerate(
+                component_groups(problem, random.Random(opts.seed), tries)
+            ):
                 if opts.expired():
                     break
-                start = modulo_schedule(problem, ii, budget, 0, random.Random(attempt) if attempt else None, grp)
+                start = modulo_schedule(
+                    problem, ii, budget, 0, random.Random(attempt) if attempt else None, grp
+                )
                 if start is None:
                     continue
                 if problem.violations(ii, start, grp, limit=1):
@@ -354,7 +391,9 @@ def ims_solve(problem: SoftwarePipelining, opts: SolveOptions, budget: int, trie
                     continue
                 group = assign_groups(problem, ii, start, r)
                 if group is not None:
-                    found.append(problem.solution_from(ii, compact(problem, ii, start, group), group))
+                    found.append(
+                        problem.solution_from(ii, compact(problem, ii, start, group), group)
+                    )
         checked = [(problem.check(sol), sol) for sol in found]
         feasible = [(rep.objective, i, sol) for i, (rep, sol) in enumerate(checked) if rep.feasible]
         if feasible:
@@ -369,8 +408,14 @@ def default_ii_max(problem: SoftwarePipelining) -> int:
     return max(problem.mii() or 1, total + 1)
 
 
-@register("ims", "software-pipelining", exact=False, bounds=False, deterministic=True,
-          params={"budget": 6, "tries": 12})
+@register(
+    "ims",
+    "software-pipelining",
+    exact=False,
+    bounds=False,
+    deterministic=True,
+    params={"budget": 6, "tries": 12},
+)
 def ims(problem: SoftwarePipelining, opts: SolveOptions) -> Outcome:
     """Rau's iterative modulo scheduling; greedy warp-group assignment when groups are given."""
     reason = problem.infeasibility_reason()

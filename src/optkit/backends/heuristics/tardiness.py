@@ -93,6 +93,7 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 # -- the sequences (pure functions, reused by the local search) -----------------------------------
 
+
 def edd_sequence(problem: Tardiness) -> list[int]:
     p, d = problem.processing_times, problem.due_dates
     return _static(problem, lambda j: (d[j], p[j], j))
@@ -106,8 +107,14 @@ def spt_sequence(problem: Tardiness) -> list[int]:
 def wspt_sequence(problem: Tardiness) -> list[int]:
     """Smith's rule: p_j / w_j ascending (exact fractions), jobs of weight 0 last; ties by (d_j, p_j, j)."""
     p, d, w = problem.processing_times, problem.due_dates, problem.w
-    return _static(problem, lambda j: (0, Fraction(p[j], w[j]), d[j], p[j], j) if w[j] > 0
-                   else (1, Fraction(0), d[j], p[j], j))
+    return _static(
+        problem,
+        lambda j: (
+            (0, Fraction(p[j], w[j]), d[j], p[j], j)
+            if w[j] > 0
+            else (1, Fraction(0), d[j], p[j], j)
+        ),
+    )
 
 
 def mdd_sequence(problem: Tardiness) -> list[int]:
@@ -117,27 +124,33 @@ def mdd_sequence(problem: Tardiness) -> list[int]:
 
 def wmdd_sequence(problem: Tardiness) -> list[int]:
     """Weighted MDD (Kanet and Li 2004): argmin (1 / w_j) max(p_j, d_j - t); w_j = 0 goes last."""
+
     def score(t, p, d, w, alive):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(w > 0, np.maximum(p, d - t) / np.where(w > 0, w, 1.0), np.inf)
+
     return dispatch(problem, score)
 
 
 def atc_sequence(problem: Tardiness, k: float = 2.0) -> list[int]:
     """Apparent tardiness cost (Vepsalainen and Morton): argmax (w_j/p_j) exp(-max(0, d_j - p_j - t) / (k pbar))."""
+
     def score(t, p, d, w, alive):
         pbar = float(p[alive].mean())
         scale = k * pbar if k * pbar > 0 else 1.0
         return -_ratio(w, p) * np.exp(-np.maximum(0.0, d - p - t) / scale)
+
     return dispatch(problem, score)
 
 
 def covert_sequence(problem: Tardiness, k: float = 2.0) -> list[int]:
     """Cost over time: argmax (w_j/p_j) max(0, 1 - max(0, d_j - t - p_j) / (k p_j))."""
+
     def score(t, p, d, w, alive):
         slack = np.maximum(0.0, d - t - p)
         urgency = np.where(p > 0, np.maximum(0.0, 1.0 - _ratio(slack, k * p)), 1.0)
         return -_ratio(w, p) * urgency
+
     return dispatch(problem, score)
 
 
@@ -180,19 +193,29 @@ def mddc_sequence(problem: Tardiness) -> list[int]:
     rho = min(1, p_j / (t + pmax)); pmean, pmax over the unscheduled jobs; ties to the first job in
     (due date, processing time) order.
     """
+
     def score(t, p, d, w, alive):
         pa = p[alive]
         rho = np.minimum(1.0, p / max(t + float(pa.max()), _TINY))
         rho2 = rho * rho
-        return np.maximum(1.1 * p + t, d) * (1.0 + rho2 / (1.0 + rho2)) + p / max(t + float(pa.mean()), _TINY)
+        return np.maximum(1.1 * p + t, d) * (1.0 + rho2 / (1.0 + rho2)) + p / max(
+            t + float(pa.mean()), _TINY
+        )
+
     return dispatch(problem, score)
 
 
 #: rule name -> function(problem, **params) -> sequence
 RULES: dict[str, Callable[..., list[int]]] = {
-    "edd": edd_sequence, "spt": spt_sequence, "wspt": wspt_sequence, "mdd": mdd_sequence,
-    "wmdd": wmdd_sequence, "atc": atc_sequence, "covert": covert_sequence,
-    "eddc": eddc_sequence, "mddc": mddc_sequence,
+    "edd": edd_sequence,
+    "spt": spt_sequence,
+    "wspt": wspt_sequence,
+    "mdd": mdd_sequence,
+    "wmdd": wmdd_sequence,
+    "atc": atc_sequence,
+    "covert": covert_sequence,
+    "eddc": eddc_sequence,
+    "mddc": mddc_sequence,
 }
 
 
@@ -200,7 +223,9 @@ RULES: dict[str, Callable[..., list[int]]] = {
 START_RULES = ("edd", "mdd", "wmdd", "atc", "covert", "mddc")
 
 
-def best_rule(problem: Tardiness, names: tuple[str, ...] | None = None) -> tuple[str, list[int], int]:
+def best_rule(
+    problem: Tardiness, names: tuple[str, ...] | None = None
+) -> tuple[str, list[int], int]:
     """The best sequence among the rules `names` (default: all), with default parameters:
     (rule name, sequence, objective); ties go to the first rule listed."""
     best: tuple[str, list[int], int] | None = None
@@ -221,6 +246,7 @@ def _outcome(problem: Tardiness, seq: list[int], opts: SolveOptions) -> Outcome:
 
 
 # -- registered solvers ----------------------------------------------------------------------------
+
 
 @register("edd", "tardiness")
 def edd(problem: Tardiness, opts: SolveOptions) -> Outcome:

@@ -57,7 +57,10 @@ def cupy_status() -> tuple[Backend | None, str]:
     try:
         import cupy
     except ImportError as e:
-        return None, f"CuPy is not installed ({e}); install 'cupy-cuda12x' on a machine with an NVIDIA GPU"
+        return (
+            None,
+            f"CuPy is not installed ({e}); install 'cupy-cuda12x' on a machine with an NVIDIA GPU",
+        )
     except Exception as e:  # noqa: BLE001 - a broken install must not break discovery
         return None, f"CuPy failed to import: {type(e).__name__}: {e}"
     try:
@@ -81,13 +84,17 @@ def cupy_status() -> tuple[Backend | None, str]:
 def get_backend(name: str = "auto") -> Backend:
     """The backend called `name` (auto|numpy|cupy). A requested but unusable cupy is an error."""
     if name not in BACKENDS:
-        raise InputError(f"parameter 'backend': expected one of {', '.join(BACKENDS)}, got {name!r}")
+        raise InputError(
+            f"parameter 'backend': expected one of {', '.join(BACKENDS)}, got {name!r}"
+        )
     if name == "numpy":
         return _numpy_backend()
     backend, why = cupy_status()
     if backend is not None:
         return backend
     if name == "cupy":
-        raise SolverUnavailable(f"backend 'cupy' was requested but cannot run here: {why} "
-                                f"(use --param backend=numpy or backend=auto)")
+        raise SolverUnavailable(
+            f"backend 'cupy' was requested but cannot run here: {why} "
+            f"(use --param backend=numpy or backend=auto)"
+        )
     return _numpy_backend()

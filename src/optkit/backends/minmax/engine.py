@@ -51,12 +51,21 @@ import numpy as np
 from optkit.backends.minmax.backend import Backend, get_backend
 from optkit.errors import InputError
 
-__all__ = ["MinMaxModel", "MinMaxParams", "MinMaxResult", "evaluate", "screen", "solve", "violations"]
+__all__ = [
+    "MinMaxModel",
+    "MinMaxParams",
+    "MinMaxResult",
+    "evaluate",
+    "screen",
+    "solve",
+    "violations",
+]
 
 
 # ------------------------------------------------------------------------------------------------
 # The model
 # ------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class MinMaxModel:
@@ -91,7 +100,9 @@ class MinMaxModel:
         # domains -> n x D padded with nan, sorted ascending, no duplicates
         self.domains = _domain_array(self.domains, n)
         dom = self.domains
-        self.fixed = np.zeros(n, bool) if self.fixed is None else np.asarray(self.fixed, bool).ravel()
+        self.fixed = (
+            np.zeros(n, bool) if self.fixed is None else np.asarray(self.fixed, bool).ravel()
+        )
         if self.fixed.shape != (n,):
             raise InputError(f"field 'fixed': expected {n} booleans")
         # groups -> G x K int array padded with -1
@@ -183,9 +194,11 @@ def _domain_array(domains: Any, n: int) -> np.ndarray:
         arr = np.sort(arr, axis=1)
     empty = np.isnan(arr).all(axis=1) if arr.shape[1] else np.ones(n, bool)
     if empty.any():
-        raise InputError(f"field 'domains.{int(np.flatnonzero(empty)[0])}': must be a non-empty list of finite values")
+        raise InputError(
+            f"field 'domains.{int(np.flatnonzero(empty)[0])}': must be a non-empty list of finite values"
+        )
     width = int((~np.isnan(arr)).sum(axis=1).max()) if n else 1
-    return arr[:, :max(1, width)]
+    return arr[:, : max(1, width)]
 
 
 def _vector(v: Any, m: int, name: str, default: float) -> np.ndarray:
@@ -254,7 +267,9 @@ class MinMaxParams:
 
     def __post_init__(self) -> None:
         if self.tiebreak not in TIEBREAKS:
-            raise InputError(f"parameter 'tiebreak': expected one of {', '.join(TIEBREAKS)}, got {self.tiebreak!r}")
+            raise InputError(
+                f"parameter 'tiebreak': expected one of {', '.join(TIEBREAKS)}, got {self.tiebreak!r}"
+            )
         for name in ("top_k", "max_eval", "swap_sample", "recompute_every"):
             if getattr(self, name) < 1:
                 raise InputError(f"parameter '{name}': must be >= 1")
@@ -283,6 +298,7 @@ class MinMaxResult:
 # The matrix on the device
 # ------------------------------------------------------------------------------------------------
 
+
 class _Matrix:
     """A on the backend: dense, or sparse kept in CSR (row gathers) and CSC (column gathers)."""
 
@@ -304,7 +320,9 @@ class _Matrix:
     def rows(self, S: np.ndarray) -> Any:
         """Dense |S| x n block of rows S."""
         if self.sparse:
-            return self.be.xp.asarray(self.csr[self.be.asarray(S) if self.be.name == "cupy" else S].toarray())
+            return self.be.xp.asarray(
+                self.csr[self.be.asarray(S) if self.be.name == "cupy" else S].toarray()
+            )
         return self.dense[self.be.asarray(S)]
 
     def cols(self, c: np.ndarray) -> Any:
@@ -315,7 +333,9 @@ class _Matrix:
         return self.dense[:, self.be.asarray(c)]
 
 
-def screen(r_S: Any, lower_S: Any, upper_S: Any, w_S: Any, delta_S: Any, current_max: float, xp: Any = np) -> Any:
+def screen(
+    r_S: Any, lower_S: Any, upper_S: Any, w_S: Any, delta_S: Any, current_max: float, xp: Any = np
+) -> Any:
     """The top-K screen: True for the moves kept, False for those pruned.
 
     `delta_S` (|S| x C) is the change of the residual on rows S made by each of C moves. A move is
@@ -336,6 +356,7 @@ def _lower_bound(r_S, lower_S, upper_S, w_S, delta_S, xp):
 # The search
 # ------------------------------------------------------------------------------------------------
 
+
 class _Search:
     def __init__(self, model: MinMaxModel, params: MinMaxParams, x0: np.ndarray | None):
         self.model, self.p = model, params
@@ -347,8 +368,12 @@ class _Search:
             import scipy.sparse as sp
 
             self.host_csc = sp.csc_matrix(model.A)
-        self.sparse_eval = (self.M.sparse and self.be.name == "numpy" and params.sparse_eval
-                            and params.tiebreak != "count")
+        self.sparse_eval = (
+            self.M.sparse
+            and self.be.name == "numpy"
+            and params.sparse_eval
+            and params.tiebreak != "count"
+        )
         self._prefix = None
         m, n = model.shape
         self.m, self.n = m, n
@@ -378,7 +403,9 @@ class _Search:
         self.gfree = np.flatnonzero(~gfixed)
         # ungrouped free variables with a choice, and their domain positions
         self.free = np.flatnonzero((self.var_group < 0) & ~model.fixed & (self.dsize > 1))
-        self.xi = np.where(self.var_group < 0, np.argmax(self.dom == self.x[:, None], axis=1), 0).astype(np.int64)
+        self.xi = np.where(
+            self.var_group < 0, np.argmax(self.dom == self.x[:, None], axis=1), 0
+        ).astype(np.int64)
         # static move lists
         if params.single and self.free.size:
             jj, kk = np.nonzero(~np.isnan(self.dom[self.free]))
@@ -392,7 +419,14 @@ class _Search:
             self.tr_group, self.tr_pos = self.gfree[gg], kk
         else:
             self.tr_group = self.tr_pos = np.zeros(0, np.int64)
-        self.counters = {"iterations": 0, "rounds": 0, "evaluated": 0, "screened": 0, "pruned": 0, "applied": 0}
+        self.counters = {
+            "iterations": 0,
+            "rounds": 0,
+            "evaluated": 0,
+            "screened": 0,
+            "pruned": 0,
+            "applied": 0,
+        }
         self.recompute()
 
     # -- state -----------------------------------------------------------------------------------
@@ -507,7 +541,9 @@ class _Search:
             out.append(self._blocks(row_w, budget))
         return [b for b in out if b[0].shape[0]]
 
-    def _touching(self, cand: np.ndarray, row_w: np.ndarray | None, vars_of: np.ndarray) -> np.ndarray:
+    def _touching(
+        self, cand: np.ndarray, row_w: np.ndarray | None, vars_of: np.ndarray
+    ) -> np.ndarray:
         if row_w is None:
             return cand
         t = cand[row_w[vars_of] != 0]
@@ -543,7 +579,11 @@ class _Search:
         k = np.stack([self.rng.choice(fr, per, replace=False) for _ in j1]).ravel()
         j = np.repeat(j1, per)
         xj, xk = self.x[j], self.x[k]
-        ok = (xj != xk) & np.any(self.dom[j] == xk[:, None], 1) & np.any(self.dom[k] == xj[:, None], 1)
+        ok = (
+            (xj != xk)
+            & np.any(self.dom[j] == xk[:, None], 1)
+            & np.any(self.dom[k] == xj[:, None], 1)
+        )
         j, k = j[ok], k[ok]
         return np.stack([j, k], 1), np.stack([self.x[k], self.x[j]], 1)
 
@@ -584,7 +624,9 @@ class _Search:
         return J, self.dom[J, idx]
 
     # -- evaluation (device) ---------------------------------------------------------------------
-    def lower_bounds(self, S: np.ndarray, AS: Any, batch: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    def lower_bounds(
+        self, S: np.ndarray, AS: Any, batch: tuple[np.ndarray, np.ndarray]
+    ) -> np.ndarray:
         """The screen's lower bound of the new maximum of each move of the batch, on rows S."""
         return self._screen(S, AS, batch)[0]
 
@@ -610,8 +652,8 @@ class _Search:
         C, T = vars_.shape
         chunk = max(1, 4_000_000 // max(1, len(S) * T))
         for a in range(0, C, chunk):
-            vv = self.be.asarray(vars_[a:a + chunk])
-            d = (AS[:, vv] * coef[a:a + chunk][None]).sum(axis=2)
+            vv = self.be.asarray(vars_[a : a + chunk])
+            d = (AS[:, vv] * coef[a : a + chunk][None]).sum(axis=2)
             nr = rS[:, None] + d
             nv = wS[:, None] * xp.maximum(0.0, xp.maximum(loS[:, None] - nr, nr - upS[:, None]))
             lbs.append(self.be.to_host(nv.max(axis=0)))
@@ -648,8 +690,9 @@ class _Search:
         rows, starts = D.indices, D.indptr
         r, v = self.r, self.v
         nr = r[rows] + D.data
-        nv = self.model.weights[rows] * np.maximum(0.0, np.maximum(self.model.lower[rows] - nr,
-                                                                    nr - self.model.upper[rows]))
+        nv = self.model.weights[rows] * np.maximum(
+            0.0, np.maximum(self.model.lower[rows] - nr, nr - self.model.upper[rows])
+        )
         counts = np.diff(starts)
         ne = counts > 0
         touched_max = np.zeros(C)
@@ -698,7 +741,7 @@ class _Search:
         maxes, ties, sups = [], [], []
         chunk = max(1, 4_000_000 // max(1, self.m * T))
         for a in range(0, C, chunk):
-            V, c = vars_[a:a + chunk], vals[a:a + chunk] - self.x[vars_[a:a + chunk]]
+            V, c = vars_[a : a + chunk], vals[a : a + chunk] - self.x[vars_[a : a + chunk]]
             D = None
             for t in range(T):
                 part = self.M.cols(V[:, t]) * xp.asarray(c[:, t])[None, :]
@@ -746,9 +789,12 @@ class _Search:
 
     def _improve(self, cands, limit, M) -> bool:
         """Exactly evaluate the most promising candidates; apply the best if it improves (max, tie)."""
+
         # (batch, index, rank key): strict candidates by screen bound, then aux ones by gain
         def pool(which_idx, which_key):
-            bi = np.concatenate([np.full(c[which_idx].size, k, dtype=np.int64) for k, c in enumerate(cands)])
+            bi = np.concatenate(
+                [np.full(c[which_idx].size, k, dtype=np.int64) for k, c in enumerate(cands)]
+            )
             ix = np.concatenate([c[which_idx] for c in cands]).astype(np.int64)
             ky = np.concatenate([np.asarray(c[which_key], dtype=np.float64) for c in cands])
             o = np.argsort(ky, kind="stable")
@@ -810,7 +856,7 @@ class _Search:
         out: list[int] = []
         for v, val in zip(vars_.tolist(), vals.tolist()):
             if val != self.x[v]:
-                out += csc.indices[csc.indptr[v]:csc.indptr[v + 1]].tolist()
+                out += csc.indices[csc.indptr[v] : csc.indptr[v + 1]].tolist()
         return out
 
     # -- perturbation ----------------------------------------------------------------------------
@@ -823,11 +869,16 @@ class _Search:
         w = int(self.worst_rows()[0])
         row_w = self.be.to_host(self.M.rows(np.array([w])))[0]
         units = [("v", int(j)) for j in self.free] + [("g", int(g)) for g in self.gfree]
-        touching = [i for i, (t, u) in enumerate(units)
-                    if (row_w[u] != 0 if t == "v" else row_w[self.gc[u, self.gactive[u]]] != 0)]
+        touching = [
+            i
+            for i, (t, u) in enumerate(units)
+            if (row_w[u] != 0 if t == "v" else row_w[self.gc[u, self.gactive[u]]] != 0)
+        ]
         picks: list[int] = []
         if touching:
-            picks += rng.choice(touching, min(len(touching), max(1, q // 2 + q % 2)), replace=False).tolist()
+            picks += rng.choice(
+                touching, min(len(touching), max(1, q // 2 + q % 2)), replace=False
+            ).tolist()
         rest = [i for i in range(len(units)) if i not in set(picks)]
         if rest and len(picks) < q:
             picks += rng.choice(rest, min(len(rest), q - len(picks)), replace=False).tolist()
@@ -845,7 +896,9 @@ class _Search:
         rng = self.rng
         if t == "v":
             R = self.p.perturb_radius
-            steps = np.array([s for s in range(-R, R + 1) if s and 0 <= self.xi[u] + s < self.dsize[u]])
+            steps = np.array(
+                [s for s in range(-R, R + 1) if s and 0 <= self.xi[u] + s < self.dsize[u]]
+            )
             if steps.size == 0:
                 return None
             k = self.xi[u] + int(rng.choice(steps))
@@ -880,8 +933,12 @@ class _Search:
             valid = np.flatnonzero(self.gc[u] >= 0)
             if self.p.transfer:
                 a = self.gc[u, self.gactive[u]]
-                parts.append((np.stack([np.full(valid.size, a), self.gc[u, valid]], 1),
-                              np.tile([0.0, 1.0], (valid.size, 1))))
+                parts.append(
+                    (
+                        np.stack([np.full(valid.size, a), self.gc[u, valid]], 1),
+                        np.tile([0.0, 1.0], (valid.size, 1)),
+                    )
+                )
                 parts[-1][1][valid == self.gactive[u]] = [1.0, 1.0]  # staying put: no change
             if self.p.swap and self.gfree.size > 1:
                 others = self.gfree
@@ -911,7 +968,9 @@ class _Search:
         termination = "stalled"
 
         def better(a, b):
-            return a[0] < b[0] - _tol(b[0]) or (a[0] <= b[0] + _tol(b[0]) and a[1] < b[1] - _tol(b[1]))
+            return a[0] < b[0] - _tol(b[0]) or (
+                a[0] <= b[0] + _tol(b[0]) and a[1] < b[1] - _tol(b[1])
+            )
 
         while True:
             if best_score[0] <= 0.0:
@@ -948,16 +1007,30 @@ class _Search:
         x = best[0]
         mx, sm, cnt = evaluate(self.model, x)
         return MinMaxResult(
-            x=x, max_violation=mx, sum_violation=sm, rows_at_max=cnt, optimal=mx <= 0.0,
-            termination=termination, iterations=c["iterations"], rounds=c["rounds"],
-            evaluated=c["evaluated"], screened=c["screened"], pruned=c["pruned"],
-            runtime_s=time.monotonic() - start, backend=self.be.name, device=self.be.device,
+            x=x,
+            max_violation=mx,
+            sum_violation=sm,
+            rows_at_max=cnt,
+            optimal=mx <= 0.0,
+            termination=termination,
+            iterations=c["iterations"],
+            rounds=c["rounds"],
+            evaluated=c["evaluated"],
+            screened=c["screened"],
+            pruned=c["pruned"],
+            runtime_s=time.monotonic() - start,
+            backend=self.be.name,
+            device=self.be.device,
             history=history,
         )
 
 
-def solve(model: MinMaxModel, params: MinMaxParams | None = None, x0: Sequence[float] | None = None,
-          **overrides: Any) -> MinMaxResult:
+def solve(
+    model: MinMaxModel,
+    params: MinMaxParams | None = None,
+    x0: Sequence[float] | None = None,
+    **overrides: Any,
+) -> MinMaxResult:
     """Minimise the maximum violation of `model` from `x0` (default: `model.default_start()`)."""
     params = params or MinMaxParams()
     if overrides:

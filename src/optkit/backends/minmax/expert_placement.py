@@ -39,7 +39,13 @@ from optkit.registry import register
 from optkit.result import Termination
 from optkit.solve import Outcome, SolveOptions
 
-PARAMS = {"backend": "auto", "tiebreak": "pnorm", "max_stall": 30, "max_iters": 0, "count_rounds": 8}
+PARAMS = {
+    "backend": "auto",
+    "tiebreak": "pnorm",
+    "max_stall": 30,
+    "max_iters": 0,
+    "count_rounds": 8,
+}
 
 
 def replica_counts(load: np.ndarray, gpus: int, slots: int) -> np.ndarray:
@@ -63,8 +69,10 @@ def lpt_placement(load: np.ndarray, r: np.ndarray, gpus: int, slots: int) -> lis
     Returns the experts on each GPU (a replica that finds no GPU is dropped; a legal placement).
     """
     share = load / r
-    units = sorted(((float(share[e]), e) for e in range(load.size) for _ in range(int(r[e]))),
-                   key=lambda t: (-t[0], t[1]))
+    units = sorted(
+        ((float(share[e]), e) for e in range(load.size) for _ in range(int(r[e]))),
+        key=lambda t: (-t[0], t[1]),
+    )
     on = [[] for _ in range(gpus)]
     tot = np.zeros(gpus)
     placed = np.zeros(load.size, dtype=np.int64)
@@ -87,7 +95,9 @@ def _layer_model(load: np.ndarray, on: list[list[int]], gpus: int, slots: int):
     from optkit.backends.minmax.engine import MinMaxModel
 
     experts = [e for g in range(gpus) for e in on[g]] + [-1] * (gpus * slots - sum(map(len, on)))
-    start_gpu = [g for g in range(gpus) for _ in on[g]] + [g for g in range(gpus) for _ in range(slots - len(on[g]))]
+    start_gpu = [g for g in range(gpus) for _ in on[g]] + [
+        g for g in range(gpus) for _ in range(slots - len(on[g]))
+    ]
     U = len(experts)
     r = np.bincount([e for e in experts if e >= 0], minlength=load.size)
     share = np.array([load[e] / r[e] if e >= 0 else 0.0 for e in experts])
@@ -105,7 +115,9 @@ def _layer_model(load: np.ndarray, on: list[list[int]], gpus: int, slots: int):
     A = sp.csr_matrix((vals, (rows, cols)), shape=(m, U * gpus))
     total = float(load.sum())
     upper = np.concatenate([np.full(gpus, total / gpus), np.ones(len(replicated) * gpus)])
-    weights = np.concatenate([np.ones(gpus), np.full(len(replicated) * gpus, max(1.0, 10.0 * total))])
+    weights = np.concatenate(
+        [np.ones(gpus), np.full(len(replicated) * gpus, max(1.0, 10.0 * total))]
+    )
     groups = [[u * gpus + g for g in range(gpus)] for u in range(U)]
     model = MinMaxModel(A, None, upper, [[0.0, 1.0]] * (U * gpus), groups=groups, weights=weights)
     x0 = np.zeros(U * gpus)
@@ -117,13 +129,15 @@ def _slots_of(x: np.ndarray, experts: list[int], gpus: int, slots: int) -> list[
     gpu_of = x.reshape(len(experts), gpus).argmax(axis=1)
     row = []
     for g in range(gpus):
-        mine = sorted((e for u, e in enumerate(experts) if gpu_of[u] == g), key=lambda e: (e < 0, e))
+        mine = sorted(
+            (e for u, e in enumerate(experts) if gpu_of[u] == g), key=lambda e: (e < 0, e)
+        )
         row += mine
     return row
 
 
 def _on_from_slots(row: list[int], gpus: int, slots: int) -> list[list[int]]:
-    return [[e for e in row[g * slots:(g + 1) * slots] if e >= 0] for g in range(gpus)]
+    return [[e for e in row[g * slots : (g + 1) * slots] if e >= 0] for g in range(gpus)]
 
 
 def _relabel_for_comm(problem: ExpertPlacement, layers: list[list[int]]) -> list[list[int]]:
@@ -154,8 +168,8 @@ def _relabel_for_comm(problem: ExpertPlacement, layers: list[list[int]]) -> list
         lab, perm = linear_sum_assignment(C.T)  # h -> p
         new = [-1] * (G * S)
         for h, p in zip(lab, perm):
-            new[p * S:(p + 1) * S] = best[l][h * S:(h + 1) * S]
-        trial = best[:l] + [new] + best[l + 1:]
+            new[p * S : (p + 1) * S] = best[l][h * S : (h + 1) * S]
+        trial = best[:l] + [new] + best[l + 1 :]
         obj = problem.objective_of(trial)
         if obj < best_obj - 1e-12:
             best, best_obj = trial, obj
@@ -192,7 +206,9 @@ def _next_counts(load: np.ndarray, row: list[int], loads: np.ndarray, G: int, S:
     slot or from the expert that loses least by giving one up; None if nothing new is left."""
     r = np.bincount([e for e in row if e >= 0], minlength=load.size)
     g = int(np.argmax(loads))
-    on_g = sorted({e for e in row[g * S:(g + 1) * S] if e >= 0}, key=lambda e: (-load[e] / r[e], e))
+    on_g = sorted(
+        {e for e in row[g * S : (g + 1) * S] if e >= 0}, key=lambda e: (-load[e] / r[e], e)
+    )
     empty = sum(1 for e in row if e < 0)
     for e in on_g:
         if r[e] >= G:
@@ -214,8 +230,16 @@ def _next_counts(load: np.ndarray, row: list[int], loads: np.ndarray, G: int, S:
     return None
 
 
-@register("minmax", "expert-placement", exact=False, bounds=True, warm_start=True, deterministic=True,
-          versions=("numpy", "scipy"), params=dict(PARAMS))
+@register(
+    "minmax",
+    "expert-placement",
+    exact=False,
+    bounds=True,
+    warm_start=True,
+    deterministic=True,
+    versions=("numpy", "scipy"),
+    params=dict(PARAMS),
+)
 def minmax_expert_placement(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     """Min-max violation local search per layer (CuPy or NumPy), then GPU relabelling for traffic."""
     from optkit.backends.minmax.engine import MinMaxParams
@@ -230,9 +254,19 @@ def minmax_expert_placement(problem: ExpertPlacement, opts: SolveOptions) -> Out
         else:
             starts.append(lpt_placement(loads[l], replica_counts(loads[l], G, S), G, S))
     rows = [[e for g in range(G) for e in on[g] + [-1] * (S - len(on[g]))] for on in starts]
-    opts.report({"slots": [list(r) for r in rows]}, None)  # the start: something to return if killed
-    stats = {"iterations": 0, "rounds": 0, "evaluated": 0, "screened": 0, "pruned": 0,
-             "layers_timed_out": 0, "count_changes_tried": 0, "count_changes_kept": 0}
+    opts.report(
+        {"slots": [list(r) for r in rows]}, None
+    )  # the start: something to return if killed
+    stats = {
+        "iterations": 0,
+        "rounds": 0,
+        "evaluated": 0,
+        "screened": 0,
+        "pruned": 0,
+        "layers_timed_out": 0,
+        "count_changes_tried": 0,
+        "count_changes_kept": 0,
+    }
     termination = Termination.COMPLETED
     backend_name = ""
     # finish a little early: the relabelling and the final check also take time
@@ -240,16 +274,25 @@ def minmax_expert_placement(problem: ExpertPlacement, opts: SolveOptions) -> Out
     for l in range(L):
         load = loads[l]
         layer_start = time.monotonic()
-        layer_deadline = None if deadline is None else \
-            layer_start + max(0.0, deadline - layer_start) / (L - l)
+        layer_deadline = (
+            None if deadline is None else layer_start + max(0.0, deadline - layer_start) / (L - l)
+        )
 
         def params(share: float, layer_deadline: float | None = layer_deadline) -> MinMaxParams:
             limit = None
             if layer_deadline is not None:
                 limit = max(1e-3, share * (layer_deadline - time.monotonic()))
-            return MinMaxParams(backend=p["backend"], time_limit=limit, max_iters=p["max_iters"] or None,
-                                max_stall=p["max_stall"], tiebreak=p["tiebreak"], single=False,
-                                transfer=False, swap=True, pairs=False)
+            return MinMaxParams(
+                backend=p["backend"],
+                time_limit=limit,
+                max_iters=p["max_iters"] or None,
+                max_stall=p["max_stall"],
+                tiebreak=p["tiebreak"],
+                single=False,
+                transfer=False,
+                swap=True,
+                pairs=False,
+            )
 
         def account(res):
             nonlocal backend_name, termination
@@ -263,15 +306,18 @@ def minmax_expert_placement(problem: ExpertPlacement, opts: SolveOptions) -> Out
         # replica counts: move one replica to an expert of the busiest GPU while that helps
         tried = {tuple(np.bincount([e for e in row if e >= 0], minlength=load.size).tolist())}
         for k in range(p["count_rounds"]):
-            if layer_deadline is not None and \
-                    time.monotonic() >= layer_deadline - 0.1 * (layer_deadline - layer_start):
+            if layer_deadline is not None and time.monotonic() >= layer_deadline - 0.1 * (
+                layer_deadline - layer_start
+            ):
                 break
             counts = _next_counts(load, row, gl, G, S, tried)
             if counts is None:
                 break
             stats["count_changes_tried"] += 1
             on = lpt_placement(load, counts, G, S)
-            row2, gl2, res2 = _solve_layer(load, on, G, S, params(0.5), opts.seed + l + 7919 * (k + 1))
+            row2, gl2, res2 = _solve_layer(
+                load, on, G, S, params(0.5), opts.seed + l + 7919 * (k + 1)
+            )
             account(res2)
             if gl2.max() < gl.max() - 1e-9:
                 row, gl = row2, gl2
@@ -281,8 +327,11 @@ def minmax_expert_placement(problem: ExpertPlacement, opts: SolveOptions) -> Out
             termination = Termination.TIME_LIMIT
         rows[l] = row
         opts.report({"slots": [list(r) for r in rows]}, None)
-    rows = _legal_or_start(problem, rows, [[e for g in range(G) for e in on[g] + [-1] * (S - len(on[g]))]
-                                           for on in starts])
+    rows = _legal_or_start(
+        problem,
+        rows,
+        [[e for g in range(G) for e in on[g] + [-1] * (S - len(on[g]))] for on in starts],
+    )
     rows = _relabel_for_comm(problem, rows)
     objective = problem.objective_of(rows)
     bound = math.floor(float((loads.sum(axis=1) / G).sum()) * 1e6) / 1e6
@@ -291,8 +340,14 @@ def minmax_expert_placement(problem: ExpertPlacement, opts: SolveOptions) -> Out
     optimal = objective <= bound + 1e-9
     solution = {"slots": rows}
     opts.report(solution, objective)
-    return Outcome(solution=solution, termination=Termination.COMPLETED if optimal else termination,
-                   proven_optimal=optimal, bound=bound, objective=objective, stats=stats)
+    return Outcome(
+        solution=solution,
+        termination=Termination.COMPLETED if optimal else termination,
+        proven_optimal=optimal,
+        bound=bound,
+        objective=objective,
+        stats=stats,
+    )
 
 
 def _legal_or_start(problem: ExpertPlacement, rows: list[list[int]], start_rows) -> list[list[int]]:
@@ -306,8 +361,11 @@ def _legal_or_start(problem: ExpertPlacement, rows: list[list[int]], start_rows)
             if e >= 0:
                 X[e, s // S] += 1
         if (X > 1).any() or (X.sum(axis=1) == 0).any():
-            on = (_on_from_slots(start_rows[l], G, S) if start_rows is not None
-                  else lpt_placement(loads[l], replica_counts(loads[l], G, S), G, S))
+            on = (
+                _on_from_slots(start_rows[l], G, S)
+                if start_rows is not None
+                else lpt_placement(loads[l], replica_counts(loads[l], G, S), G, S)
+            )
             row = [e for g in range(G) for e in on[g] + [-1] * (S - len(on[g]))]
         out.append(row)
     return out

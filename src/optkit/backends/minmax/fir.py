@@ -77,12 +77,14 @@ class FirDesign:
     max_deviation: float  # recomputed on the design grid
     runtime_s: float
     status: str = ""  # e.g. optimal / feasible / time_limit / stalled
-    bound: float | None = None  # a proven lower bound on the quantised optimum, if the method has one
+    bound: float | None = (
+        None  # a proven lower bound on the quantised optimum, if the method has one
+    )
     stats: dict = field(default_factory=dict)
 
     def taps(self, spec: FirSpec) -> np.ndarray:
         """The N filter taps h[0..N-1] as floats."""
-        c = self.coefficients.astype(np.float64) / 2.0 ** spec.bits
+        c = self.coefficients.astype(np.float64) / 2.0**spec.bits
         return np.concatenate([c[:0:-1], c])
 
 
@@ -111,7 +113,7 @@ def basis(spec: FirSpec, w: np.ndarray) -> np.ndarray:
 def max_deviation(spec: FirSpec, c: np.ndarray) -> float:
     """max_i W_i |A(w_i) - D_i| of integer coefficients c, in float64."""
     w, D, W = grid(spec)
-    A = basis(spec, w) @ (np.asarray(c, dtype=np.float64) / 2.0 ** spec.bits)
+    A = basis(spec, w) @ (np.asarray(c, dtype=np.float64) / 2.0**spec.bits)
     return float(np.max(W * np.abs(A - D)))
 
 
@@ -136,7 +138,7 @@ def continuous_minimax(spec: FirSpec) -> tuple[np.ndarray, float]:
 
 def domains(spec: FirSpec, center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(lo, hi) integer bounds of each c_k: center +- radius within [-2^b, 2^b]."""
-    top = 2 ** spec.bits
+    top = 2**spec.bits
     lo = np.clip(center - spec.radius, -top, top).astype(np.int64)
     hi = np.clip(center + spec.radius, -top, top).astype(np.int64)
     return lo, hi
@@ -144,7 +146,7 @@ def domains(spec: FirSpec, center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def minmax_model(spec: FirSpec, center: np.ndarray) -> MinMaxModel:
     w, D, W = grid(spec)
-    A = basis(spec, w) / 2.0 ** spec.bits
+    A = basis(spec, w) / 2.0**spec.bits
     lo, hi = domains(spec, center)
     return MinMaxModel(A, D, D, [np.arange(a, b + 1) for a, b in zip(lo, hi)], weights=W)
 
@@ -152,17 +154,20 @@ def minmax_model(spec: FirSpec, center: np.ndarray) -> MinMaxModel:
 def rounded(spec: FirSpec) -> tuple[np.ndarray, float]:
     """(rounded continuous coefficients, continuous optimum t*)."""
     h, t = continuous_minimax(spec)
-    return np.round(h * 2.0 ** spec.bits).astype(np.int64), t
+    return np.round(h * 2.0**spec.bits).astype(np.int64), t
 
 
 def design_rounded(spec: FirSpec) -> FirDesign:
     start = time.monotonic()
     c, t = rounded(spec)
-    return FirDesign("rounded LP", c, max_deviation(spec, c), time.monotonic() - start, "completed", bound=t)
+    return FirDesign(
+        "rounded LP", c, max_deviation(spec, c), time.monotonic() - start, "completed", bound=t
+    )
 
 
-def design_minmax(spec: FirSpec, time_limit: float = 10.0, seed: int = 0, backend: str = "numpy",
-                  **params) -> FirDesign:
+def design_minmax(
+    spec: FirSpec, time_limit: float = 10.0, seed: int = 0, backend: str = "numpy", **params
+) -> FirDesign:
     start = time.monotonic()
     c0, t = rounded(spec)
     model = minmax_model(spec, c0)
@@ -170,12 +175,27 @@ def design_minmax(spec: FirSpec, time_limit: float = 10.0, seed: int = 0, backen
     p = MinMaxParams(backend=backend, seed=seed, time_limit=left, max_stall=10**9, **params)
     res = solve(model, p, x0=c0)
     c = np.round(res.x).astype(np.int64)
-    return FirDesign("minmax", c, max_deviation(spec, c), time.monotonic() - start, res.termination, bound=t,
-                     stats={"iterations": res.iterations, "rounds": res.rounds, "evaluated": res.evaluated,
-                            "screened": res.screened, "pruned": res.pruned, "backend": res.backend})
+    return FirDesign(
+        "minmax",
+        c,
+        max_deviation(spec, c),
+        time.monotonic() - start,
+        res.termination,
+        bound=t,
+        stats={
+            "iterations": res.iterations,
+            "rounds": res.rounds,
+            "evaluated": res.evaluated,
+            "screened": res.screened,
+            "pruned": res.pruned,
+            "backend": res.backend,
+        },
+    )
 
 
-def design_cpsat(spec: FirSpec, time_limit: float = 10.0, seed: int = 0, threads: int = 1) -> FirDesign:
+def design_cpsat(
+    spec: FirSpec, time_limit: float = 10.0, seed: int = 0, threads: int = 1
+) -> FirDesign:
     from ortools.sat.python import cp_model
 
     start = time.monotonic()
@@ -183,13 +203,15 @@ def design_cpsat(spec: FirSpec, time_limit: float = 10.0, seed: int = 0, threads
     lo, hi = domains(spec, c0)
     w, D, W = grid(spec)
     B = basis(spec, w)
-    scale = 2.0 ** 20  # integer units per unit of deviation
-    coef = np.round(scale * W[:, None] * B).astype(np.int64)  # per integer step c_k (÷ 2^b folded below)
+    scale = 2.0**20  # integer units per unit of deviation
+    coef = np.round(scale * W[:, None] * B).astype(
+        np.int64
+    )  # per integer step c_k (÷ 2^b folded below)
     # deviation * scale * 2^b = sum_k coef_ik c_k - scale * 2^b * W_i D_i
-    rhs = np.round(scale * 2.0 ** spec.bits * W * D).astype(np.int64)
+    rhs = np.round(scale * 2.0**spec.bits * W * D).astype(np.int64)
     model = cp_model.CpModel()
     c = [model.new_int_var(int(a), int(b), f"c{k}") for k, (a, b) in enumerate(zip(lo, hi))]
-    big = int(np.abs(coef).sum(axis=1).max() * (2 ** spec.bits) + np.abs(rhs).max() + 1)
+    big = int(np.abs(coef).sum(axis=1).max() * (2**spec.bits) + np.abs(rhs).max() + 1)
     tv = model.new_int_var(0, big, "t")
     for i in range(len(w)):
         expr = sum(int(coef[i, k]) * c[k] for k in range(len(c)) if coef[i, k] != 0) - int(rhs[i])
@@ -208,12 +230,20 @@ def design_cpsat(spec: FirSpec, time_limit: float = 10.0, seed: int = 0, threads
         return FirDesign("cpsat", c0, float("nan"), time.monotonic() - start, name.lower())
     cc = np.array([solver.value(v) for v in c], dtype=np.int64)
     # the scaled bound is a bound of the scaled model only; report the LP bound t*, which is proven
-    return FirDesign("cpsat", cc, max_deviation(spec, cc), time.monotonic() - start,
-                     "optimal" if status == cp_model.OPTIMAL else "feasible", bound=t,
-                     stats={"scaled_bound": solver.best_objective_bound / (scale * 2.0 ** spec.bits)})
+    return FirDesign(
+        "cpsat",
+        cc,
+        max_deviation(spec, cc),
+        time.monotonic() - start,
+        "optimal" if status == cp_model.OPTIMAL else "feasible",
+        bound=t,
+        stats={"scaled_bound": solver.best_objective_bound / (scale * 2.0**spec.bits)},
+    )
 
 
-def design_mip(spec: FirSpec, time_limit: float = 10.0, seed: int = 0, threads: int = 1) -> FirDesign:
+def design_mip(
+    spec: FirSpec, time_limit: float = 10.0, seed: int = 0, threads: int = 1
+) -> FirDesign:
     import pulp
 
     from optkit.backends.mip._common import solve_problem, value
@@ -223,22 +253,35 @@ def design_mip(spec: FirSpec, time_limit: float = 10.0, seed: int = 0, threads: 
     c0, t = rounded(spec)
     lo, hi = domains(spec, c0)
     w, D, W = grid(spec)
-    A = basis(spec, w) / 2.0 ** spec.bits
+    A = basis(spec, w) / 2.0**spec.bits
     prob = pulp.LpProblem("fir", pulp.LpMinimize)
-    c = [prob.add_variable(f"c{k}", int(a), int(b), cat=pulp.LpInteger) for k, (a, b) in enumerate(zip(lo, hi))]
+    c = [
+        prob.add_variable(f"c{k}", int(a), int(b), cat=pulp.LpInteger)
+        for k, (a, b) in enumerate(zip(lo, hi))
+    ]
     tv = prob.add_variable("t", 0)
     prob += tv
     for i in range(len(w)):
         expr = pulp.lpSum(float(W[i] * A[i, k]) * c[k] for k in range(len(c))) - float(W[i] * D[i])
         prob += expr <= tv
         prob += -expr <= tv
-    opts = SolveOptions(time_limit=max(0.01, time_limit - (time.monotonic() - start)), threads=threads,
-                        seed=seed, params={"backend": "highs"})
+    opts = SolveOptions(
+        time_limit=max(0.01, time_limit - (time.monotonic() - start)),
+        threads=threads,
+        seed=seed,
+        params={"backend": "highs"},
+    )
     ans = solve_problem(prob, opts)
     if not ans.has_solution:
         return FirDesign("mip", c0, float("nan"), time.monotonic() - start, ans.termination.value)
     cc = np.array([round(value(v)) for v in c], dtype=np.int64)
     bound = max(t, ans.bound) if ans.bound is not None else t
-    return FirDesign("mip", cc, max_deviation(spec, cc), time.monotonic() - start,
-                     "optimal" if ans.proven_optimal else "feasible", bound=bound,
-                     stats={"highs": ans.detail})
+    return FirDesign(
+        "mip",
+        cc,
+        max_deviation(spec, cc),
+        time.monotonic() - start,
+        "optimal" if ans.proven_optimal else "feasible",
+        bound=bound,
+        stats={"highs": ans.detail},
+    )

@@ -44,17 +44,25 @@ class _Packing:
     def __init__(self, problem: PodPacking):
         self.p = problem
         R = problem.resources
-        self.req = np.array(problem.request_matrix, dtype=np.float64).reshape(problem.n_pods, len(R))
+        self.req = np.array(problem.request_matrix, dtype=np.float64).reshape(
+            problem.n_pods, len(R)
+        )
         caps = problem.capacity_matrix
         self.limited = np.array([[c is not None for c in row] for row in caps], dtype=bool).reshape(
-            problem.n_nodes, len(R))
-        self.cap = np.array([[c if c is not None else np.inf for c in row] for row in caps],
-                            dtype=np.float64).reshape(problem.n_nodes, len(R))
+            problem.n_nodes, len(R)
+        )
+        self.cap = np.array(
+            [[c if c is not None else np.inf for c in row] for row in caps], dtype=np.float64
+        ).reshape(problem.n_nodes, len(R))
         self.scale = 1.0 / np.where(self.limited, np.maximum(self.cap, 1.0), 1.0)
         self.cand = problem.candidates
         self.cand_arr = [np.array(c, dtype=np.int64) for c in self.cand]
-        top = np.where(self.limited, self.cap, 0.0).max(axis=0) if self.cap.size else np.zeros(len(R))
-        self.size = (self.req / np.maximum(top, 1.0)).max(axis=1, initial=0.0)  # relative size of a pod
+        top = (
+            np.where(self.limited, self.cap, 0.0).max(axis=0) if self.cap.size else np.zeros(len(R))
+        )
+        self.size = (self.req / np.maximum(top, 1.0)).max(
+            axis=1, initial=0.0
+        )  # relative size of a pod
         self.movable = np.array([pod.movable for pod in problem.pods], dtype=bool)
         self.prio = np.array([pod.priority for pod in problem.pods])
         self.cur = problem.current
@@ -101,8 +109,16 @@ class _Packing:
         return int(c[np.lexsort((c, -load))[0]])
 
 
-def _engine(pk: _Packing, where: list, play: list[int], fixed_use: np.ndarray, opts: SolveOptions,
-            seed: int, deadline: float | None, max_stall: int | None = None) -> tuple[list, object | None]:
+def _engine(
+    pk: _Packing,
+    where: list,
+    play: list[int],
+    fixed_use: np.ndarray,
+    opts: SolveOptions,
+    seed: int,
+    deadline: float | None,
+    max_stall: int | None = None,
+) -> tuple[list, object | None]:
     """Minimise the worst relative overload of the pods in `play` (all placed in `where`)."""
     import scipy.sparse as sp
 
@@ -129,18 +145,31 @@ def _engine(pk: _Packing, where: list, play: list[int], fixed_use: np.ndarray, o
         r_rows.append(row_of[jj[ok], r])
         r_cols.append(vid[ai[ok], jj[ok]])
         r_vals.append(pk.req[pods[ok], r])
-    A = sp.csr_matrix((np.concatenate(r_vals), (np.concatenate(r_rows), np.concatenate(r_cols))),
-                      shape=(len(rows), n_var))
+    A = sp.csr_matrix(
+        (np.concatenate(r_vals), (np.concatenate(r_rows), np.concatenate(r_cols))),
+        shape=(len(rows), n_var),
+    )
     upper = (pk.cap - fixed_use)[rows[:, 0], rows[:, 1]]
     weights = pk.scale[rows[:, 0], rows[:, 1]]
     now_at = np.array([-1 if where[i] is None else where[i] for i in play])
     x0 = (jj == now_at[ai]).astype(np.float64)
-    model = MinMaxModel(A, None, upper, np.tile([0.0, 1.0], (n_var, 1)), groups=vid, weights=weights)
+    model = MinMaxModel(
+        A, None, upper, np.tile([0.0, 1.0], (n_var, 1)), groups=vid, weights=weights
+    )
     p = opts.params
     limit = None if deadline is None else max(1e-3, deadline - time.monotonic())
-    params = MinMaxParams(backend=p["backend"], seed=seed, time_limit=limit,
-                          max_iters=p["max_iters"] or None, max_stall=max_stall or p["max_stall"],
-                          tiebreak=p["tiebreak"], single=False, transfer=True, swap=True, pairs=False)
+    params = MinMaxParams(
+        backend=p["backend"],
+        seed=seed,
+        time_limit=limit,
+        max_iters=p["max_iters"] or None,
+        max_stall=max_stall or p["max_stall"],
+        tiebreak=p["tiebreak"],
+        single=False,
+        transfer=True,
+        swap=True,
+        pairs=False,
+    )
     res = solve(model, params, x0=x0)
     X = res.x[np.maximum(vid, 0)] * mask
     out = list(where)
@@ -153,13 +182,17 @@ def _overloaded(pk: _Packing, where: list) -> np.ndarray:
     return np.flatnonzero(pk.overload(pk.usage(where)) > 1e-12)
 
 
-def _drop_one_per_node(pk: _Packing, where: list, play: list[int], prio: int) -> tuple[list, list[int]]:
+def _drop_one_per_node(
+    pk: _Packing, where: list, play: list[int], prio: int
+) -> tuple[list, list[int]]:
     """From each overloaded node, leave one pod of priority `prio` pending (the repair rule's choice)."""
     where = list(where)
     use = pk.usage(where)
     dropped = []
     for j in _overloaded(pk, where):
-        worst_r = int(np.argmax(np.where(pk.limited[j], (use[j] - pk.cap[j]) * pk.scale[j], -np.inf)))
+        worst_r = int(
+            np.argmax(np.where(pk.limited[j], (use[j] - pk.cap[j]) * pk.scale[j], -np.inf))
+        )
         on = [i for i in play if where[i] == j and pk.prio[i] == prio]
         if on:
             i = min(on, key=lambda i: (pk.cur[i] is not None, -pk.req[i, worst_r], i))
@@ -179,7 +212,9 @@ def _repair(pk: _Packing, where: list, play: list[int]) -> list:
         j = int(np.argmax(over))
         if over[j] <= 1e-12:
             return where
-        worst_r = int(np.argmax(np.where(pk.limited[j], (use[j] - pk.cap[j]) * pk.scale[j], -np.inf)))
+        worst_r = int(
+            np.argmax(np.where(pk.limited[j], (use[j] - pk.cap[j]) * pk.scale[j], -np.inf))
+        )
         on = [i for i in in_play if where[i] == j]
         if not on:  # overloaded by non-movable pods alone: nothing to do on this node
             stuck[j] = True
@@ -201,7 +236,9 @@ def _greedy_insert(pk: _Packing, where: list, pods: list[int]) -> list:
     return where
 
 
-def _insert_with_moves(pk: _Packing, where: list, pods: list[int], deadline: float | None = None) -> list:
+def _insert_with_moves(
+    pk: _Packing, where: list, pods: list[int], deadline: float | None = None
+) -> list:
     """Pending pods in order: first fit, else (before `deadline`: the search is quadratic) move one
     movable pod k off a node j (to another node where it fits) so that the pod fits on j."""
     where = list(where)
@@ -252,8 +289,16 @@ def _move_back(pk: _Packing, where: list) -> list:
     return where
 
 
-@register("minmax", "pod-packing", exact=False, bounds=False, warm_start=True, deterministic=True,
-          versions=("numpy", "scipy"), params=dict(PARAMS))
+@register(
+    "minmax",
+    "pod-packing",
+    exact=False,
+    bounds=False,
+    warm_start=True,
+    deterministic=True,
+    versions=("numpy", "scipy"),
+    params=dict(PARAMS),
+)
 def minmax_pod_packing(problem: PodPacking, opts: SolveOptions) -> Outcome:
     """Min-max overload local search (CuPy or NumPy), tier by tier; overloaded pods left pending."""
     pk = _Packing(problem)
@@ -267,8 +312,15 @@ def minmax_pod_packing(problem: PodPacking, opts: SolveOptions) -> Outcome:
     for i in fixed:
         where[i] = pk.cur[i]
     fixed_use = pk.usage(where)
-    stats = {"tiers": 0, "iterations": 0, "rounds": 0, "evaluated": 0, "pruned": 0, "engine_runs": 0,
-             "engine_max_overload": []}
+    stats = {
+        "tiers": 0,
+        "iterations": 0,
+        "rounds": 0,
+        "evaluated": 0,
+        "pruned": 0,
+        "engine_runs": 0,
+        "engine_max_overload": [],
+    }
     termination = Termination.COMPLETED
     tiers = problem.priorities
     seed = opts.seed
@@ -278,7 +330,9 @@ def minmax_pod_packing(problem: PodPacking, opts: SolveOptions) -> Outcome:
 
     def run_engine(trial, play, tier_deadline, stall=None):
         nonlocal backend, termination
-        trial, res = _engine(pk, trial, play, fixed_use, opts, seed + stats["engine_runs"], tier_deadline, stall)
+        trial, res = _engine(
+            pk, trial, play, fixed_use, opts, seed + stats["engine_runs"], tier_deadline, stall
+        )
         if res is not None:
             stats["engine_runs"] += 1
             backend = res.device
@@ -294,8 +348,11 @@ def minmax_pod_packing(problem: PodPacking, opts: SolveOptions) -> Outcome:
         if not tier:
             continue
         stats["tiers"] += 1
-        tier_deadline = None if deadline is None else \
-            time.monotonic() + max(0.0, deadline - time.monotonic()) / (len(tiers) - t)
+        tier_deadline = (
+            None
+            if deadline is None
+            else time.monotonic() + max(0.0, deadline - time.monotonic()) / (len(tiers) - t)
+        )
         previous = list(where)
         # a: start positions for the tier's pods, best fit for the others, then the engine; while a
         # node stays overloaded, leave one of this tier's pods pending per overloaded node and rerun
@@ -307,10 +364,15 @@ def minmax_pod_packing(problem: PodPacking, opts: SolveOptions) -> Outcome:
             if j is not None:
                 use[j] += pk.req[i]
         play = [i for i in range(n) if pk.movable[i] and trial[i] is not None]
-        first_deadline = None if tier_deadline is None else \
-            time.monotonic() + 0.5 * max(0.0, tier_deadline - time.monotonic())
+        first_deadline = (
+            None
+            if tier_deadline is None
+            else time.monotonic() + 0.5 * max(0.0, tier_deadline - time.monotonic())
+        )
         trial = run_engine(trial, play, first_deadline)
-        while _overloaded(pk, trial).size and (tier_deadline is None or time.monotonic() < tier_deadline):
+        while _overloaded(pk, trial).size and (
+            tier_deadline is None or time.monotonic() < tier_deadline
+        ):
             trial, dropped = _drop_one_per_node(pk, trial, play, prio)
             if not dropped:
                 break
@@ -322,9 +384,14 @@ def minmax_pod_packing(problem: PodPacking, opts: SolveOptions) -> Outcome:
         # b: the previous packing plus first fit of this tier; c: best fit decreasing from scratch
         other = _greedy_insert(pk, previous, by_size)
         scratch = [pk.cur[i] if not pk.movable[i] else None for i in range(n)]
-        bfd = _greedy_insert(pk, scratch, sorted(
-            (i for i in range(n) if pk.movable[i] and pk.prio[i] >= prio and pk.cand[i]),
-            key=lambda i: (-pk.prio[i], -pk.size[i], i)))
+        bfd = _greedy_insert(
+            pk,
+            scratch,
+            sorted(
+                (i for i in range(n) if pk.movable[i] and pk.prio[i] >= prio and pk.cand[i]),
+                key=lambda i: (-pk.prio[i], -pk.size[i], i),
+            ),
+        )
         bfd = _insert_with_moves(pk, bfd, by_size, tier_deadline)
         best = None
         for cand in (trial, other, bfd):

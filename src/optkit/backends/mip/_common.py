@@ -18,8 +18,14 @@ from optkit.solve import SolveOptions
 BACKENDS = ("highs", "cbc")
 
 
-def backend_solver(opts: SolveOptions, *, mip: bool = True, warm_start: bool = False,
-                   gap_rel: float = 0.0, gap_abs: float = 1e-6) -> Any:
+def backend_solver(
+    opts: SolveOptions,
+    *,
+    mip: bool = True,
+    warm_start: bool = False,
+    gap_rel: float = 0.0,
+    gap_abs: float = 1e-6,
+) -> Any:
     """A configured PuLP solver for `opts.params['backend']` (default 'highs').
 
     The gap tolerances default to (almost) zero: HiGHS's own default stops 0.01 % short and calls
@@ -27,22 +33,43 @@ def backend_solver(opts: SolveOptions, *, mip: bool = True, warm_start: bool = F
     """
     backend = opts.params.get("backend", "highs")
     if backend not in BACKENDS:
-        raise InputError(f"parameter 'backend': expected one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise InputError(
+            f"parameter 'backend': expected one of {', '.join(BACKENDS)}, got {backend!r}"
+        )
     limit = opts.remaining() if opts.time_limit is not None else None
     log = bool(opts.params.get("log", False))
     if backend == "highs":
         if not pulp.HiGHS(msg=False).available():
-            raise SolverUnavailable("PuLP's HiGHS backend needs highspy (pip install 'highspy>=1.11,<1.15')")
+            raise SolverUnavailable(
+                "PuLP's HiGHS backend needs highspy (pip install 'highspy>=1.11,<1.15')"
+            )
         extra = {"random_seed": opts.seed}
-        return pulp.HiGHS(mip=mip, msg=log, timeLimit=limit, threads=opts.threads, gapRel=gap_rel,
-                          gapAbs=gap_abs, **extra)
+        return pulp.HiGHS(
+            mip=mip,
+            msg=log,
+            timeLimit=limit,
+            threads=opts.threads,
+            gapRel=gap_rel,
+            gapAbs=gap_abs,
+            **extra,
+        )
     try:  # PuLP 3.3 deprecates its bundled CBC; the cbcbox wheel (pulp[cbc]) ships the binary
         import cbcbox
     except ImportError:
-        raise SolverUnavailable("backend=cbc needs the CBC binary: pip install 'pulp[cbc]'") from None
-    return pulp.COIN_CMD(mip=mip, msg=log, timeLimit=limit, threads=opts.threads, warmStart=warm_start,
-                         gapRel=gap_rel, gapAbs=gap_abs, path=cbcbox.cbc_bin_path(),
-                         options=[f"randomSeed {opts.seed + 1}"])
+        raise SolverUnavailable(
+            "backend=cbc needs the CBC binary: pip install 'pulp[cbc]'"
+        ) from None
+    return pulp.COIN_CMD(
+        mip=mip,
+        msg=log,
+        timeLimit=limit,
+        threads=opts.threads,
+        warmStart=warm_start,
+        gapRel=gap_rel,
+        gapAbs=gap_abs,
+        path=cbcbox.cbc_bin_path(),
+        options=[f"randomSeed {opts.seed + 1}"],
+    )
 
 
 class MipAnswer:
@@ -72,13 +99,17 @@ class MipAnswer:
         self.proven_optimal = status == S.kOptimal and self.has_solution
         self.proven_infeasible = status == S.kInfeasible
         if status in (S.kTimeLimit, S.kIterationLimit, S.kSolutionLimit, S.kInterrupt):
-            self.termination = Termination.TIME_LIMIT if status == S.kTimeLimit else Termination.INTERRUPTED
+            self.termination = (
+                Termination.TIME_LIMIT if status == S.kTimeLimit else Termination.INTERRUPTED
+            )
         elif status not in (S.kOptimal, S.kInfeasible, S.kUnboundedOrInfeasible, S.kUnbounded):
             self.termination = Termination.ERROR
         bound = getattr(info, "mip_dual_bound", None)
         if bound is not None and math.isfinite(bound) and self.termination != Termination.ERROR:
             # PuLP hands HiGHS the negated objective of a maximisation, without its constant term.
-            self.bound = (-bound if prob.sense == pulp.LpMaximize else bound) + prob.objective.constant
+            self.bound = (
+                -bound if prob.sense == pulp.LpMaximize else bound
+            ) + prob.objective.constant
         if self.proven_optimal and self.bound is None:
             self.bound = pulp.value(prob.objective)
 
@@ -94,8 +125,14 @@ class MipAnswer:
             self.bound = pulp.value(prob.objective)
 
 
-def solve_problem(prob: pulp.LpProblem, opts: SolveOptions, *, warm_start: bool = False,
-                  gap_rel: float = 0.0, gap_abs: float = 1e-6) -> MipAnswer:
+def solve_problem(
+    prob: pulp.LpProblem,
+    opts: SolveOptions,
+    *,
+    warm_start: bool = False,
+    gap_rel: float = 0.0,
+    gap_abs: float = 1e-6,
+) -> MipAnswer:
     """Solve `prob` with the backend chosen in `opts` and report what is really known."""
     solver = backend_solver(opts, warm_start=warm_start, gap_rel=gap_rel, gap_abs=gap_abs)
     code = prob.solve(solver)

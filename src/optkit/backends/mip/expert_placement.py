@@ -18,8 +18,16 @@ from optkit.solve import Outcome, SolveOptions
 MAX_VARS = 200_000
 
 
-@register("mip", "expert-placement", exact=True, bounds=True, warm_start=True, requires=("pulp",),
-          versions=("pulp", "highspy"), params={"backend": "highs", "num_groups": 1, "log": False})
+@register(
+    "mip",
+    "expert-placement",
+    exact=True,
+    bounds=True,
+    warm_start=True,
+    requires=("pulp",),
+    versions=("pulp", "highspy"),
+    params={"backend": "highs", "num_groups": 1, "log": False},
+)
 def mip(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     """Exact MIP (HiGHS/CBC) with replica counts, slots and linearised communication."""
     import math
@@ -42,12 +50,31 @@ def mip(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     ks = range(1, K + 1)
 
     prob = pulp.LpProblem("expert_placement", pulp.LpMinimize)
-    y = {(l, e, k): prob.add_variable(f"y_{l}_{e}_{k}", cat="Binary") for l in range(L) for e in range(E) for k in ks}
-    z = {(l, e, g, k): prob.add_variable(f"z_{l}_{e}_{g}_{k}", cat="Binary")
-         for l in range(L) for e in range(E) for g in range(G) for k in ks}
-    x = {(l, e, g): pulp.lpSum(z[l, e, g, k] for k in ks) for l in range(L) for e in range(E) for g in range(G)}
-    p = {(l, e, g): pulp.lpSum(z[l, e, g, k] * (1.0 / k) for k in ks)
-         for l in range(L) for e in range(E) for g in range(G)}
+    y = {
+        (l, e, k): prob.add_variable(f"y_{l}_{e}_{k}", cat="Binary")
+        for l in range(L)
+        for e in range(E)
+        for k in ks
+    }
+    z = {
+        (l, e, g, k): prob.add_variable(f"z_{l}_{e}_{g}_{k}", cat="Binary")
+        for l in range(L)
+        for e in range(E)
+        for g in range(G)
+        for k in ks
+    }
+    x = {
+        (l, e, g): pulp.lpSum(z[l, e, g, k] for k in ks)
+        for l in range(L)
+        for e in range(E)
+        for g in range(G)
+    }
+    p = {
+        (l, e, g): pulp.lpSum(z[l, e, g, k] * (1.0 / k) for k in ks)
+        for l in range(L)
+        for e in range(E)
+        for g in range(G)
+    }
     M = [prob.add_variable(f"M_{l}", lowBound=0) for l in range(L)]
     for l in range(L):
         for e in range(E):
@@ -64,7 +91,7 @@ def mip(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
 
     sizes = np.bincount(problem.node_of_gpu)
     consecutive = list(problem.node_of_gpu) == sorted(problem.node_of_gpu)
-    for l in (range(L) if not use_comm else range(1)):
+    for l in range(L) if not use_comm else range(1):
         if N == 1 and K == 1:
             for e in range(E):
                 for g in range(e + 1, G):
@@ -95,7 +122,9 @@ def mip(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
                             prob += nd <= pulp.lpSum(p[l, e, g] for g in gs)
                             prob += nd <= pulp.lpSum(p[l + 1, f, g] for g in gs)
                             objective.append(-w * a * cn * nd)
-    prob += pulp.lpSum(objective)  # the constant is added to the bound below (not passed to the solver)
+    prob += pulp.lpSum(
+        objective
+    )  # the constant is added to the bound below (not passed to the solver)
 
     # warm start (used by CBC; HiGHS through PuLP ignores it, the heuristic answer is kept anyway)
     Xw = problem.replica_matrix(warm)
@@ -117,7 +146,9 @@ def mip(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
         ans.bound = max(ans.bound + const, trivial) if math.isfinite(ans.bound + const) else trivial
     if not ans.has_solution:
         bound = ans.bound if ans.bound is not None and math.isfinite(ans.bound) else None
-        return Outcome(solution={"slots": warm}, termination=ans.termination, bound=_floor6(bound), stats=stats)
+        return Outcome(
+            solution={"slots": warm}, termination=ans.termination, bound=_floor6(bound), stats=stats
+        )
     rows = []
     for l in range(L):
         row = []
@@ -128,10 +159,16 @@ def mip(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     sol = rows if problem.check({"slots": rows}).feasible else warm
     if problem.objective_of(warm) < problem.objective_of(sol):
         sol = warm
-    optimal = ans.proven_optimal and abs(problem.objective_of(sol) - (ans.bound if ans.bound is not None else -1)) \
-        <= 1e-6 * max(1.0, abs(warm_obj))
-    return Outcome(solution={"slots": sol}, termination=ans.termination, proven_optimal=optimal,
-                   bound=None if optimal else _floor6(ans.bound), stats=stats)
+    optimal = ans.proven_optimal and abs(
+        problem.objective_of(sol) - (ans.bound if ans.bound is not None else -1)
+    ) <= 1e-6 * max(1.0, abs(warm_obj))
+    return Outcome(
+        solution={"slots": sol},
+        termination=ans.termination,
+        proven_optimal=optimal,
+        bound=None if optimal else _floor6(ans.bound),
+        stats=stats,
+    )
 
 
 def _floor6(bound):

@@ -40,8 +40,12 @@ def build(problem: GpuSelection, ub_cost: Fraction | None = None, lb_cost: float
     loads = problem.loads
     prob = pulp.LpProblem("gpu_selection", pulp.LpMinimize)
     if problem.packing == "pooled":
-        n = {(t, b): prob.add_variable(f"n_{t}_{b[0]}_{b[1]}", 0, sf, cat=pulp.LpInteger)
-             for t in T for b in problem.buckets if problem.can_serve(t, b) and upper[t] > 0}
+        n = {
+            (t, b): prob.add_variable(f"n_{t}_{b[0]}_{b[1]}", 0, sf, cat=pulp.LpInteger)
+            for t in T
+            for b in problem.buckets
+            if problem.can_serve(t, b) and upper[t] > 0
+        }
         count = [prob.add_variable(f"count_{t}", 0, upper[t], cat=pulp.LpInteger) for t in T]
         prob += pulp.lpSum(float(problem.costs[t]) * count[t] for t in T)
         for b in problem.buckets:
@@ -51,24 +55,37 @@ def build(problem: GpuSelection, ub_cost: Fraction | None = None, lb_cost: float
             if terms:
                 prob += pulp.lpSum(terms) <= count[t], f"capacity_{t}"
         return prob, {"n": n, "count": count}
-    y = {(t, k): prob.add_variable(f"y_{t}_{k}", cat=pulp.LpBinary) for t in T for k in range(upper[t])}
+    y = {
+        (t, k): prob.add_variable(f"y_{t}_{k}", cat=pulp.LpBinary)
+        for t in T
+        for k in range(upper[t])
+    }
     x = {}
     for t in T:
         for k in range(upper[t]):
             for b in problem.buckets:
                 if problem.can_serve(t, b):
                     most = min(sf, math.floor(1 / loads[t][b]))
-                    x[(t, k, b)] = prob.add_variable(f"x_{t}_{k}_{b[0]}_{b[1]}", 0, most, cat=pulp.LpInteger)
+                    x[(t, k, b)] = prob.add_variable(
+                        f"x_{t}_{k}_{b[0]}_{b[1]}", 0, most, cat=pulp.LpInteger
+                    )
     objective = pulp.lpSum(float(problem.costs[t]) * v for (t, _), v in y.items())
     prob += objective
-    if lb_cost is not None:  # the pooled optimum, a proven lower bound (minus a margin for tolerances)
+    if (
+        lb_cost is not None
+    ):  # the pooled optimum, a proven lower bound (minus a margin for tolerances)
         prob += objective >= lb_cost - 1e-6 * max(1.0, lb_cost), "pooled_bound"
     for b in problem.buckets:
-        prob += pulp.lpSum(v for (t, k, bb), v in x.items() if bb == b) == sf, f"slices_{b[0]}_{b[1]}"
+        prob += (
+            pulp.lpSum(v for (t, k, bb), v in x.items() if bb == b) == sf,
+            f"slices_{b[0]}_{b[1]}",
+        )
     for t in T:
         previous = None
         for k in range(upper[t]):
-            load = pulp.lpSum(float(loads[t][b]) * x[(t, k, b)] for b in problem.buckets if (t, k, b) in x)
+            load = pulp.lpSum(
+                float(loads[t][b]) * x[(t, k, b)] for b in problem.buckets if (t, k, b) in x
+            )
             prob += load <= y[(t, k)], f"capacity_{t}_{k}"
             if k > 0:
                 prob += y[(t, k)] <= y[(t, k - 1)], f"open_first_{t}_{k}"
@@ -84,7 +101,10 @@ def _extract(problem: GpuSelection, variables: dict) -> dict:
     if problem.packing == "pooled":
         n = {key: round(value(v)) for key, v in variables["n"].items() if round(value(v)) > 0}
         counts = {t: round(value(variables["count"][t])) for t in T}
-        need = {t: sum((problem.loads[t][b] * k for (tt, b), k in n.items() if tt == t), Fraction(0)) for t in T}
+        need = {
+            t: sum((problem.loads[t][b] * k for (tt, b), k in n.items() if tt == t), Fraction(0))
+            for t in T
+        }
         counts = {t: max(counts[t], math.ceil(need[t])) for t in T}  # repair a tolerance overload
         return problem.solution_from_counts(n, counts=counts)
     counts = {t: 0 for t in T}
@@ -96,7 +116,7 @@ def _extract(problem: GpuSelection, variables: dict) -> dict:
     # relabel each type's non-empty instances 0, 1, ...; split any instance overloaded in exact terms
     instances: dict[tuple[int, Bucket], list[int]] = {}
     n: dict[tuple[int, Bucket], int] = {}
-    for (t, k) in sorted(content):
+    for t, k in sorted(content):
         room, inst = Fraction(1), counts[t]
         counts[t] += 1
         for b in sorted(content[(t, k)], key=lambda b: -problem.loads[t][b]):
@@ -111,8 +131,18 @@ def _extract(problem: GpuSelection, variables: dict) -> dict:
     return problem.solution_from_counts(n, instances=instances, counts=counts)
 
 
-@register("mip", "gpu-selection", exact=True, bounds=True, warm_start=True, deterministic=True, default=True,
-          requires=("pulp",), versions=("pulp", "highspy"), params={"backend": "highs", "log": False})
+@register(
+    "mip",
+    "gpu-selection",
+    exact=True,
+    bounds=True,
+    warm_start=True,
+    deterministic=True,
+    default=True,
+    requires=("pulp",),
+    versions=("pulp", "highspy"),
+    params={"backend": "highs", "log": False},
+)
 def mip(problem: GpuSelection, opts: SolveOptions) -> Outcome:
     """Mélange's ILP on slice counts (pooled) or the per-instance packing model, with PuLP."""
     from optkit.backends.cpsat.gpu_selection import prepare
@@ -127,12 +157,21 @@ def mip(problem: GpuSelection, opts: SolveOptions) -> Outcome:
     solver = backend_solver(opts, gap_abs=0.5 / scale if cost_exact else 1e-9)
     code = prob.solve(solver)
     ans = MipAnswer(prob, solver, code)
-    stats = {"mip_status": ans.detail, "variables": len(prob.variables()), "constraints": prob.numConstraints()}
+    stats = {
+        "mip_status": ans.detail,
+        "variables": len(prob.variables()),
+        "constraints": prob.numConstraints(),
+    }
     if ans.termination == Termination.ERROR:
-        return Outcome(termination=Termination.ERROR, message=f"MIP solver failed: {ans.detail}", stats=stats)
+        return Outcome(
+            termination=Termination.ERROR, message=f"MIP solver failed: {ans.detail}", stats=stats
+        )
     if ans.proven_infeasible:
-        return Outcome(proven_infeasible=True, stats=stats,
-                       message="infeasible: max_count leaves too few GPUs for the workload")
+        return Outcome(
+            proven_infeasible=True,
+            stats=stats,
+            message="infeasible: max_count leaves too few GPUs for the workload",
+        )
     bound = None
     if ans.bound is not None and math.isfinite(ans.bound):
         if cost_exact:  # round the float bound to the cost grid, after a margin for its tolerance
@@ -144,11 +183,19 @@ def mip(problem: GpuSelection, opts: SolveOptions) -> Outcome:
     solution = _extract(problem, variables) if ans.has_solution else None
     if solution is not None and not problem.check(solution).feasible:
         solution = None
-    if solution is None or (start is not None and problem.exact_cost(start["counts"]) < problem.exact_cost(solution["counts"])):
+    if solution is None or (
+        start is not None
+        and problem.exact_cost(start["counts"]) < problem.exact_cost(solution["counts"])
+    ):
         solution = start
     if solution is None:
         return Outcome(termination=ans.termination, bound=bound, stats=stats)
     cost = problem.cost_of(solution["counts"])
     optimal = bound is not None and cost_exact and cost <= bound
-    return Outcome(solution=solution, termination=ans.termination, proven_optimal=optimal,
-                   bound=cost if optimal else bound, stats=stats)
+    return Outcome(
+        solution=solution,
+        termination=ans.termination,
+        proven_optimal=optimal,
+        bound=cost if optimal else bound,
+        stats=stats,
+    )

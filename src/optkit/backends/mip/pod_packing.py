@@ -18,8 +18,16 @@ from optkit.result import Termination
 from optkit.solve import Outcome, SolveOptions
 
 
-@register("mip", "pod-packing", exact=True, bounds=True, deterministic=True, requires=("pulp",),
-          versions=("pulp", "highspy"), params={"backend": "highs", "log": False})
+@register(
+    "mip",
+    "pod-packing",
+    exact=True,
+    bounds=True,
+    deterministic=True,
+    requires=("pulp",),
+    versions=("pulp", "highspy"),
+    params={"backend": "highs", "log": False},
+)
 def mip(problem: PodPacking, opts: SolveOptions) -> Outcome:
     """Tier-by-tier MIP of the assignment model (PuLP; backend=highs|cbc)."""
     import pulp
@@ -44,7 +52,10 @@ def mip(problem: PodPacking, opts: SolveOptions) -> Outcome:
         if not P.pods[i].movable:
             cur = P.current[i]
             if (i, cur) not in x:
-                return Outcome(proven_infeasible=True, message=f"non-movable pod '{P.pods[i].name}' cannot stay")
+                return Outcome(
+                    proven_infeasible=True,
+                    message=f"non-movable pod '{P.pods[i].name}' cannot stay",
+                )
             prob += x[i, cur] == 1, f"fixed_{i}"
     for j in range(P.n_nodes):
         for r in range(len(R)):
@@ -52,7 +63,9 @@ def mip(problem: PodPacking, opts: SolveOptions) -> Outcome:
             pods = [i for i in by_node[j] if req[i][r] > 0]
             if c is not None and sum(req[i][r] for i in pods) > c:
                 prob += pulp.lpSum(req[i][r] * x[i, j] for i in pods) <= c, f"cap_{j}_{r}"
-    terms = [-pulp.lpSum(y[i] for i in range(P.n_pods) if P.pods[i].priority == p) for p in P.priorities]
+    terms = [
+        -pulp.lpSum(y[i] for i in range(P.n_pods) if P.pods[i].priority == p) for p in P.priorities
+    ]
     running = [i for i in range(P.n_pods) if P.current[i] is not None]
     terms.append(pulp.lpSum(1 - y[i] for i in running))
     terms.append(pulp.lpSum(y[i] - (x.get((i, P.current[i]), 0)) for i in running))
@@ -82,7 +95,11 @@ def mip(problem: PodPacking, opts: SolveOptions) -> Outcome:
             opts.report(P.to_solution(where), P.objective_of(where))
         if not ans.proven_optimal:
             if ans.bound is not None:
-                bound_terms = proven + [max(ranges[k][0], math.ceil(ans.bound - 1e-6))] + [lo for lo, _ in ranges[k + 1:]]
+                bound_terms = (
+                    proven
+                    + [max(ranges[k][0], math.ceil(ans.bound - 1e-6))]
+                    + [lo for lo, _ in ranges[k + 1 :]]
+                )
             elif k:
                 bound_terms = proven + [lo for lo, _ in ranges[k:]]
             break
@@ -95,4 +112,6 @@ def mip(problem: PodPacking, opts: SolveOptions) -> Outcome:
         return Outcome(termination=Termination.TIME_LIMIT, bound=bound, stats=stats)
     if len(proven) == len(terms):
         return Outcome(solution=P.to_solution(where), proven_optimal=True, stats=stats)
-    return Outcome(solution=P.to_solution(where), termination=Termination.TIME_LIMIT, bound=bound, stats=stats)
+    return Outcome(
+        solution=P.to_solution(where), termination=Termination.TIME_LIMIT, bound=bound, stats=stats
+    )

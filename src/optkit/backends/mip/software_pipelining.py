@@ -52,18 +52,36 @@ def build(problem: SoftwarePipelining, ii: int):
         if u == v:
             continue  # lat <= d * ii holds since ii >= RecMII
         for r, w, rhs in dependence_rows(ii, lat, d):
-            prob += (pulp.lpSum(a[u][y] for y in range(r, ii)) + pulp.lpSum(a[v][y] for y in range(w + 1))
-                     + k[u] - k[v] <= rhs), f"dep_{e}_{r}"
+            prob += (
+                (
+                    pulp.lpSum(a[u][y] for y in range(r, ii))
+                    + pulp.lpSum(a[v][y] for y in range(w + 1))
+                    + k[u]
+                    - k[v]
+                    <= rhs
+                ),
+                f"dep_{e}_{r}",
+            )
     for unit, cap in problem.units.items():
         for r in range(ii):
-            terms = [a[v][(r - off) % ii] for v in range(n) for u, off in problem.uses[v] if u == unit]
+            terms = [
+                a[v][(r - off) % ii] for v in range(n) for u, off in problem.uses[v] if u == unit
+            ]
             if len(terms) > cap:
                 prob += pulp.lpSum(terms) <= cap, f"res_{unit}_{r}"
     return prob, a, k, length
 
 
-@register("mip", "software-pipelining", exact=True, bounds=True, deterministic=True,
-          requires=("pulp",), versions=("pulp", "highspy"), params={"backend": "highs", "log": False})
+@register(
+    "mip",
+    "software-pipelining",
+    exact=True,
+    bounds=True,
+    deterministic=True,
+    requires=("pulp",),
+    versions=("pulp", "highspy"),
+    params={"backend": "highs", "log": False},
+)
 def mip(problem: SoftwarePipelining, opts: SolveOptions) -> Outcome:
     """Eichenberger-Davidson structured 0-1 formulation, II upward from MII (no warp groups)."""
     from optkit.backends.mip._common import solve_problem, value
@@ -72,9 +90,11 @@ def mip(problem: SoftwarePipelining, opts: SolveOptions) -> Outcome:
     if reason is not None:
         return Outcome(proven_infeasible=True, message=reason)
     if problem.warp_groups is not None:
-        return Outcome(termination=Termination.ERROR,
-                       message="solver 'mip' models modulo scheduling without warp groups; "
-                               "use --solver cpsat (joint model) or ims for this instance")
+        return Outcome(
+            termination=Termination.ERROR,
+            message="solver 'mip' models modulo scheduling without warp groups; "
+            "use --solver cpsat (joint model) or ims for this instance",
+        )
     from optkit.backends.heuristics.software_pipelining import default_ii_max, ims_solve
 
     mii = problem.mii()
@@ -95,7 +115,10 @@ def mip(problem: SoftwarePipelining, opts: SolveOptions) -> Outcome:
         if not ans.has_solution:
             chain = False
             continue
-        start = [round(sum(r * value(a[v][r]) for r in range(ii)) + ii * value(k[v])) for v in range(problem.n)]
+        start = [
+            round(sum(r * value(a[v][r]) for r in range(ii)) + ii * value(k[v]))
+            for v in range(problem.n)
+        ]
         sol = problem.solution_from(ii, start)
         obj = [ii, max(sol["start"][op.name] + op.cycles for op in problem.ops)]
         stats = {"mii": mii, "ii_proven_infeasible": infeasible, "mip_status": ans.detail}
@@ -103,15 +126,34 @@ def mip(problem: SoftwarePipelining, opts: SolveOptions) -> Outcome:
         if chain and lb == ii:
             import math
 
-            len_lb = math.ceil(ans.bound - 1e-6) if ans.bound is not None else problem.length_lower_bound()
-            return Outcome(solution=sol, objective=obj, termination=ans.termination,
-                           proven_optimal=ans.proven_optimal, bound=[ii, min(len_lb, obj[1])], stats=stats)
-        return Outcome(solution=sol, objective=obj, termination=ans.termination,
-                       bound=[lb, problem.length_lower_bound()], stats=stats,
-                       message="II optimality not proven (a smaller II timed out)")
+            len_lb = (
+                math.ceil(ans.bound - 1e-6)
+                if ans.bound is not None
+                else problem.length_lower_bound()
+            )
+            return Outcome(
+                solution=sol,
+                objective=obj,
+                termination=ans.termination,
+                proven_optimal=ans.proven_optimal,
+                bound=[ii, min(len_lb, obj[1])],
+                stats=stats,
+            )
+        return Outcome(
+            solution=sol,
+            objective=obj,
+            termination=ans.termination,
+            bound=[lb, problem.length_lower_bound()],
+            stats=stats,
+            message="II optimality not proven (a smaller II timed out)",
+        )
     if incumbent is not None:
-        return Outcome(solution=incumbent, objective=problem.check(incumbent).objective,
-                       termination=Termination.TIME_LIMIT, bound=[lb, problem.length_lower_bound()],
-                       message="time limit before the II search ended")
+        return Outcome(
+            solution=incumbent,
+            objective=problem.check(incumbent).objective,
+            termination=Termination.TIME_LIMIT,
+            bound=[lb, problem.length_lower_bound()],
+            message="time limit before the II search ended",
+        )
     term = Termination.TIME_LIMIT if opts.expired() else Termination.COMPLETED
     return Outcome(termination=term, message=f"no schedule found with II in [{mii}, {ii_max}]")

@@ -32,7 +32,9 @@ def positional(problem: Tardiness):
         here = pulp.lpSum((r[j] + p[j]) * x[j, k] for j in range(n))
         prob += completion[k] >= here
         if k:
-            prob += completion[k] >= completion[k - 1] + pulp.lpSum(p[j] * x[j, k] for j in range(n))
+            prob += completion[k] >= completion[k - 1] + pulp.lpSum(
+                p[j] * x[j, k] for j in range(n)
+            )
     shortest = sorted(p)
     longest = sorted(p, reverse=True)
     for k in range(n):  # valid inequality: k+1 jobs take at least the k+1 shortest processing times
@@ -41,8 +43,10 @@ def positional(problem: Tardiness):
         for j in range(n):
             if upper - d[j] > 0:
                 prob += tardy[j] >= completion[k] - d[j] - (upper - d[j]) * (1 - x[j, k])
+
     def decode():
         return sorted(range(n), key=lambda j: max(range(n), key=lambda k: x[j, k].value() or 0))
+
     return prob, decode
 
 
@@ -52,7 +56,11 @@ def time_indexed(problem: Tardiness):
     n, p, d, w, r = problem.n, problem.processing_times, problem.due_dates, problem.w, problem.r
     horizon = max(r) + sum(p)
     prob = pulp.LpProblem("tardiness_time_indexed", pulp.LpMinimize)
-    y = {(j, t): prob.add_variable(f"y_{j}_{t}", cat="Binary") for j in range(n) for t in range(r[j], horizon - p[j] + 1)}
+    y = {
+        (j, t): prob.add_variable(f"y_{j}_{t}", cat="Binary")
+        for j in range(n)
+        for t in range(r[j], horizon - p[j] + 1)
+    }
     prob += pulp.lpSum(w[j] * max(0, t + p[j] - d[j]) * var for (j, t), var in y.items())
     for j in range(n):
         prob += pulp.lpSum(y[j, t] for t in range(r[j], horizon - p[j] + 1)) == 1
@@ -63,15 +71,24 @@ def time_indexed(problem: Tardiness):
     for vars_ in running.values():
         if len(vars_) > 1:
             prob += pulp.lpSum(vars_) <= 1
+
     def decode():
         starts = {j: t for (j, t), var in y.items() if (var.value() or 0) > 0.5}
         return sorted(range(n), key=lambda j: (starts.get(j, 0), j))
+
     return prob, decode
 
 
-@register("mip", "tardiness", exact=True, bounds=True, deterministic=True, requires=("pulp",),
-          versions=("pulp", "highspy"),
-          params={"backend": "highs", "formulation": "auto", "max_time_indexed_vars": 1500, "log": False})
+@register(
+    "mip",
+    "tardiness",
+    exact=True,
+    bounds=True,
+    deterministic=True,
+    requires=("pulp",),
+    versions=("pulp", "highspy"),
+    params={"backend": "highs", "formulation": "auto", "max_time_indexed_vars": 1500, "log": False},
+)
 def mip(problem: Tardiness, opts: SolveOptions) -> Outcome:
     """Positional or time-indexed MIP (auto: time-indexed when the horizon is short)."""
     from optkit.backends.mip._common import solve_problem
@@ -80,7 +97,9 @@ def mip(problem: Tardiness, opts: SolveOptions) -> Outcome:
     if form not in FORMULATIONS:
         from optkit.errors import InputError
 
-        raise InputError(f"parameter 'formulation': expected one of {', '.join(FORMULATIONS)}, got {form!r}")
+        raise InputError(
+            f"parameter 'formulation': expected one of {', '.join(FORMULATIONS)}, got {form!r}"
+        )
     if form == "auto":
         size = problem.n * (max(problem.r) + sum(problem.processing_times))
         form = "time-indexed" if size <= opts.params["max_time_indexed_vars"] else "positional"
@@ -88,10 +107,19 @@ def mip(problem: Tardiness, opts: SolveOptions) -> Outcome:
     ans = solve_problem(prob, opts)
     stats = {"formulation": form, "mip_status": ans.detail}
     if not ans.has_solution:
-        return Outcome(termination=ans.termination, bound=_ceil(ans.bound), stats=stats,
-                       proven_infeasible=ans.proven_infeasible)
-    return Outcome(solution={"sequence": decode()}, termination=ans.termination,
-                   proven_optimal=ans.proven_optimal, bound=_ceil(ans.bound), stats=stats)
+        return Outcome(
+            termination=ans.termination,
+            bound=_ceil(ans.bound),
+            stats=stats,
+            proven_infeasible=ans.proven_infeasible,
+        )
+    return Outcome(
+        solution={"sequence": decode()},
+        termination=ans.termination,
+        proven_optimal=ans.proven_optimal,
+        bound=_ceil(ans.bound),
+        stats=stats,
+    )
 
 
 def _ceil(bound: float | None) -> int | None:
