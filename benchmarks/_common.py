@@ -22,17 +22,33 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+#: the order of the sections in docs/benchmarks.md: the problems as README lists them, then the
+#: cross-cutting parts; a key not listed here goes last, in the order it was first written
+ORDER = (
+    "tardiness",
+    "pod-packing",
+    "expert-placement",
+    "gpu-selection",
+    "software-pipelining",
+    "minmax",
+    "kubernetes",
+    "time-limits",
+    "fuzz",
+    "checkers",
+    "batch",
+)
+_BLOCK = re.compile(r"<!-- begin (?P<key>[^>]+?) -->\n.*?<!-- end (?P=key) -->", re.S)
+
+
 def write_section(key: str, markdown: str) -> None:
-    """Replace (or append) the section marked `key` in docs/benchmarks.md."""
+    """Replace (or add) the section marked `key` in docs/benchmarks.md, keeping ORDER."""
     text = DOC.read_text() if DOC.exists() else HEADER
-    begin, end = f"<!-- begin {key} -->", f"<!-- end {key} -->"
-    block = f"{begin}\n{markdown.strip()}\n{end}"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    text = (
-        pattern.sub(lambda _: block, text)
-        if pattern.search(text)
-        else text.rstrip() + "\n\n" + block + "\n"
-    )
+    blocks = {m["key"]: m[0] for m in _BLOCK.finditer(text)}
+    head = text[: m.start()] if (m := _BLOCK.search(text)) else text
+    blocks[key] = f"<!-- begin {key} -->\n{markdown.strip()}\n<!-- end {key} -->"
+    rank = {k: i for i, k in enumerate(ORDER)}
+    keys = sorted(blocks, key=lambda k: rank.get(k, len(ORDER)))
+    text = head.rstrip() + "\n\n" + "\n\n".join(blocks[k] for k in keys) + "\n"
     DOC.parent.mkdir(parents=True, exist_ok=True)
     tmp = DOC.with_suffix(".md.tmp")
     tmp.write_text(text)

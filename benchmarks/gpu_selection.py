@@ -348,7 +348,7 @@ def main(argv=None) -> int:
 Command: `{command}` ({time.time() - started:.0f} s in all). Machine: {machine()}, shared with other
 jobs (timings are indicative); every solver ran with threads=1, seed 0, a {args.time_limit:g} s time limit.
 
-**Mélange's example** (`/work/shared/benchmarks/gpu_selection/melange_example.json`, pooled packing).
+**Mélange's example** (`../shared/benchmarks/gpu_selection/melange_example.json`, pooled packing).
 Both exact solvers {"reproduce" if melange_ok else "DO NOT reproduce"} the published optima exactly (6.70 at
 slice factor 1, 5.69 at 2, 4, 8, 16). The shared file says 5.69 "for slice factors 2 to 16", but at slice
 factors divisible by 3 the exact optimum is 4.68 (1 A10G + 1 A100-80GB, both loaded exactly 1.0;
