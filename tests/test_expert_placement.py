@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import optkit
-from optkit.backends.heuristics.expert_placement import assignment, eplb_slots
+from optkit.backends.heuristics.expert_placement import eplb_slots
 from optkit.cli import main
 from optkit.errors import InputError
 from optkit.problems.expert_placement import (
@@ -267,12 +267,6 @@ def test_heuristics_feasible_on_generated(seed, layers, gpus, extra):
         a >= b - 1e-6
         for a, b in zip(g.metrics["balancedness_per_layer"], e.metrics["balancedness_per_layer"])
     )
-
-
-def test_hungarian_assignment_small():
-    c = np.array([[4.0, 1, 3], [2, 0, 5], [3, 2, 2]])
-    col = assignment(c)
-    assert c[np.arange(3), col].sum() == 5.0
 
 
 # -- generator and windows ---------------------------------------------------------------------

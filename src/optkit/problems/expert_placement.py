@@ -194,6 +194,19 @@ class ExpertPlacement(Problem):
             np.add.at(X[l], (np.where(arr[l] < 0, E, arr[l]), gpu), 1)
         return X[:, :E, :]
 
+    def slots_of(self, X: np.ndarray) -> list[list[int]]:
+        """The slot rows of an `[L, E, G]` 0/1 replica array (the inverse of `replica_matrix`):
+        each GPU's experts in increasing order, then its empty slots (-1)."""
+        S = self.slots_per_gpu
+        rows = []
+        for l in range(X.shape[0]):
+            row = []
+            for g in range(self.gpus):
+                es = [int(e) for e in np.flatnonzero(X[l, :, g])]
+                row += es + [-1] * (S - len(es))
+            rows.append(row)
+        return rows
+
     def gpu_loads(self, slots: Any) -> np.ndarray:
         """`[L, G]` float array: token load of each GPU per layer (loads split evenly over replicas)."""
         return self._gpu_loads(self.replica_matrix(slots))

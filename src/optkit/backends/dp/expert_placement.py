@@ -21,8 +21,9 @@ import itertools
 import math
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
-from optkit.backends.heuristics.expert_placement import _to_rows, assignment, greedy_affinity_X
+from optkit.backends.heuristics.expert_placement import greedy_affinity_X
 from optkit.problems.expert_placement import ExpertPlacement
 from optkit.registry import register
 from optkit.result import Termination
@@ -101,7 +102,7 @@ def dp(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
             if hungarian:
                 for a_ in range(n):
                     for b_ in range(n):
-                        col = assignment(-B[a_, :, b_, :])
+                        _, col = linear_sum_assignment(B[a_, :, b_, :], maximize=True)
                         local[a_, b_] = B[a_, np.arange(G), b_, col].sum()
             else:
                 for p in perms:
@@ -131,7 +132,7 @@ def dp(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
                     for i in range(G)
                 ]
             )
-            best = assignment(-val)
+            _, best = linear_sum_assignment(val, maximize=True)
             cur = [cur[best[i]] for i in range(G)]
         labelled.append(cur)
     slots = [
@@ -144,7 +145,7 @@ def _fallback(problem: ExpertPlacement, opts: SolveOptions, why: str) -> Outcome
     """Outside the DP's reach: the greedy-affinity placement, with no optimality claim."""
     X = greedy_affinity_X(problem, opts=opts)
     return Outcome(
-        solution={"slots": _to_rows(problem, X)},
+        solution={"slots": problem.slots_of(X)},
         message=f"dp not applicable ({why}); returned the greedy-affinity placement, no claim",
     )
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import heapq
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from optkit.problems.expert_placement import ExpertPlacement
 from optkit.registry import register
@@ -294,18 +295,6 @@ def lpt_layer(w: np.ndarray, r: np.ndarray, G: int, S: int) -> np.ndarray | None
     return X
 
 
-def _to_rows(problem: ExpertPlacement, X: np.ndarray) -> list[list[int]]:
-    S = problem.slots_per_gpu
-    rows = []
-    for l in range(X.shape[0]):
-        row = []
-        for g in range(problem.gpus):
-            es = [int(e) for e in np.flatnonzero(X[l, :, g])]
-            row += es + [-1] * (S - len(es))
-        rows.append(row)
-    return rows
-
-
 class _Affinity:
     """Scores of putting expert e of layer l on GPU g, given the neighbouring layers' placements.
 
@@ -523,7 +512,7 @@ def _relabel(X_ref: np.ndarray, sc: np.ndarray) -> np.ndarray:
     """Permute the GPUs of a reference layer placement to maximise the affinity score."""
     # value[g_ref, g_new] = score of moving reference GPU g_ref's experts to GPU g_new
     value = X_ref.T.astype(float) @ sc
-    cols = assignment(-value)
+    _, cols = linear_sum_assignment(value, maximize=True)
     out = np.zeros_like(X_ref)
     out[:, cols] = X_ref
     return out
@@ -640,12 +629,12 @@ def greedy_affinity(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     except ValueError as e:
         return Outcome(termination=Termination.ERROR, message=f"greedy-affinity: {e}")
     term = Termination.TIME_LIMIT if stats.get("stopped_early") else Termination.COMPLETED
-    return Outcome(solution={"slots": _to_rows(problem, X)}, termination=term, stats=stats)
+    return Outcome(solution={"slots": problem.slots_of(X)}, termination=term, stats=stats)
 
 
 def best_heuristic_slots(problem: ExpertPlacement, num_groups: int = 1) -> list[list[int]]:
     """The better (by objective) of greedy-affinity and repaired EPLB: the exact models' warm start."""
-    cands = [_to_rows(problem, greedy_affinity_X(problem, num_groups))]
+    cands = [problem.slots_of(greedy_affinity_X(problem, num_groups))]
     for ng in sorted({1, num_groups}):
         try:
             slots, _ = eplb_slots(problem, ng)
@@ -659,47 +648,6 @@ def best_heuristic_slots(problem: ExpertPlacement, num_groups: int = 1) -> list[
 def max_replicas(problem: ExpertPlacement) -> int:
     """The most replicas one expert can have: one per GPU, and no more than the spare slots allow."""
     return max(1, min(problem.gpus, problem.num_slots - problem.num_experts + 1))
-
-
-def assignment(cost: np.ndarray) -> np.ndarray:
-    """Min-cost perfect assignment of a square matrix (Hungarian method, O(n^3)): column of each row."""
-    n = cost.shape[0]
-    INF = float("inf")
-    u = np.zeros(n + 1)
-    v = np.zeros(n + 1)
-    p = np.zeros(n + 1, dtype=int)  # p[j]: row matched to column j (1-based, 0 = none)
-    way = np.zeros(n + 1, dtype=int)
-    for i in range(1, n + 1):
-        p[0] = i
-        j0 = 0
-        minv = np.full(n + 1, INF)
-        used = np.zeros(n + 1, dtype=bool)
-        while True:
-            used[j0] = True
-            i0 = p[j0]
-            cur = cost[i0 - 1] - u[i0] - v[1:]
-            free = ~used[1:]
-            better = free & (cur < minv[1:])
-            minv[1:][better] = cur[better]
-            way[1:][better] = j0
-            cand = np.where(free, minv[1:], INF)
-            j1 = int(np.argmin(cand)) + 1
-            delta = cand[j1 - 1]
-            u[p[used]] += delta
-            v[used] -= delta
-            minv[1:][free] -= delta
-            j0 = j1
-            if p[j0] == 0:
-                break
-        while j0:
-            j1 = way[j0]
-            p[j0] = p[j1]
-            j0 = j1
-    col = np.zeros(n, dtype=int)
-    for j in range(1, n + 1):
-        if p[j]:
-            col[p[j] - 1] = j - 1
-    return col
 
 
 # -- a lower bound on cross-GPU traffic ------------------------------------------------------------
