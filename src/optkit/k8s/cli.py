@@ -110,6 +110,39 @@ ParamOpt = typer.Option([], "--param", "-p", help="solver parameter KEY=VALUE (r
 KubeconfigOpt = typer.Option(None, "--kubeconfig", help="kubeconfig file (default ~/.kube/config)")
 ContextOpt = typer.Option(None, "--context", help="kubeconfig context")
 InClusterOpt = typer.Option(False, "--in-cluster", help="use the pod's service account")
+MaxBodyOpt = typer.Option(
+    16 * 1024 * 1024, "--max-body", help="largest request body in bytes (larger: 413)"
+)
+ReadTimeoutOpt = typer.Option(
+    10.0, "--read-timeout", help="seconds for one whole request once it has started"
+)
+IdleTimeoutOpt = typer.Option(
+    60.0, "--idle-timeout", help="seconds a keep-alive connection may wait between requests"
+)
+WorkersOpt = typer.Option(
+    32, "--workers", help="connections served at once (more: 503); at least the scheduler's"
+)
+
+
+def _limits(max_body: int, read_timeout: float, idle_timeout: float, workers: int) -> Any:
+    from optkit.errors import InputError
+    from optkit.k8s.httpserver import Limits
+
+    for name, value in (
+        ("--max-body", max_body),
+        ("--read-timeout", read_timeout),
+        ("--idle-timeout", idle_timeout),
+        ("--workers", workers),
+    ):
+        if not value > 0:
+            raise InputError(f"{name} must be positive, got {value}")
+    return Limits(
+        max_body=max_body,
+        read_timeout=read_timeout,
+        idle_timeout=idle_timeout,
+        write_timeout=read_timeout,
+        workers=workers,
+    )
 
 
 @k8s_app.command()
@@ -141,6 +174,10 @@ def run(
     max_seconds: float | None = typer.Option(
         None, "--max-seconds", help="stop after this many seconds"
     ),
+    max_body: int = MaxBodyOpt,
+    read_timeout: float = ReadTimeoutOpt,
+    idle_timeout: float = IdleTimeoutOpt,
+    workers: int = WorkersOpt,
 ) -> None:
     """The controller: watch pending pods, plan within the window, evict, pin (and serve the extender)."""
     from optkit.k8s.extender import Extender, ExtenderServer, Metrics, PinStore
@@ -157,6 +194,7 @@ def run(
         cooldown=cooldown,
         plan_ttl=plan_ttl,
     )
+    limits = _limits(max_body, read_timeout, idle_timeout, workers)
     api = _api(kubeconfig, context, in_cluster)
     pins, metrics = PinStore(pins_file), Metrics()
     planner = Planner(api, config, pins, metrics, log=_log)
@@ -183,7 +221,9 @@ def run(
                 else (True, f"ok (last error: {controller.last_error})")
             )
 
-        server = ExtenderServer(Extender(pins, metrics), host, port, health=health).start()
+        server = ExtenderServer(
+            Extender(pins, metrics), host, port, health=health, limits=limits
+        ).start()
         _log(f"extender listening on {server.url}")
     _log(f"watching pods (window {window:g} s, solver {solver}{', dry run' if dry_run else ''})")
     try:
@@ -206,6 +246,10 @@ def serve(
     max_seconds: float | None = typer.Option(
         None, "--max-seconds", help="stop after this many seconds"
     ),
+    max_body: int = MaxBodyOpt,
+    read_timeout: float = ReadTimeoutOpt,
+    idle_timeout: float = IdleTimeoutOpt,
+    workers: int = WorkersOpt,
 ) -> None:
     """The scheduler extender alone: /filter, /prioritize, /healthz, /metrics.
 
@@ -214,7 +258,10 @@ def serve(
     """
     from optkit.k8s.extender import Extender, ExtenderServer, PinStore
 
-    server = ExtenderServer(Extender(PinStore(pins_file)), host, port)
+    limits = _limits(max_body, read_timeout, idle_timeout, workers)
+    server = ExtenderServer(
+        Extender(PinStore(pins_file, writable=False)), host, port, limits=limits
+    )
     stop = threading.Event()
     previous = _on_sigterm(stop)
     server.start()
