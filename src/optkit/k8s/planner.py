@@ -53,6 +53,7 @@ class PlannerConfig:
     )
     retry_backoff: float = 0.2
     scheduler_name: str = "default-scheduler"
+    managed_resource: str | None = None  # the scheduler's managedResources entry, if any
 
 
 @dataclass
@@ -157,7 +158,12 @@ class Planner:
         pods, rv = self.api.list_pods()
         pdbs, _ = self.api.list_pdbs()
         return build_snapshot(
-            nodes, pods, pdbs, scheduler_name=self.config.scheduler_name, resource_version=rv
+            nodes,
+            pods,
+            pdbs,
+            scheduler_name=self.config.scheduler_name,
+            resource_version=rv,
+            managed_resource=self.config.managed_resource,
         )
 
     @staticmethod
