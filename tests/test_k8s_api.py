@@ -62,10 +62,10 @@ class StubCore:
         )
         return client.V1PodList(items=[pod], metadata=client.V1ListMeta(resource_version="101"))
 
-    def read_namespaced_pod(self, name, namespace, _request_timeout=None):
+    def read_node(self, name, _request_timeout=None):
         if self.fail_with:
             raise self.fail_with
-        return self.list_pod_for_all_namespaces().items[0]
+        return self.list_node().items[0]
 
     def create_namespaced_pod_eviction(self, name, namespace, body, _request_timeout=None):
         if self.fail_with:
@@ -151,4 +151,4 @@ def test_api_exceptions_become_api_errors(api, status, reason):
         api.evict("shop", "web-1")
     assert e.value.status == status and "disruption budget" in e.value.message
     with pytest.raises(ApiError):
-        api.get_pod("shop", "web-1")
+        api.get_node("n1")

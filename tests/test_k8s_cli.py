@@ -39,12 +39,13 @@ def test_manifests_are_valid_yaml_with_the_rbac_the_controller_needs(capsys):
         "ClusterRoleBinding",
         "Deployment",
         "Service",
+        "NetworkPolicy",
     ]
     rules = {(tuple(r["apiGroups"]), r["resources"][0]): set(r["verbs"]) for r in docs[2]["rules"]}
-    assert rules[(("",), "pods")] >= {"get", "list", "watch"}
+    assert rules[(("",), "pods")] == {"list", "watch"}
     assert rules[(("",), "pods/eviction")] == {"create"}
-    assert rules[(("",), "nodes")] >= {"list", "watch"}
-    assert rules[(("policy",), "poddisruptionbudgets")] >= {"list", "watch"}
+    assert rules[(("",), "nodes")] == {"get", "list"}
+    assert rules[(("policy",), "poddisruptionbudgets")] == {"list"}
     deploy = docs[4]
     assert deploy["metadata"]["namespace"] == "opt"
     assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "reg/optkit:0.1"
@@ -77,7 +78,7 @@ def test_scheduler_config_has_an_ignorable_extender(capsys):
     )
     ext = cfg["extenders"][0]
     assert ext["ignorable"] is True and ext["nodeCacheCapable"] is True
-    assert ext["urlPrefix"] == "http://10.96.1.2:9000"
+    assert ext["urlPrefix"] == "https://10.96.1.2:9000" and ext["enableHTTPS"] is True
     assert (ext["filterVerb"], ext["prioritizeVerb"]) == ("filter", "prioritize")
 
 

@@ -15,6 +15,7 @@ from optkit.k8s.extender import (
     PinStore,
     http_extender,
 )
+from optkit.k8s.pins import ReadOnlyPins
 
 NODES = {
     n: {
@@ -152,18 +153,22 @@ def test_recreated_replicaset_pods_matched_by_owner_and_counted_per_node(server,
         )
     )
     first, second, third = (pod_json(f"web-new0{i}", "web") for i in (1, 2, 3))
-    # kube-scheduler filters pods back to back, before any binding is visible: each new pod of the
-    # owner is steered to its own planned slot
+    # before the controller has seen a new pod, it may go to any node with an unreserved slot
+    _, result = post(srv.url + "/filter", args_json(first, cache_capable))
+    assert names_of(result, cache_capable) == ["kind-worker", "kind-worker3"]
+    # the controller's watch reserves one planned slot per new pod; the extender then steers it
+    assert pins.reserve(first) == "kind-worker"
+    assert pins.reserve(second) == "kind-worker3"
+    assert pins.reserve(first) == "kind-worker"  # a pod seen again keeps its slot
     _, result = post(srv.url + "/filter", args_json(first, cache_capable))
     assert names_of(result, cache_capable) == ["kind-worker"]
     _, result = post(srv.url + "/filter", args_json(second, cache_capable))
     assert names_of(result, cache_capable) == ["kind-worker3"]
     assert set(result["FailedAndUnresolvableNodes"]) == {"kind-worker", "kind-worker2"}
-    _, result = post(srv.url + "/filter", args_json(first, cache_capable))  # a retry keeps its slot
-    assert names_of(result, cache_capable) == ["kind-worker"]
     _, scores = post(srv.url + "/prioritize", args_json(first, cache_capable))
     assert [h["Host"] for h in scores if h["Score"] == MAX_EXTENDER_PRIORITY] == ["kind-worker"]
     # more pods than planned slots: the extra one is not the plan's business
+    assert pins.reserve(third) is None
     _, result = post(srv.url + "/filter", args_json(third, cache_capable))
     assert names_of(result, cache_capable) == list(NODES)
     # a pod of the same owner that was in the snapshot is not a recreated one: it passes through
@@ -194,8 +199,9 @@ def test_new_pod_waits_while_its_planned_nodes_do_not_fit_yet():
     }
     args["NodeNames"] = list(NODES)  # drained
     assert ext.filter(args)["NodeNames"] == ["kind-worker3"]
+    assert pins.reserve(args["Pod"]) == "kind-worker3"
     pins.forget(args["Pod"])  # the pod was deleted before binding: its slot is free again
-    assert pins.current().assumed == {}
+    assert pins.current().reserved == {}
 
 
 def test_pins_expire():
@@ -211,7 +217,7 @@ def test_pins_expire():
 
 def test_pins_file_shared_between_controller_and_server(tmp_path):
     path = tmp_path / "pins.json"
-    writer, reader = PinStore(path), PinStore(path)
+    writer, reader = PinStore(path), PinStore(path, writable=False)
     assert reader.current() is None
     writer.set(PinSet("p4", 4e9, by_name={"default/high": "kind-worker3"}))
     assert Extender(reader).filter(json.loads(args_json(pod_json("high"), True)))["NodeNames"] == [
@@ -219,6 +225,8 @@ def test_pins_file_shared_between_controller_and_server(tmp_path):
     ]
     writer.clear()
     assert reader.current() is None
+    with pytest.raises(ReadOnlyPins):  # one writer per pins file
+        reader.set(PinSet("p5", 4e9))
 
 
 def test_bad_requests_and_other_endpoints(server):

@@ -3,7 +3,8 @@
 Objects travel as plain dicts shaped like the API's JSON (camelCase keys, as `kubectl get -o json`
 prints them). `KubernetesAPI` implements `ClusterAPI` over the official `kubernetes` client
 (imported lazily: it is the optional extra `optkit[k8s]`); `optkit.k8s.fake.FakeCluster` implements
-it in memory for tests and demos.
+it in memory for tests and demos. The calls made here are exactly those the ClusterRole of
+`optkit k8s manifests` allows (`optkit.k8s.manifests.API_CALLS`; a test holds the two together).
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ class ClusterAPI(Protocol):
     def list_pdbs(self) -> tuple[list[dict], str]:
         """All PodDisruptionBudgets (with their status) and the list's resourceVersion."""
 
-    def get_pod(self, namespace: str, name: str) -> dict:
-        """One pod; ApiError(404) if it does not exist."""
+    def get_node(self, name: str) -> dict:
+        """One node; ApiError(404) if it does not exist."""
 
     def evict(self, namespace: str, name: str, uid: str | None = None) -> None:
         """Create an Eviction for the pod (policy/v1); ApiError 429 when a PDB forbids it now,
@@ -124,8 +125,8 @@ class KubernetesAPI:
     def list_pdbs(self) -> tuple[list[dict], str]:
         return self._list(self.policy.list_pod_disruption_budget_for_all_namespaces)
 
-    def get_pod(self, namespace: str, name: str) -> dict:
-        return self._plain(self._call(self.core.read_namespaced_pod, name, namespace))
+    def get_node(self, name: str) -> dict:
+        return self._plain(self._call(self.core.read_node, name))
 
     def evict(self, namespace: str, name: str, uid: str | None = None) -> None:
         from kubernetes import client

@@ -110,6 +110,67 @@ ParamOpt = typer.Option([], "--param", "-p", help="solver parameter KEY=VALUE (r
 KubeconfigOpt = typer.Option(None, "--kubeconfig", help="kubeconfig file (default ~/.kube/config)")
 ContextOpt = typer.Option(None, "--context", help="kubeconfig context")
 InClusterOpt = typer.Option(False, "--in-cluster", help="use the pod's service account")
+MaxBodyOpt = typer.Option(
+    16 * 1024 * 1024, "--max-body", help="largest request body in bytes (larger: 413)"
+)
+ReadTimeoutOpt = typer.Option(
+    10.0, "--read-timeout", help="seconds for one whole request once it has started"
+)
+IdleTimeoutOpt = typer.Option(
+    60.0, "--idle-timeout", help="seconds a keep-alive connection may wait between requests"
+)
+WorkersOpt = typer.Option(
+    32, "--workers", help="connections served at once (more: 503); at least the scheduler's"
+)
+
+
+HostOpt = typer.Option(
+    "127.0.0.1", "--host", help="address to listen on (0.0.0.0 inside a pod, behind TLS)"
+)
+TlsCertOpt = typer.Option(None, "--tls-cert", help="PEM certificate chain: serve HTTPS")
+TlsKeyOpt = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert")
+
+
+def _tls(cert: Path | None, key: Path | None) -> Any:
+    """An SSL context from --tls-cert/--tls-key (both or neither), or None."""
+    from optkit.errors import InputError
+
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise InputError("--tls-cert and --tls-key go together")
+    import ssl
+
+    from optkit.k8s.httpserver import tls_context
+
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not path.is_file():
+            raise InputError(f"{path}: {flag}: no such file")
+    try:
+        return tls_context(str(cert), str(key))
+    except (ssl.SSLError, OSError, ValueError) as e:
+        raise InputError(f"{cert}, {key}: --tls-cert/--tls-key: not a usable pair ({e})") from None
+
+
+def _limits(max_body: int, read_timeout: float, idle_timeout: float, workers: int) -> Any:
+    from optkit.errors import InputError
+    from optkit.k8s.httpserver import Limits
+
+    for name, value in (
+        ("--max-body", max_body),
+        ("--read-timeout", read_timeout),
+        ("--idle-timeout", idle_timeout),
+        ("--workers", workers),
+    ):
+        if not value > 0:
+            raise InputError(f"{name} must be positive, got {value}")
+    return Limits(
+        max_body=max_body,
+        read_timeout=read_timeout,
+        idle_timeout=idle_timeout,
+        write_timeout=read_timeout,
+        workers=workers,
+    )
 
 
 @k8s_app.command()
@@ -125,8 +186,15 @@ def run(
     kubeconfig: Path | None = KubeconfigOpt,
     context: str | None = ContextOpt,
     in_cluster: bool = InClusterOpt,
-    host: str = typer.Option("0.0.0.0", "--host", help="extender address"),
+    host: str = HostOpt,
     port: int = typer.Option(8888, "--port", help="extender port (0: do not serve the extender)"),
+    tls_cert: Path | None = TlsCertOpt,
+    tls_key: Path | None = TlsKeyOpt,
+    managed_resource: str | None = typer.Option(
+        None,
+        "--managed-resource",
+        help="the scheduler's managedResources entry: only pods requesting it are moved",
+    ),
     pins_file: Path | None = typer.Option(
         None, "--pins-file", help="also write the pins here (for `serve`)"
     ),
@@ -141,6 +209,10 @@ def run(
     max_seconds: float | None = typer.Option(
         None, "--max-seconds", help="stop after this many seconds"
     ),
+    max_body: int = MaxBodyOpt,
+    read_timeout: float = ReadTimeoutOpt,
+    idle_timeout: float = IdleTimeoutOpt,
+    workers: int = WorkersOpt,
 ) -> None:
     """The controller: watch pending pods, plan within the window, evict, pin (and serve the extender)."""
     from optkit.k8s.extender import Extender, ExtenderServer, Metrics, PinStore
@@ -156,7 +228,10 @@ def run(
         debounce=debounce,
         cooldown=cooldown,
         plan_ttl=plan_ttl,
+        managed_resource=managed_resource or None,
     )
+    limits = _limits(max_body, read_timeout, idle_timeout, workers)
+    tls = _tls(tls_cert, tls_key)
     api = _api(kubeconfig, context, in_cluster)
     pins, metrics = PinStore(pins_file), Metrics()
     planner = Planner(api, config, pins, metrics, log=_log)
@@ -183,7 +258,9 @@ def run(
                 else (True, f"ok (last error: {controller.last_error})")
             )
 
-        server = ExtenderServer(Extender(pins, metrics), host, port, health=health).start()
+        server = ExtenderServer(
+            Extender(pins, metrics), host, port, health=health, limits=limits, ssl_context=tls
+        ).start()
         _log(f"extender listening on {server.url}")
     _log(f"watching pods (window {window:g} s, solver {solver}{', dry run' if dry_run else ''})")
     try:
@@ -198,14 +275,20 @@ def run(
 
 @k8s_app.command()
 def serve(
-    host: str = typer.Option("0.0.0.0", "--host", help="address to listen on"),
+    host: str = HostOpt,
     port: int = typer.Option(8888, "--port", help="port"),
+    tls_cert: Path | None = TlsCertOpt,
+    tls_key: Path | None = TlsKeyOpt,
     pins_file: Path | None = typer.Option(
         None, "--pins-file", help="pins written by `run --pins-file`"
     ),
     max_seconds: float | None = typer.Option(
         None, "--max-seconds", help="stop after this many seconds"
     ),
+    max_body: int = MaxBodyOpt,
+    read_timeout: float = ReadTimeoutOpt,
+    idle_timeout: float = IdleTimeoutOpt,
+    workers: int = WorkersOpt,
 ) -> None:
     """The scheduler extender alone: /filter, /prioritize, /healthz, /metrics.
 
@@ -214,7 +297,14 @@ def serve(
     """
     from optkit.k8s.extender import Extender, ExtenderServer, PinStore
 
-    server = ExtenderServer(Extender(PinStore(pins_file)), host, port)
+    limits = _limits(max_body, read_timeout, idle_timeout, workers)
+    server = ExtenderServer(
+        Extender(PinStore(pins_file, writable=False)),
+        host,
+        port,
+        limits=limits,
+        ssl_context=_tls(tls_cert, tls_key),
+    )
     stop = threading.Event()
     previous = _on_sigterm(stop)
     server.start()
@@ -300,6 +390,17 @@ def manifests(
         "--scheduler-config",
         help="print only the KubeSchedulerConfiguration (extenders entry)",
     ),
+    scheduler_cidr: list[str] = typer.Option(
+        [],
+        "--scheduler-cidr",
+        help="address range of the control-plane nodes, the only callers the NetworkPolicy "
+        "admits (repeatable)",
+    ),
+    managed_resource: str = typer.Option(
+        "optkit.io/managed",
+        "--managed-resource",
+        help="extended resource a pod requests to be steered by optkit ('' : every pod)",
+    ),
     scheduler_kubeconfig: str = typer.Option(
         "/etc/kubernetes/scheduler.conf",
         "--scheduler-kubeconfig",
@@ -308,12 +409,40 @@ def manifests(
     ),
 ) -> None:
     """Print what an operator applies (RBAC, Deployment, Service) and the scheduler's extender config."""
+    import ipaddress
+
+    from optkit.errors import InputError
     from optkit.k8s.manifests import render, scheduler_yaml
 
+    for cidr in scheduler_cidr:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise InputError(f"--scheduler-cidr: not an address range: {cidr!r}") from None
+    managed = managed_resource or None
     if scheduler_config:
-        sys.stdout.write(scheduler_yaml(port, cluster_ip, scheduler_kubeconfig))
+        sys.stdout.write(
+            scheduler_yaml(
+                port=port,
+                cluster_ip=cluster_ip,
+                kubeconfig=scheduler_kubeconfig,
+                namespace=namespace,
+                managed_resource=managed,
+            )
+        )
     else:
-        sys.stdout.write(render(namespace, image, port, cluster_ip, window))
+        sys.stdout.write(
+            render(
+                namespace,
+                image,
+                port,
+                cluster_ip,
+                window,
+                tuple(scheduler_cidr),
+                managed,
+                scheduler_kubeconfig,
+            )
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -12,205 +12,38 @@ kube-scheduler POSTs `ExtenderArgs` to `<urlPrefix>/<filterVerb>` and `<urlPrefi
 With `nodeCacheCapable: true` the scheduler sends `NodeNames` and reads `NodeNames` back; without,
 it sends and reads full `Nodes`. A pod pinned by the active plan is restricted to its planned node
 (the other candidates go to `FailedAndUnresolvableNodes`, so preemption leaves them alone); a new
-pod of an owner with planned replicas is restricted to the nodes where that owner still has
-planned, unfilled slots; every other pod passes through unchanged.
+pod of an owner with planned replicas is restricted to the slot the controller reserved for it,
+or, before the controller has seen it, to the nodes where the owner has planned slots nobody
+reserved; every other pod passes through unchanged. `filter` and `prioritize` only read the pins
+(`optkit.k8s.pins`): no request can reserve or release anything.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
-import time
 import urllib.request
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
-from optkit.k8s.snapshot import meta, owner_of
+from optkit.k8s.httpserver import BoundedHTTPServer, Limits, Response
+from optkit.k8s.pins import PinSet, PinStore, owner_key
+from optkit.k8s.snapshot import meta
+
+__all__ = [
+    "MAX_EXTENDER_PRIORITY",
+    "Extender",
+    "ExtenderServer",
+    "Limits",
+    "Metrics",
+    "PinSet",
+    "PinStore",
+    "http_extender",
+    "owner_key",
+]
 
 MAX_EXTENDER_PRIORITY = 10
-
-
-# -- pins -------------------------------------------------------------------------------------------
-
-
-@dataclass
-class PinSet:
-    """The placements one plan still has to see carried out."""
-
-    plan_id: str
-    expires_at: float  # time.time() seconds
-    by_name: dict[str, str] = field(default_factory=dict)  # "ns/name" -> node
-    by_owner: dict[str, dict[str, int]] = field(
-        default_factory=dict
-    )  # "ns/Kind/name" -> node -> count
-    known_uids: set[str] = field(default_factory=set)  # pods of the snapshot: not "recreated"
-    # new pod uid -> (owner, node) it was steered to and is not bound yet: kube-scheduler binds pods
-    # back to back, faster than we see bindings, so a slot is reserved at filter time
-    assumed: dict[str, tuple[str, str]] = field(default_factory=dict)
-
-    def empty(self) -> bool:
-        return not self.by_name and not any(
-            c for counts in self.by_owner.values() for c in counts.values()
-        )
-
-    def free_slots(self, owner: str, exclude_uid: str | None = None) -> dict[str, int]:
-        """Planned slots of `owner` per node, minus those bound or reserved by other pods."""
-        free = dict(self.by_owner.get(owner, {}))
-        for uid, (o, node) in self.assumed.items():
-            if o == owner and uid != exclude_uid and node in free:
-                free[node] -= 1
-        return {n: c for n, c in free.items() if c > 0}
-
-    def to_dict(self) -> dict:
-        return {
-            "plan_id": self.plan_id,
-            "expires_at": self.expires_at,
-            "by_name": self.by_name,
-            "by_owner": self.by_owner,
-            "known_uids": sorted(self.known_uids),
-            "assumed": {u: list(v) for u, v in self.assumed.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> PinSet:
-        return cls(
-            d["plan_id"],
-            float(d["expires_at"]),
-            dict(d.get("by_name") or {}),
-            {k: dict(v) for k, v in (d.get("by_owner") or {}).items()},
-            set(d.get("known_uids") or []),
-            {u: (v[0], v[1]) for u, v in (d.get("assumed") or {}).items()},
-        )
-
-
-def owner_key(pod: dict) -> str | None:
-    owner = owner_of(pod)
-    return f"{meta(pod).get('namespace') or 'default'}/{owner}" if owner else None
-
-
-class PinStore:
-    """Thread-safe pins of the active plan, shared by the controller and the extender.
-
-    With `path`, every change is written there as JSON and a store without a controller
-    (`optkit k8s serve --pins-file`) reloads it when the file changes.
-    """
-
-    def __init__(self, path: str | Path | None = None, clock: Any = time.time):
-        self._lock = threading.Lock()
-        self._pins: PinSet | None = None
-        self.path = Path(path) if path else None
-        self._mtime: float | None = None
-        self.clock = clock
-
-    def set(self, pins: PinSet | None) -> None:
-        with self._lock:
-            self._pins = pins
-            self._save()
-
-    def clear(self) -> None:
-        self.set(None)
-
-    def _save(self) -> None:
-        if self.path is None:
-            return
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self._pins.to_dict() if self._pins else None))
-        tmp.replace(self.path)
-        self._mtime = self.path.stat().st_mtime
-
-    def _reload(self) -> None:
-        if self.path is None or not self.path.exists():
-            return
-        mtime = self.path.stat().st_mtime
-        if mtime != self._mtime:
-            try:
-                data = json.loads(self.path.read_text())
-                self._pins = PinSet.from_dict(data) if data else None
-                self._mtime = mtime
-            except (ValueError, KeyError, OSError):
-                pass  # a half-written file: keep what we had, try again next time
-
-    def current(self) -> PinSet | None:
-        """The live pins (None once expired or all carried out)."""
-        with self._lock:
-            self._reload()
-            if self._pins is not None and (
-                self._pins.expires_at <= self.clock() or self._pins.empty()
-            ):
-                self._pins = None
-                self._save()
-            return self._pins
-
-    def target_nodes(
-        self, pod: dict, candidates: list[str] | None = None
-    ) -> tuple[set[str] | None, str]:
-        """The nodes a pod is pinned to (None: not pinned) and why.
-
-        A new pod of an owner with planned slots is steered to one node: its reserved slot if it
-        has one among `candidates`, else the first candidate with a free slot (reserved now),
-        else the nodes with free slots (none of which fits yet: the pod waits).
-        """
-        pins = self.current()
-        if pins is None or (pod.get("spec") or {}).get("nodeName"):
-            return None, ""
-        key = f"{meta(pod).get('namespace') or 'default'}/{meta(pod).get('name')}"
-        with self._lock:
-            if key in pins.by_name:
-                return {
-                    pins.by_name[key]
-                }, f"optkit plan {pins.plan_id} places {key} on {pins.by_name[key]}"
-            owner, uid = owner_key(pod), meta(pod).get("uid") or key
-            if not owner or owner not in pins.by_owner or uid in pins.known_uids:
-                return None, ""
-            free = pins.free_slots(owner, exclude_uid=uid)
-            if not free:
-                pins.assumed.pop(uid, None)
-                return None, ""
-            held = pins.assumed.get(uid)
-            if held and held[1] in free and (candidates is None or held[1] in candidates):
-                node = held[1]
-            else:
-                node = next((n for n in (candidates or []) if n in free), None)
-            why = f"optkit plan {pins.plan_id} places new {owner} pods on "
-            if node is None:
-                pins.assumed.pop(uid, None)
-                return set(free), why + str(sorted(free))
-            if held != (owner, node):
-                pins.assumed[uid] = (owner, node)
-                self._save()
-            return {node}, why + node
-
-    def observe_bound(self, pod: dict) -> bool:
-        """A pod got bound to a node: tick off its pin; True if it was one."""
-        node = (pod.get("spec") or {}).get("nodeName")
-        with self._lock:
-            pins = self._pins
-            if pins is None or not node:
-                return False
-            key = f"{meta(pod).get('namespace') or 'default'}/{meta(pod).get('name')}"
-            uid = meta(pod).get("uid") or key
-            hit = False
-            if key in pins.by_name:
-                hit = (
-                    pins.by_name.pop(key) == node
-                )  # bound elsewhere: the pin cannot be honoured now
-            else:
-                pins.assumed.pop(uid, None)
-                counts = pins.by_owner.get(owner_key(pod) or "")
-                if counts and counts.get(node, 0) > 0 and uid not in pins.known_uids:
-                    counts[node] -= 1
-                    hit = True
-                pins.known_uids.add(uid)  # count each new pod once
-            self._save()
-            return hit
-
-    def forget(self, pod: dict) -> None:
-        """A pod went away: release the slot it had reserved."""
-        with self._lock:
-            if self._pins is not None and self._pins.assumed.pop(meta(pod).get("uid") or "", None):
-                self._save()
 
 
 # -- metrics ----------------------------------------------------------------------------------------
@@ -230,6 +63,14 @@ class Metrics:
         "optkit_k8s_evictions_total": ("counter", "Evictions, by result"),
         "optkit_k8s_solve_seconds": ("summary", "Wall-clock time of the solver per plan"),
         "optkit_k8s_extender_requests_total": ("counter", "Extender calls, by verb"),
+        "optkit_k8s_extender_rejected_total": (
+            "counter",
+            "HTTP requests refused (too_large, bad_json, busy)",
+        ),
+        "optkit_k8s_plans_aborted_total": (
+            "counter",
+            "Plans stopped while evicting, by reason",
+        ),
         "optkit_k8s_pinned_pods": ("gauge", "Placements of the active plan not carried out yet"),
     }
 
@@ -317,7 +158,7 @@ class Extender:
                 "Error": "ExtenderArgs: field 'Pod' is missing",
             }
         names, by_name = self._candidates(args)
-        targets, why = self.pins.target_nodes(args["Pod"], names)
+        targets, why = self.pins.target_nodes(args["Pod"])
         keep = names if targets is None else [n for n in names if n in targets]
         failed = {} if targets is None else {n: why for n in names if n not in targets}
         result: dict[str, Any] = {
@@ -343,7 +184,7 @@ class Extender:
         if not isinstance(args, dict) or not isinstance(args.get("Pod"), dict):
             return []
         names, _ = self._candidates(args)
-        targets, _ = self.pins.target_nodes(args["Pod"], names)
+        targets, _ = self.pins.target_nodes(args["Pod"])
         return [
             {"Host": n, "Score": MAX_EXTENDER_PRIORITY if targets and n in targets else 0}
             for n in names
@@ -352,77 +193,77 @@ class Extender:
 
 # -- HTTP -------------------------------------------------------------------------------------------
 
+JSON = "application/json"
+
+
+def _json(status: int, value: Any) -> Response:
+    return Response(status, json.dumps(value).encode(), JSON)
+
 
 class ExtenderServer:
-    """`Extender` over HTTP: POST .../filter, .../prioritize; GET /healthz, /metrics."""
+    """`Extender` over HTTP: POST .../filter, .../prioritize; GET /healthz, /metrics.
+
+    Served by `BoundedHTTPServer` under `limits` (body size, timeouts, workers), over TLS when
+    `ssl_context` is given. A body that is not JSON, or nested deeper than the parser allows, is
+    answered 400 in the verb's own result type; nothing else changes.
+    """
 
     def __init__(
-        self, extender: Extender, host: str = "127.0.0.1", port: int = 8888, health: Any = None
+        self,
+        extender: Extender,
+        host: str = "127.0.0.1",
+        port: int = 8888,
+        health: Any = None,
+        limits: Limits | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ):
         self.extender = extender
         self.health = health or (lambda: (True, "ok"))
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, fmt: str, *a: Any) -> None:  # quiet; metrics count calls
-                pass
-
-            def _send(self, code: int, body: bytes, ctype: str) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                path = self.path.split("?")[0].rstrip("/")
-                if path.endswith("/healthz") or path == "/healthz":
-                    ok, text = outer.health()
-                    self._send(
-                        200 if ok else 503, (text + "\n").encode(), "text/plain; charset=utf-8"
-                    )
-                elif path.endswith("/metrics"):
-                    self._send(
-                        200,
-                        outer.extender.metrics.render().encode(),
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )
-                else:
-                    self._send(404, b"not found\n", "text/plain")
-
-            def do_POST(self) -> None:
-                verb = self.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
-                if verb not in ("filter", "prioritize"):
-                    self._send(404, b'{"Error": "unknown verb"}', "application/json")
-                    return
-                try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                    args = json.loads(self.rfile.read(length) or b"null")
-                except (ValueError, json.JSONDecodeError) as e:
-                    body = {"Error": f"bad ExtenderArgs JSON: {e}"} if verb == "filter" else []
-                    self._send(400, json.dumps(body).encode(), "application/json")
-                    return
-                try:
-                    answer = outer.extender.handle(verb, args)
-                except Exception as e:  # noqa: BLE001 - never take the scheduler down with us
-                    self._send(
-                        500,
-                        json.dumps({"Error": f"{type(e).__name__}: {e}"}).encode(),
-                        "application/json",
-                    )
-                    return
-                self._send(200, json.dumps(answer).encode(), "application/json")
-
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = BoundedHTTPServer(
+            (host, port), self.answer, limits, ssl_context, on_reject=self._rejected
+        )
+        self.scheme = "https" if ssl_context is not None else "http"
         self._thread: threading.Thread | None = None
+
+    def _rejected(self, reason: str) -> None:
+        self.extender.metrics.inc("optkit_k8s_extender_rejected_total", reason=reason)
+
+    def answer(self, method: str, target: str, body: bytes) -> Response:
+        """The response to one request (the body already read whole)."""
+        path = urlsplit(target).path.rstrip("/")
+        if method == "GET" and path.endswith("/healthz"):
+            ok, text = self.health()
+            return Response(200 if ok else 503, (text + "\n").encode(), "text/plain; charset=utf-8")
+        if method == "GET" and path.endswith("/metrics"):
+            text = self.extender.metrics.render()
+            return Response(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
+        verb = path.rsplit("/", 1)[-1]
+        if verb not in ("filter", "prioritize"):
+            return _json(404, {"Error": f"unknown path {path or '/'}"})
+        if method != "POST":
+            return Response(405, b"POST only\n", "text/plain")
+        try:
+            args = json.loads(body) if body.strip() else None
+            if args is None:
+                raise ValueError("empty body")
+        except (ValueError, RecursionError) as e:
+            self._rejected("bad_json")
+            why = "nested too deep" if isinstance(e, RecursionError) else str(e)[:200]
+            return _json(
+                400, {"Error": f"bad ExtenderArgs JSON: {why}"} if verb == "filter" else []
+            )
+        try:
+            return _json(200, self.extender.handle(verb, args))
+        except (RecursionError, TypeError, AttributeError, KeyError, ValueError) as e:
+            # JSON, but not shaped like ExtenderArgs (a list where an object belongs, ...)
+            self._rejected("bad_json")
+            why = f"malformed ExtenderArgs ({type(e).__name__})"
+            return _json(400, {"Error": why} if verb == "filter" else [])
 
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def start(self) -> ExtenderServer:
         self._thread = threading.Thread(

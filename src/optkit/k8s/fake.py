@@ -133,7 +133,7 @@ class FakeCluster:
     def fail(
         self, operation: str, status: int, times: int = 1, message: str = "injected fault"
     ) -> None:
-        """Make the next `times` calls of `operation` (list_nodes, list_pods, list_pdbs, get_pod,
+        """Make the next `times` calls of `operation` (list_nodes, list_pods, list_pdbs, get_node,
         evict, watch_pods) fail with `status`."""
         with self._lock:
             self._faults.setdefault(operation, []).extend(
@@ -629,6 +629,14 @@ class FakeCluster:
                 pdb["status"] = self._pdb_status(pdb)
                 out.append(pdb)
             return out, str(self._rv)
+
+    def get_node(self, name: str) -> dict:
+        with self._lock:
+            self._fault("get_node", name)
+            node = self.nodes.get(name)
+            if node is None:
+                raise _error(404, f'nodes "{name}" not found')
+            return copy.deepcopy(node)
 
     def get_pod(self, namespace: str, name: str) -> dict:
         with self._lock:

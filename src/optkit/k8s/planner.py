@@ -28,7 +28,8 @@ from typing import Any
 
 from optkit.errors import InputError, OptkitError
 from optkit.k8s.api import ApiError, ClusterAPI
-from optkit.k8s.extender import Metrics, PinSet, PinStore
+from optkit.k8s.extender import Metrics
+from optkit.k8s.pins import PinSet, PinStore
 from optkit.k8s.snapshot import Snapshot, build_snapshot, is_unschedulable, meta
 
 _ids = itertools.count(1)
@@ -52,6 +53,7 @@ class PlannerConfig:
     )
     retry_backoff: float = 0.2
     scheduler_name: str = "default-scheduler"
+    managed_resource: str | None = None  # the scheduler's managedResources entry, if any
 
 
 @dataclass
@@ -115,7 +117,11 @@ class Plan:
             "evicted": self.evicted,
             "not_evicted": self.not_evicted,
             "pins": (
-                {k: v for k, v in self.pins.to_dict().items() if k not in ("known_uids", "assumed")}
+                {
+                    k: v
+                    for k, v in self.pins.to_dict().items()
+                    if k not in ("known_uids", "reserved")
+                }
                 if self.pins
                 else None
             ),
@@ -152,7 +158,12 @@ class Planner:
         pods, rv = self.api.list_pods()
         pdbs, _ = self.api.list_pdbs()
         return build_snapshot(
-            nodes, pods, pdbs, scheduler_name=self.config.scheduler_name, resource_version=rv
+            nodes,
+            pods,
+            pdbs,
+            scheduler_name=self.config.scheduler_name,
+            resource_version=rv,
+            managed_resource=self.config.managed_resource,
         )
 
     @staticmethod
@@ -460,6 +471,7 @@ class Controller:
                     "optkit_k8s_pinned_pods", Planner._pending_pins(self.pins.current())
                 )
             return
+        self.pins.reserve(pod)  # a new pod of a planned owner: one of the owner's planned slots
         if is_unschedulable(pod):
             now = self.clock()
             if self.first_trigger is None:

@@ -255,8 +255,13 @@ def build_snapshot(
     name: str = "cluster",
     scheduler_name: str = "default-scheduler",
     resource_version: str | None = None,
+    managed_resource: str | None = None,
 ) -> Snapshot:
-    """The pod-packing instance of a cluster, and what the planner needs to act on it."""
+    """The pod-packing instance of a cluster, and what the planner needs to act on it.
+
+    With `managed_resource` (the extended resource of the scheduler's `managedResources`, which
+    the scheduler ignores), only pods that request it are steered by the extender: a bound pod
+    without it never moves, and the resource itself is no request of the instance."""
     node_entries = [node_entry(n) for n in nodes]
     node_names = {n["name"] for n in node_entries}
     live = [p for p in pods if not is_terminated(p)]
@@ -301,6 +306,9 @@ def build_snapshot(
                 skipped[key] = why_not
                 continue
             reason = reason or why_not
+        requests = pod_requests(p)
+        if managed_resource and requests.pop(managed_resource, None) is None and node is not None:
+            reason = reason or f"does not request {managed_resource} (the extender never sees it)"
         if node is not None and key in frozen:
             reason = reason or (
                 "more than one PodDisruptionBudget covers it"
@@ -309,7 +317,7 @@ def build_snapshot(
             )
         entry: dict[str, Any] = {
             "name": key,
-            "requests": pod_requests(p),
+            "requests": requests,
             "priority": int(spec.get("priority") or 0),
             "node": node,
         }
