@@ -77,6 +77,11 @@ class Problem(Model):
             kind = data.get("problem")
             if kind is None:
                 raise InputError(f"{source}: field 'problem' is missing (one of {sorted(kinds())})")
+            if not isinstance(kind, str):
+                raise InputError(
+                    f"{source}: field 'problem': expected a string (one of {sorted(kinds())}), "
+                    f"got {type(kind).__name__}"
+                )
             cls = problem_class(kind, source)
         else:
             data = {"problem": cls.kind, **data}
