@@ -78,11 +78,13 @@ def test_default_solver_notes_and_known_optima(tmp_path: Path, instances: Path):
     try:
         run = plan_batch([str(instances)], None, output=tmp_path / "r.jsonl")
         default = optkit.registry.get_solver("tardiness", None).name
-        assert {t.solver for t in run.tasks} == {default}
-        assert any("stray.json" in n and "not an instance" in n for n in run.notes)
+        assert {t.solver for t in run.tasks if t.error is None} == {default}
+        stray = [t for t in run.tasks if t.instance_path.endswith("stray.json")]
+        assert [(t.solver, t.problem) for t in stray] == [("default", "unknown")]
+        assert "not an instance file" in stray[0].error
         assert [t.known_optimum for t in run.tasks if t.instance_path.endswith("t0.json")] == [123]
         run = plan_batch([str(instances)], ["edd", "only-other"], output=tmp_path / "r.jsonl")
-        assert {t.solver for t in run.tasks} == {"edd"}
+        assert {t.solver for t in run.tasks if t.error is None} == {"edd"}
         assert any("'only-other' does not serve tardiness" in n for n in run.notes)
     finally:
         _SOLVERS.pop(("other-kind", "only-other"), None)
@@ -296,3 +298,87 @@ def test_cli_ray_missing_exits_3(tmp_path: Path, instances: Path, capsys, monkey
     )
     assert code == 3
     assert "pip install 'optkit[ray]'" in capsys.readouterr().err
+
+
+# -- issue 26: errors count, workers die with the batch ----------------------------------------
+
+
+def test_unreadable_instances_are_error_lines_per_solver(tmp_path: Path, instances: Path, capsys):
+    (instances / "broken.json").write_text("{not json")
+    (instances / "kind.json").write_text('{"problem": ["tardiness"]}')
+    (instances / "bomb.yaml").write_text(
+        "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+        + "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefg", "bcdefgh"))
+    )
+    out = tmp_path / "r.jsonl"
+    code = main(["batch", str(instances), "-s", "edd,spt", "-o", str(out), "-q"])
+    captured = capsys.readouterr()
+    assert code == 3
+    lines, bad = read_lines(out)
+    assert not bad and len(lines) == 14
+    errors = [d for d in lines if d["status"] == "error"]
+    assert sorted((Path(d["instance_path"]).name, d["solver"]) for d in errors) == [
+        (name, solver)
+        for name in ("bomb.yaml", "broken.json", "kind.json")
+        for solver in ("edd", "spt")
+    ]
+    assert all(validate_line(d) == [] for d in errors)
+    assert (
+        "malformed JSON" in _by(errors, "instance_path")[str(instances / "broken.json")]["message"]
+    )
+    assert "6 error(s)" in captured.err and "exit 3" in captured.err
+
+
+def test_batch_with_an_erroring_task_exits_3(tmp_path: Path, instances: Path, capsys, bad_solvers):
+    out = tmp_path / "r.jsonl"
+    assert main(["batch", str(instances / "t0.json"), "-s", "test-raise", "-o", str(out)]) == 3
+    assert main(["batch", str(instances / "t0.json"), "-s", "edd", "-o", str(out)]) == 0
+
+
+@pytest.mark.parametrize("target", ["{tmp}/out/", "{tmp}/afile/r.jsonl"])
+def test_batch_output_errors_exit_2(tmp_path: Path, instances: Path, capsys, target):
+    (tmp_path / "afile").write_text("x")
+    target = target.replace("{tmp}", str(tmp_path))
+    assert main(["batch", str(instances), "-s", "edd", "-o", target]) == 2
+    assert target.rstrip("/") in capsys.readouterr().err
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_die_with_the_batch(tmp_path: Path, instances: Path, sig):
+    env = {
+        **os.environ,
+        "OPTKIT_BATCH_PRELOAD": "_batch_solvers_autoload",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
+    }
+    cmd = [sys.executable, "-m", "optkit", "batch", str(instances), "-s", "test-sleep"]
+    cmd += ["-j", "2", "-t", "60", "-q", "-o", str(tmp_path / "r.jsonl")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while len(workers := _children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(workers) >= 2
+        os.kill(proc.pid, sig)
+        proc.wait(10)
+        deadline = time.monotonic() + 5
+        while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        alive = [w for w in workers if Path(f"/proc/{w}/stat").exists()]
+        zombies = [w for w in alive if Path(f"/proc/{w}/stat").read_text().split(") ")[1][0] == "Z"]
+        assert alive == zombies, "workers outlived their batch"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -127,3 +127,102 @@ def test_solvers_table_lists_availability(capsys):
     out = capsys.readouterr().out
     assert "cpsat" in out and "dp" in out and "available" in out
     assert main(["solvers", "knapsack"]) == 2
+
+
+# -- issue 26: exit codes and clean errors ------------------------------------------------------
+
+
+@pytest.fixture
+def nothing_solver():
+    """A tardiness solver that finds nothing in its time (status unknown) and takes no warm start."""
+    from optkit.registry import _SOLVERS, register
+    from optkit.result import Termination
+    from optkit.solve import Outcome
+
+    register("test-nothing", "tardiness")(lambda p, o: Outcome(termination=Termination.TIME_LIMIT))
+    yield "test-nothing"
+    _SOLVERS.pop(("tardiness", "test-nothing"), None)
+
+
+def test_status_unknown_exits_4(tmp_path, capsys, nothing_solver):
+    path = write(tmp_path, "ok.json", GOOD)
+    assert main(["solve", str(path), "--solver", nothing_solver, "-t", "1"]) == 4
+    assert "unknown" in capsys.readouterr().out
+
+
+def test_initial_for_solver_without_warm_start_warns_and_is_kept(tmp_path, capsys, nothing_solver):
+    path = write(tmp_path, "ok.json", GOOD)
+    start = tmp_path / "start.json"
+    assert main(["solve", str(path), "--solver", "spt", "--json", "-o", str(start)]) == 0
+    capsys.readouterr()
+    args = ["solve", str(path), "--initial", str(start), "--json"]
+    assert main([*args, "--solver", nothing_solver]) == 0
+    kept = json.loads(capsys.readouterr().out)
+    assert (
+        kept["status"] == "feasible"
+        and kept["solution"] == json.loads(start.read_text())["solution"]
+    )
+    assert (
+        "takes no warm start" in kept["message"]
+        and "initial solution is returned" in (kept["message"])
+    )
+    # a solver that does better keeps its own answer, with the warning
+    assert main([*args, "--solver", "dp"]) == 0
+    better = json.loads(capsys.readouterr().out)
+    assert better["status"] == "optimal" and "takes no warm start" in better["message"]
+
+
+@pytest.mark.parametrize("target", ["{tmp}/out/", "{tmp}", "{tmp}/afile/r.json"])
+def test_output_path_errors_exit_2_naming_it(tmp_path, capsys, target):
+    path = write(tmp_path, "ok.json", GOOD)
+    (tmp_path / "afile").write_text("x")
+    target = target.replace("{tmp}", str(tmp_path))
+    assert main(["solve", str(path), "--solver", "edd", "-o", target]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and target.rstrip("/") in err
+    assert main(["generate", "tardiness", "-o", target]) == 2
+
+
+def test_write_failure_after_solving_exits_2(tmp_path, capsys, monkeypatch):
+    import optkit.io
+
+    def refuse(p, text):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(optkit.io, "_write_atomically", refuse)
+    target = tmp_path / "r.json"
+    assert (
+        main(["solve", str(write(tmp_path, "ok.json", GOOD)), "-s", "edd", "-o", str(target)]) == 2
+    )
+    assert f"{target}: cannot write: Permission denied" in capsys.readouterr().err
+
+
+def _nested(depth: int) -> str:
+    return '{"problem": "tardiness", "x": ' + "[" * depth + "]" * depth + "}"
+
+
+ALIAS_BOMB = "problem: tardiness\na: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+)
+
+
+@pytest.mark.parametrize(
+    "name, content, expected",
+    [
+        ("list.json", {**GOOD, "problem": ["tardiness"]}, "field 'problem': expected a string"),
+        ("dict.json", {**GOOD, "problem": {"a": 1}}, "field 'problem': expected a string"),
+        ("deep.json", _nested(20_000), "nested more than"),
+        ("deep100.json", _nested(100), "nested more than"),
+        ("deep.yaml", "problem: tardiness\nx: " + "[" * 20_000 + "]" * 20_000, "nested more"),
+        ("bomb.yaml", ALIAS_BOMB, "YAML aliases"),
+    ],
+)
+def test_hostile_files_exit_2(tmp_path, capsys, name, content, expected):
+    import time
+
+    path = write(tmp_path, name, content)
+    t0 = time.monotonic()
+    assert main(["solve", str(path), "--solver", "edd"]) == 2
+    assert time.monotonic() - t0 < 5
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(path) in err and expected in err, err

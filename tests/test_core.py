@@ -174,3 +174,68 @@ def test_bad_common_knobs():
         optkit.solve(PROBLEM, "edd", time_limit=0)
     with pytest.raises(InputError):
         optkit.solve(PROBLEM, "edd", threads=0)
+
+
+# -- issue 26: input bounds ---------------------------------------------------------------------
+
+TARDY = {"problem": "tardiness", "processing_times": [3, 2], "due_dates": [1, 1]}
+EXPERTS = {"problem": "expert-placement", "gpus": 2, "slots_per_gpu": 1, "load": [[3, 1]]}
+GPUS = {
+    "problem": "gpu-selection",
+    "gpu_types": [{"name": "A", "cost_per_hour": 1.0, "throughput": [[10]]}],
+    "workload": {"distribution": [[1.0]], "request_rate": 5},
+}
+LOOP = {
+    "problem": "software-pipelining",
+    "units": {"alu": 1},
+    "ops": [{"name": "a", "unit": "alu", "cycles": 1}, {"name": "b", "unit": "alu", "cycles": 2}],
+    "edges": [{"from": "a", "to": "b", "latency": 1}],
+}
+HUGE = 10**400  # an integer literal beyond every float
+
+
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({**TARDY, "processing_times": [3, 2**70]}, "processing_times.1"),
+        ({**TARDY, "processing_times": [3, HUGE]}, "processing_times.1"),
+        ({**TARDY, "weights": [1, 2**51]}, "weights"),  # sum w x sum p beyond 2**53
+        ({**TARDY, "due_dates": [1, 2**63]}, "due_dates.1"),
+        ({**TARDY, "release_dates": [0, 2**53]}, "processing_times"),
+        ({**EXPERTS, "load": [[3, 1e300]]}, "load.0.1"),
+        ({**EXPERTS, "load": [[3, HUGE]]}, "load.0.1"),
+        ({**EXPERTS, "gpus": 2**31}, "gpus"),
+        ({**EXPERTS, "slots_per_gpu": 1000}, "slots_per_gpu"),
+        ({**EXPERTS, "comm_weight": 1e20}, "comm_weight"),
+        ({**GPUS, "slice_factor": 2**63}, "slice_factor"),
+        (
+            {**GPUS, "workload": {"distribution": [[1.0]], "request_rate": 1e300}},
+            "workload.request_rate",
+        ),
+        (
+            {**GPUS, "gpu_types": [{**GPUS["gpu_types"][0], "cost_per_hour": HUGE}]},
+            "gpu_types.0.cost_per_hour",
+        ),
+        (
+            {**GPUS, "gpu_types": [{**GPUS["gpu_types"][0], "throughput": [[1e-9]]}]},
+            "gpu_types.0.throughput.0.0",
+        ),
+        ({**LOOP, "ops": [{"name": "a", "unit": "alu", "cycles": 1_000_000}]}, "ops.0.cycles"),
+        ({**LOOP, "edges": [{"from": "a", "to": "b", "latency": 2**40}]}, "edges.0.latency"),
+        ({**LOOP, "units": {"alu": 2**62}}, "units.alu"),
+    ],
+)
+def test_numbers_outside_the_documented_ranges_are_input_errors(data, field):
+    with pytest.raises(InputError, match=f"f.json: .*field '{field}'"):
+        optkit.problem.Problem.from_dict(data, source="f.json")
+
+
+def test_numbers_at_the_edge_of_the_range_solve_exactly():
+    """Tardiness at the top of its range (horizon 2**31 - 1, objective near 2**53) stays exact."""
+    p = (2**31 - 1) // 3  # the longest schedule the range allows
+    big = Tardiness(processing_times=[p] * 3, due_dates=[0, p, 0], weights=[2**20] * 3)
+    assert 3 * 2**20 * 3 * p <= optkit.problem.MAX_INT  # sum w x sum p, within the range
+    for solver in ("edd", "atc", "dynasearch", "cpsat", "mip"):
+        result = optkit.solve(big, solver, time_limit=5)
+        assert result.status in (Status.OPTIMAL, Status.FEASIBLE), (solver, result.message)
+        assert result.objective == 5 * p * 2**20, solver

@@ -1,7 +1,8 @@
 """The `optkit` command line: solve, check, list solvers, generate and import instances.
 
 Exit codes (spec): 0 success; 1 infeasible instance or failed check; 2 bad input or usage;
-3 solver error. Every error is one line on stderr that names the file and the field.
+3 solver error; 4 no solution within the limit (status `unknown`). Every error is one line on
+stderr that names the file and the field.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from optkit.errors import InputError, OptkitError
-from optkit.io import dump, load, load_result, write_text
+from optkit.io import check_output_path, dump, load, load_result, write_text
 from optkit.result import Result, Status, same_objective
 
 app = typer.Typer(
@@ -144,11 +145,13 @@ def solve(
         False, "--hard-limit", help="kill the solver at the time limit"
     ),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
-    output: Path | None = typer.Option(None, "-o", "--output", help="write the result JSON here"),
+    output: str | None = typer.Option(None, "-o", "--output", help="write the result JSON here"),
 ) -> None:
     """Solve an instance; the answer is re-checked by the problem's own checker."""
     from optkit.solve import solve as run_solve
 
+    if output:
+        check_output_path(output)
     problem = load(instance)
     initial_solution = load_result(initial).solution if initial else None
     with Progress(
@@ -165,16 +168,18 @@ def solve(
             hard_limit=hard_limit,
             **parse_params(param),
         )
-    if output:
-        write_text(output, result.to_json() + "\n")
     if as_json:
         print(result.to_json())
     else:
         print_result(result)
+    if output:
+        write_text(output, result.to_json() + "\n")
     if result.status == Status.INFEASIBLE:
         raise typer.Exit(1)
     if result.status == Status.ERROR:
         raise typer.Exit(3)
+    if result.status == Status.UNKNOWN:
+        raise typer.Exit(4)
 
 
 def _instance_and_solution(instance: Path, result_file: Path) -> tuple[Any, Result]:
@@ -266,7 +271,7 @@ def generate(
     ctx: typer.Context,
     problem: str = typer.Argument(..., help="problem kind"),
     seed: int = typer.Option(0, "--seed"),
-    output: Path | None = typer.Option(None, "-o", "--output", help="instance file to write"),
+    output: str | None = typer.Option(None, "-o", "--output", help="instance file to write"),
 ) -> None:
     """Generate an instance; generator options follow as --name value (see `optkit generate PROBLEM --help-options`)."""
     from optkit.registry import generators
@@ -284,6 +289,7 @@ def generate(
         return
     if output is None:
         raise InputError("generate: -o FILE is required")
+    check_output_path(output)
     dump(fn(seed=seed, **_generator_options(fn, ctx.args)), output)
     err.print(f"wrote {output}", highlight=False)
 

@@ -1,4 +1,9 @@
-"""Instance and result files: JSON or YAML in, validated objects out; atomic writes."""
+"""Instance and result files: JSON or YAML in, validated objects out; atomic writes.
+
+What a file may hold is bounded before any validation sees it: nesting at most `MAX_DEPTH` deep,
+and YAML aliases may not expand the document beyond its own size plus `ALIAS_BUDGET` nodes (an
+"alias bomb" of a few hundred bytes otherwise stands for billions of values).
+"""
 
 from __future__ import annotations
 
@@ -28,17 +33,53 @@ def read_data(path: str | os.PathLike) -> Any:
         raise InputError(f"{p}: the file is empty")
     if p.suffix.lower() in (".yaml", ".yml"):
         try:
-            return yaml.safe_load(text)
+            data = yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise InputError(f"{p}: malformed YAML: {' '.join(str(e).split())}") from None
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as e:
-        raise InputError(
-            f"{p}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}"
-        ) from None
-    except ValueError as e:
-        raise InputError(f"{p}: {e}") from None
+        except RecursionError:
+            raise InputError(f"{p}: nested more than {MAX_DEPTH} levels deep") from None
+    else:
+        try:
+            data = json.loads(text, parse_constant=_reject_constant)
+        except json.JSONDecodeError as e:
+            raise InputError(
+                f"{p}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}"
+            ) from None
+        except RecursionError:
+            raise InputError(f"{p}: nested more than {MAX_DEPTH} levels deep") from None
+        except ValueError as e:
+            raise InputError(f"{p}: {e}") from None
+    check_size(data, budget=len(text) + ALIAS_BUDGET, source=str(p))
+    return data
+
+
+#: deepest nesting of lists and objects an input file may have
+MAX_DEPTH = 64
+#: values YAML aliases may add beyond one per character of the file
+ALIAS_BUDGET = 10_000
+
+
+def check_size(data: Any, budget: int, source: str) -> None:
+    """InputError if `data` nests deeper than `MAX_DEPTH` or holds more than `budget` values.
+
+    Values are counted as expanded (a YAML alias counts its target again each time), so that a
+    small file whose aliases stand for a huge tree is refused before anything walks that tree.
+    """
+    stack = [(data, 1)]
+    count = 0
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InputError(f"{source}: nested more than {MAX_DEPTH} levels deep")
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, dict | list):
+            count += len(children)
+            if count > budget:
+                raise InputError(
+                    f"{source}: holds more values than its size allows "
+                    f"(YAML aliases expanding beyond {budget} values?)"
+                )
+            stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
 
 
 def _reject_constant(name: str) -> Any:
@@ -72,9 +113,31 @@ def load_result(path: str | os.PathLike) -> Result:
         raise InputError(f"{path}: not a result file: {e}") from None
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write via a temporary file and rename, so that a reader never sees half a file."""
+def check_output_path(path: str | os.PathLike) -> None:
+    """InputError, naming the path, if a file cannot be written at `path` (checked before work)."""
     p = Path(path)
+    if str(path).endswith(("/", os.sep)) or p.is_dir():
+        raise InputError(f"-o {path}: is a folder; give a file name (e.g. {p / 'result.json'})")
+    parent = next((d for d in (p.parent, *p.parent.parents) if d.exists()), Path("."))
+    if not parent.is_dir():
+        raise InputError(f"-o {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"-o {path}: no permission to write in {parent}")
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write via a temporary file and rename, so that a reader never sees half a file.
+
+    Any failure to write (a folder in the way, no permission, a full disk) is an InputError
+    naming the path.
+    """
+    try:
+        _write_atomically(Path(path), text)
+    except OSError as e:
+        raise InputError(f"{path}: cannot write: {e.strerror or e}") from None
+
+
+def _write_atomically(p: Path, text: str) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:

@@ -15,12 +15,29 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Valid
 
 from optkit.errors import InputError
 
-# Field types shared by the problems: JSON integers stay integers (no "5" -> 5, no 5.0 -> 5).
-Int = StrictInt
-NonNegInt = Annotated[StrictInt, Field(ge=0)]
-PosInt = Annotated[StrictInt, Field(gt=0)]
-Number = StrictInt | StrictFloat
-NonNegNumber = Annotated[StrictInt | StrictFloat, Field(ge=0, allow_inf_nan=False)]
+#: largest magnitude of an integer field: 2**53, exact in a float64 (so HiGHS computes with it
+#: exactly) and far from int64's limit. Problems bound sums (their objectives) on top of this.
+MAX_INT = 2**53
+#: largest magnitude of a number field that may be fractional (finite floats only)
+MAX_NUMBER = 1e15
+
+# Field types shared by the problems: JSON integers stay integers (no "5" -> 5, no 5.0 -> 5),
+# and every number is finite and within the bounds above.
+Int = Annotated[StrictInt, Field(ge=-MAX_INT, le=MAX_INT)]
+NonNegInt = Annotated[StrictInt, Field(ge=0, le=MAX_INT)]
+PosInt = Annotated[StrictInt, Field(gt=0, le=MAX_INT)]
+Number = Annotated[
+    StrictInt | StrictFloat, Field(ge=-MAX_NUMBER, le=MAX_NUMBER, allow_inf_nan=False)
+]
+NonNegNumber = Annotated[StrictInt | StrictFloat, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
+PosNumber = Annotated[StrictInt | StrictFloat, Field(gt=0, le=MAX_NUMBER, allow_inf_nan=False)]
+
+
+def bounded(ge: float | None = None, le: float | None = None, integer: bool = True) -> Any:
+    """A field type: a strict integer (or any finite number) within [ge, le]."""
+    base = StrictInt if integer else StrictInt | StrictFloat
+    return Annotated[base, Field(ge=ge, le=le, allow_inf_nan=False)]
+
 
 _KINDS: dict[str, type[Problem]] = {}
 
@@ -77,6 +94,11 @@ class Problem(Model):
             kind = data.get("problem")
             if kind is None:
                 raise InputError(f"{source}: field 'problem' is missing (one of {sorted(kinds())})")
+            if not isinstance(kind, str):
+                raise InputError(
+                    f"{source}: field 'problem': expected a string (one of {sorted(kinds())}), "
+                    f"got {type(kind).__name__}"
+                )
             cls = problem_class(kind, source)
         else:
             data = {"problem": cls.kind, **data}

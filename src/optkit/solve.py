@@ -12,11 +12,12 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from optkit.errors import InputError, OptkitError
 from optkit.problem import Problem
+from optkit.process import die_with_parent
 from optkit.registry import SolverSpec, get_solver, require
 from optkit.result import Result, Status, Termination, relative_gap, same_objective
 
@@ -87,6 +88,10 @@ def solve(
     `hard_limit=True` runs the solver in a child process and kills it at `time_limit` seconds of
     wall clock, returning the best solution it had reported by then. Unknown `params` raise
     `InputError`; a solver that cannot run here raises `SolverUnavailable`.
+
+    An `initial_solution` must be feasible. The answer is never worse than it: when the solver
+    finds nothing better (or takes no warm start and finds worse), the initial solution is
+    returned, and the message says so.
     """
     if not isinstance(problem, Problem):
         raise InputError(f"solve() expects a Problem, got {type(problem).__name__}")
@@ -113,7 +118,39 @@ def solve(
     else:
         outcome = _run(spec, problem, opts)
     runtime = time.monotonic() - start
-    return _result(spec, problem, opts, outcome, runtime)
+    result = _result(spec, problem, opts, outcome, runtime)
+    if opts.initial_solution is not None:
+        result = _no_worse_than_start(spec, problem, opts.initial_solution, result)
+    return result
+
+
+def _no_worse_than_start(
+    spec: SolverSpec, problem: Problem, initial: dict, result: Result
+) -> Result:
+    """`result`, or the initial solution in its place when that is better; notes on warm start."""
+    notes = [result.message] if result.message else []
+    if not spec.warm_start:
+        notes.append(
+            f"warning: solver '{spec.name}' takes no warm start; the initial solution was "
+            f"only compared with its answer"
+        )
+    start = problem.check(initial)
+    worse = result.status == Status.UNKNOWN or (
+        result.status == Status.FEASIBLE and problem.better(start.objective, result.objective)
+    )
+    if not worse:
+        return replace(result, message="; ".join(notes) or None)
+    notes.append("the initial solution is returned: the solver found nothing better")
+    optimal = result.bound is not None and same_objective(start.objective, result.bound)
+    return replace(
+        result,
+        status=Status.OPTIMAL if optimal else Status.FEASIBLE,
+        objective=start.objective,
+        gap=relative_gap(start.objective, result.bound),
+        solution=initial,
+        metrics=start.metrics,
+        message="; ".join(notes),
+    )
 
 
 def _run(spec: SolverSpec, problem: Problem, opts: SolveOptions) -> Outcome:
@@ -239,6 +276,7 @@ def _fallback(opts: SolveOptions, termination: Termination, why: str) -> Outcome
 
 
 def _child(spec: SolverSpec, problem: Problem, opts: SolveOptions, conn: Any) -> None:
+    die_with_parent()
     opts.callback = lambda sol, obj: conn.send(("incumbent", sol, obj))
     try:
         conn.send(("done", _run(spec, problem, opts)))

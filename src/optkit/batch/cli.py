@@ -38,8 +38,8 @@ def batch(
     address: str | None = typer.Option(
         None, "--address", help="Ray cluster address (default: start a local one)"
     ),
-    output: Path = typer.Option(
-        Path("results.jsonl"), "-o", "--output", help="JSON Lines results file (appended)"
+    output: str = typer.Option(
+        "results.jsonl", "-o", "--output", help="JSON Lines results file (appended)"
     ),
     force: bool = typer.Option(
         False, "--force", help="run pairs again even if the results file has them"
@@ -63,7 +63,11 @@ def batch(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
 ) -> None:
-    """Solve many instances with one or more solvers; one JSON line per (instance, solver), resumable."""
+    """Solve many instances with one or more solvers; one JSON line per (instance, solver), resumable.
+
+    Exits 0 when no task of the batch ended in error, 3 otherwise (an unreadable instance file
+    is an error line per solver).
+    """
     from optkit.batch.runner import run_batch
     from optkit.batch.summary import HEADER, summarize
     from optkit.cli import parse_params
@@ -92,7 +96,8 @@ def batch(
     )
     display.stop()
     table = Table(*HEADER, title=f"{output}")
-    for s in summarize(run.lines()):
+    summaries = summarize(run.lines())
+    for s in summaries:
         table.add_row(*s.row())
     _stdout().print(table)
     done = len(run.new_lines)
@@ -108,6 +113,14 @@ def batch(
     )
     if run.interrupted:
         raise typer.Exit(130)
+    errors = sum(s.errors for s in summaries)
+    if errors:
+        err.print(
+            f"optkit batch: {errors} task(s) of this batch ended in error (exit 3; "
+            f"--retry-errors runs them again)",
+            highlight=False,
+        )
+        raise typer.Exit(3)
 
 
 class _Display:

@@ -100,7 +100,11 @@ def read_lines(path: str | os.PathLike) -> tuple[list[dict], list[int]]:
     if not p.exists():
         return [], []
     records, bad = [], []
-    with p.open("r", encoding="utf-8") as f:
+    try:
+        f = p.open("r", encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"{p}: cannot read: {e.strerror or e}") from None
+    with f:
         for lineno, text in enumerate(f, 1):
             if not text.strip():
                 continue
@@ -154,12 +158,15 @@ class ResultsWriter:
 
     def __init__(self, path: str | os.PathLike, truncate: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if truncate:
-            self.path.write_text("")
-        else:
-            _cut_partial_line(self.path)
-        self._f = self.path.open("a", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if truncate:
+                self.path.write_text("")
+            else:
+                _cut_partial_line(self.path)
+            self._f = self.path.open("a", encoding="utf-8")
+        except OSError as e:
+            raise InputError(f"{self.path}: cannot write: {e.strerror or e}") from None
 
     def write(self, line: dict) -> None:
         self._f.write(dumps(line) + "\n")

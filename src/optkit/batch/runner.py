@@ -11,6 +11,7 @@ from typing import Any
 from optkit.batch.records import ResultsWriter, done_keys, latest, read_lines, resolve_instance
 from optkit.batch.tasks import Task, make_tasks
 from optkit.errors import InputError
+from optkit.io import check_output_path
 
 EXECUTORS = ("local", "ray")
 
@@ -74,10 +75,11 @@ def plan_batch(
 
     import_preloads()
     out = Path(output)
-    if out.is_dir():
+    if str(output).endswith(("/", os.sep)) or out.is_dir():
         raise InputError(
-            f"-o {out}: is a folder; give the results file (e.g. {out / 'results.jsonl'})"
+            f"-o {output}: is a folder; give the results file (e.g. {out / 'results.jsonl'})"
         )
+    check_output_path(out)
     tasks, notes = make_tasks(
         paths,
         solvers,

@@ -2,7 +2,9 @@
 
 The parent reads each instance file once, only to learn its kind and name and to pair it with
 solvers; the full validation happens in the worker, so that a bad instance becomes one `error`
-line and not the end of the batch.
+line and not the end of the batch. A file the parent cannot read at all (malformed, no
+`"problem"`, an unknown kind) becomes tasks too, each carrying its error, so that it gets one
+`error` line per solver and counts in the summary.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class Task:
     known_optimum: Any = None
     #: the instance data itself, for executors whose workers may not see the file (Ray)
     data: dict | None = None
+    #: why the instance file is unusable, when the parent already knows: the task's error line
+    error: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -109,6 +113,39 @@ def known_optimum(path: Path, name: str) -> Any:
     return table.get(path.stem, table.get(name))
 
 
+def _read_instance(path: Path) -> tuple[Any, str | None]:
+    """The file's data, or None and why it is no instance the batch can run."""
+    from optkit.registry import solver_specs
+
+    try:
+        data = read_data(path)
+    except OptkitError as e:
+        return None, str(e)
+    if not isinstance(data, dict) or "problem" not in data:
+        return None, f"{path}: not an instance file (no 'problem' key)"
+    kind = data["problem"]
+    if not isinstance(kind, str) or not solver_specs(kind):
+        return None, f"{path}: field 'problem': no solvers for problem {kind!r}"
+    return data, None
+
+
+def _unreadable(
+    path: Path, solver: str, error: str, time_limit: float | None, threads: int, seed: int
+) -> Task:
+    """The task of an instance file that cannot be run: its line is the error."""
+    return Task(
+        instance_path=str(path),
+        key_path=str(path.resolve()),
+        problem="unknown",
+        instance=path.stem,
+        solver=solver,
+        time_limit=time_limit,
+        threads=threads,
+        seed=seed,
+        error=error,
+    )
+
+
 def split_params(params: dict[str, Any], solver_names: list[str]) -> tuple[dict, dict[str, dict]]:
     """`--param k=v` for every solver that declares k; `--param solver.k=v` for that solver only."""
     common: dict[str, Any] = {}
@@ -152,19 +189,13 @@ def make_tasks(
     skipped_pairs: dict[tuple[str, str], int] = {}
     unavailable: dict[str, str] = {}
     for path in files:
-        try:
-            data = read_data(path)
-        except OptkitError as e:
-            notes.append(f"skipped {path}: {e}")
-            continue
-        if not isinstance(data, dict) or "problem" not in data:
-            notes.append(f"skipped {path}: not an instance file (no 'problem' key)")
+        data, error = _read_instance(path)
+        if error is not None:
+            for solver in solvers or ["default"]:
+                tasks.append(_unreadable(path, solver, error, time_limit, threads, seed))
             continue
         kind = data["problem"]
         specs = solver_specs(kind)
-        if not specs:
-            notes.append(f"skipped {path}: no solvers for problem '{kind}'")
-            continue
         name = data.get("name") if isinstance(data.get("name"), str) else path.stem
         wanted = solvers or [get_solver(kind, None).name]
         for solver in wanted:

@@ -14,6 +14,7 @@ from typing import Any
 
 from optkit.batch.tasks import Task
 from optkit.errors import OptkitError
+from optkit.process import die_with_parent
 from optkit.result import Result, Status, Termination
 
 HOST = socket.gethostname()
@@ -89,6 +90,8 @@ def run_task(task: Task) -> dict:
 
     started_at = now_iso()
     t0 = time.monotonic()
+    if task.error is not None:
+        return error_line(task, task.error, 0.0, started_at)
     try:
         if task.data is not None:
             problem = Problem.from_dict(task.data, source=task.instance_path)
@@ -129,7 +132,9 @@ def run_task(task: Task) -> dict:
 
 
 def worker_setup(memory_limit_mb: int | None = None) -> None:
-    """In a fresh worker: leave Ctrl-C to the parent, cap the memory, import the preloads."""
+    """In a fresh worker: die with the parent, leave Ctrl-C to it, cap the memory, import the
+    preloads."""
+    die_with_parent()
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:  # not the main thread (never in our workers)

@@ -53,17 +53,30 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from optkit.errors import InputError
-from optkit.problem import CheckReport, Int, Model, NonNegInt, NonNegNumber, PosInt, Problem
+from optkit.problem import CheckReport, Int, Model, NonNegInt, Problem, bounded
 from optkit.registry import generator
 
 OBJECTIVE_DECIMALS = 6
+
+# Input ranges (docs/expert_placement.md): every solver, CP-SAT's integer scaling included, computes
+# with numbers in these ranges without overflow, and a solution stays a few million slots at most.
+MAX_GPUS = 4096
+MAX_SLOTS_PER_GPU = 256
+#: physical slots of one layer (gpus x slots_per_gpu)
+MAX_SLOTS = 65_536
+#: slots over all layers (layers x gpus x slots_per_gpu): the size of a solution
+MAX_TOTAL_SLOTS = 4_000_000
+MAX_LOAD = 1e9
+MAX_COST = 1e6
+Load = bounded(0, MAX_LOAD, integer=False)
+Cost = bounded(0, MAX_COST, integer=False)
 
 
 class LinkCost(Model):
     """Cost of one token crossing GPUs inside a node, and across nodes."""
 
-    intra_node: NonNegNumber = 1
-    inter_node: NonNegNumber = 1
+    intra_node: Cost = 1
+    inter_node: Cost = 1
 
 
 class ExpertPlacementSolution(Model):
@@ -77,13 +90,13 @@ class ExpertPlacement(Problem):
     Solution = ExpertPlacementSolution
 
     problem: str = "expert-placement"
-    gpus: PosInt
-    slots_per_gpu: PosInt
-    load: tuple[tuple[NonNegNumber, ...], ...] = Field(min_length=1)
-    affinity: tuple[tuple[tuple[NonNegNumber, ...], ...], ...] | None = None
+    gpus: bounded(1, MAX_GPUS)
+    slots_per_gpu: bounded(1, MAX_SLOTS_PER_GPU)
+    load: tuple[tuple[Load, ...], ...] = Field(min_length=1)
+    affinity: tuple[tuple[tuple[Load, ...], ...], ...] | None = None
     gpu_node: tuple[NonNegInt, ...] | None = None
     link_cost: LinkCost | None = None
-    comm_weight: NonNegNumber | None = None
+    comm_weight: Cost | None = None
 
     @model_validator(mode="after")
     def _shapes(self) -> ExpertPlacement:
@@ -95,6 +108,12 @@ class ExpertPlacement(Problem):
             if len(row) != n_exp:
                 raise ValueError(f"field 'load.{l}': has {len(row)} experts, layer 0 has {n_exp}")
         total = self.gpus * self.slots_per_gpu
+        if total > MAX_SLOTS or n_layers * total > MAX_TOTAL_SLOTS:
+            raise ValueError(
+                f"field 'slots_per_gpu': {self.gpus} GPUs x {self.slots_per_gpu} slots x "
+                f"{n_layers} layers = {n_layers * total} slots; at most {MAX_SLOTS} per layer "
+                f"and {MAX_TOTAL_SLOTS} in all"
+            )
         if total < n_exp:
             raise ValueError(
                 f"field 'slots_per_gpu': {self.gpus} GPUs x {self.slots_per_gpu} slots = {total} slots "

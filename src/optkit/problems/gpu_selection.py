@@ -33,10 +33,21 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictFloat, StrictInt, model_validator
 
-from optkit.problem import CheckReport, Model, NonNegInt, NonNegNumber, PosInt, Problem
+from optkit.problem import CheckReport, Model, NonNegInt, NonNegNumber, Problem, bounded
 from optkit.registry import generator, importer
 
-PosNumber = Annotated[StrictInt | StrictFloat, Field(gt=0, allow_inf_nan=False)]
+# Input ranges (docs/gpu_selection.md): counts and costs every solver handles exactly, and a
+# number of slices (buckets x slice_factor) that a solution can list.
+MAX_SLICE_FACTOR = 64
+MAX_COUNT = 1_000_000
+MAX_COST_PER_HOUR = 1e6
+MAX_RATE = 1e13
+#: instances of one type that serving one whole bucket may take (rate x share / throughput)
+MAX_INSTANCES_PER_BUCKET = 1_000_000
+PosNumber = Annotated[
+    StrictInt | StrictFloat, Field(gt=0, le=MAX_COST_PER_HOUR, allow_inf_nan=False)
+]
+Rate = bounded(0, MAX_RATE, integer=False)
 Bucket = tuple[int, int]
 
 #: how far the shares of the distribution may sum from 1
@@ -57,15 +68,15 @@ class GpuType(Model):
 
     name: str = Field(min_length=1)
     cost_per_hour: PosNumber
-    max_count: NonNegInt | None = None
-    throughput: tuple[tuple[NonNegNumber, ...], ...] = Field(min_length=1)
+    max_count: bounded(0, MAX_COUNT) | None = None
+    throughput: tuple[tuple[Rate, ...], ...] = Field(min_length=1)
 
 
 class Workload(Model):
     """Share of the requests in each (input bucket, output bucket), and the total rate in req/s."""
 
     distribution: tuple[tuple[NonNegNumber, ...], ...] = Field(min_length=1)
-    request_rate: NonNegNumber
+    request_rate: Rate
 
 
 class SliceAssignment(Model):
@@ -90,7 +101,7 @@ class GpuSelection(Problem):
     problem: str = "gpu-selection"
     gpu_types: tuple[GpuType, ...] = Field(min_length=1)
     workload: Workload
-    slice_factor: PosInt = 4
+    slice_factor: bounded(1, MAX_SLICE_FACTOR) = 4
     packing: Literal["pooled", "per_instance"] = "pooled"
 
     @model_validator(mode="after")
@@ -129,6 +140,14 @@ class GpuSelection(Problem):
                         f"field 'gpu_types.{k}.throughput.{i}': has {len(row)} entries "
                         f"(output buckets), workload.distribution has {cols}"
                     )
+                for j, tput in enumerate(row):
+                    rate = exact(dist[i][j]) * exact(self.workload.request_rate)
+                    if tput > 0 and rate / exact(tput) > MAX_INSTANCES_PER_BUCKET:
+                        raise ValueError(
+                            f"field 'gpu_types.{k}.throughput.{i}.{j}': serving the bucket's "
+                            f"{float(rate):g} req/s at {tput:g} req/s per GPU takes more than "
+                            f"{MAX_INSTANCES_PER_BUCKET} GPUs"
+                        )
         return self
 
     # -- derived data (exact) -------------------------------------------------------------------

@@ -23,8 +23,17 @@ from typing import Any
 from pydantic import ConfigDict, Field, StrictBool, model_validator
 
 from optkit.errors import InputError
-from optkit.problem import CheckReport, Model, NonNegInt, PosInt, Problem
+from optkit.problem import CheckReport, Model, NonNegInt, PosInt, Problem, bounded
 from optkit.registry import generator
+
+# Input ranges (docs/software_pipelining.md): schedules, reservation tables and CP-SAT domains stay
+# small enough for every solver, and ii x stages fits any integer type.
+MAX_CYCLES = 65_536
+MAX_DISTANCE = 1024
+MAX_CAPACITY = 1024
+MAX_REGS = 65_536
+MAX_HORIZON = 1 << 24
+Cycles = bounded(0, MAX_CYCLES)
 
 # -- data model ------------------------------------------------------------------------------------
 
@@ -34,16 +43,16 @@ class Op(Model):
 
     name: str = Field(min_length=1)
     unit: str
-    cycles: PosInt
+    cycles: bounded(1, MAX_CYCLES)
     #: registers (per thread of its warp group) its result holds while live
-    regs: NonNegInt = 0
+    regs: bounded(0, MAX_REGS) = 0
     #: asynchronous op of unpredictable latency (a TMA load): must run on the producer warp group
     variable_latency: StrictBool = False
     #: cycles the op keeps its warp group busy (default `cycles`: a synchronous op; 0 for an async issue)
-    issue_cycles: NonNegInt | None = None
+    issue_cycles: Cycles | None = None
     #: reservation table: unit -> cycle offsets (from the op's start) in which it uses one unit of
     #: that resource; default {unit: [0, ..., cycles - 1]}
-    reservation: dict[str, tuple[NonNegInt, ...]] | None = None
+    reservation: dict[str, tuple[Cycles, ...]] | None = None
 
 
 class Edge(Model):
@@ -55,8 +64,8 @@ class Edge(Model):
 
     from_: str = Field(alias="from")
     to: str
-    latency: NonNegInt
-    distance: NonNegInt = 0
+    latency: Cycles
+    distance: bounded(0, MAX_DISTANCE) = 0
     #: the consumer waits on the result: with both ops in one warp group, that group is busy
     #: from the producer's start until the consumer's start
     blocking: StrictBool = False
@@ -69,13 +78,13 @@ class Edge(Model):
 
 
 class WarpGroups(Model):
-    count: PosInt
+    count: bounded(1, MAX_CAPACITY)
     #: register limit (per thread) of each group
-    reg_limit: tuple[NonNegInt, ...]
+    reg_limit: tuple[bounded(0, MAX_REGS), ...]
     #: the group that runs variable-latency ops
     producer: NonNegInt = 0
     #: extra latency on a dependence whose two ops are in different groups
-    handoff: NonNegInt = 0
+    handoff: Cycles = 0
     #: only variable-latency ops may run on the producer group (FA3/FA4's load warp group)
     producer_exclusive: StrictBool = False
 
@@ -93,12 +102,12 @@ class SoftwarePipelining(Problem):
     Solution = SoftwarePipeliningSolution
 
     problem: str = "software-pipelining"
-    units: dict[str, NonNegInt]
+    units: dict[str, bounded(0, MAX_CAPACITY)]
     ops: tuple[Op, ...] = Field(min_length=1)
     edges: tuple[Edge, ...] = ()
     warp_groups: WarpGroups | None = None
     #: upper limit on the schedule length (default: `default_horizon(ii)`, see the docs)
-    horizon: PosInt | None = None
+    horizon: bounded(1, MAX_HORIZON) | None = None
     #: free-form description (where the numbers come from)
     description: str | None = None
     #: known answer, informational only (e.g. {"ii": 2, "schedule_length": 4})

@@ -14,8 +14,12 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from optkit.errors import InputError
-from optkit.problem import CheckReport, Model, NonNegInt, Problem
+from optkit.problem import MAX_INT, CheckReport, Model, NonNegInt, Problem
 from optkit.registry import generator, importer
+
+#: largest schedule length, max(release_dates) + sum(processing_times): times stay 32-bit integers,
+#: which keeps the big-M coefficients of the MIP within what HiGHS solves reliably
+MAX_HORIZON = 2**31 - 1
 
 
 class TardinessSolution(Model):
@@ -43,6 +47,24 @@ class Tardiness(Problem):
                 raise ValueError(
                     f"field '{field}': has {len(values)} entries, processing_times has {n}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _objective_fits(self) -> Tardiness:
+        """Times fit 32 bits, and every solver computes with the worst objective,
+        sum w x (max r + sum p), exactly (in a float64 too)."""
+        horizon = max(self.r) + sum(self.processing_times)
+        if horizon > MAX_HORIZON:
+            raise ValueError(
+                f"field 'processing_times': max(release_dates) + sum(processing_times) = "
+                f"{horizon} exceeds {MAX_HORIZON} (2**31 - 1)"
+            )
+        worst = sum(self.w) * horizon
+        if worst > MAX_INT:
+            raise ValueError(
+                f"field 'weights': sum(weights) x (max(release_dates) + sum(processing_times)) = "
+                f"{worst}, the largest objective a sequence can have, exceeds {MAX_INT} (2**53)"
+            )
         return self
 
     # -- derived data -------------------------------------------------------------------------
