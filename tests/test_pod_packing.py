@@ -20,6 +20,7 @@ from optkit.problems.pod_packing import PodPacking, generate, node_size, read_kw
 from optkit.result import Status
 
 SUITE = INSTANCES / "pod-packing" / "suite"
+FIRST = "placement-first"
 
 
 def brute_force(problem: PodPacking):
@@ -33,8 +34,13 @@ def brute_force(problem: PodPacking):
     return best
 
 
+def first(problem: PodPacking) -> PodPacking:
+    return problem.model_copy(update={"objective": FIRST})
+
+
 def pp(nodes, pods, **kw):
-    return PodPacking.from_dict({"nodes": nodes, "pods": pods, **kw})
+    """An instance in the placement-first order (the per-tier order has tests of its own)."""
+    return PodPacking.from_dict({"nodes": nodes, "pods": pods, **{"objective": FIRST, **kw}})
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -283,7 +289,7 @@ def tiny_instances(draw):
         if draw(st.integers(0, 3)) == 0:
             pod["node_selector"] = {"z": "a"}
         pods.append(pod)
-    return PodPacking.from_dict({"nodes": nodes, "pods": pods})
+    return PodPacking.from_dict({"nodes": nodes, "pods": pods, "objective": FIRST})
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -669,7 +675,7 @@ def test_dives_with_column_generation_report_real_packings(monkeypatch):
 
     monkeypatch.setattr(pod_patterns, "_fix_and_regenerate", spy)
     for seed, nodes, util in [(0, 8, 1.0), (1, 8, 0.95)]:
-        p = generate(seed=seed, nodes=nodes, pods_per_node=4, priorities=2, util=util)
+        p = first(generate(seed=seed, nodes=nodes, pods_per_node=4, priorities=2, util=util))
         assert optkit.solve(p, "cpsat", time_limit=30, threads=1, seed=0).status == Status.OPTIMAL
     assert 1 in found and 8 in found  # a count tier's dive and a moves tier's
 
@@ -786,7 +792,9 @@ def test_gap_closing_agrees_with_cpsat_without_patterns(monkeypatch):
         (4, 4, 2, 1.0),
         (0, 5, 2, 1.0),
     ]:
-        p = generate(seed=seed, nodes=nodes, pods_per_node=4, priorities=priorities, util=util)
+        p = first(
+            generate(seed=seed, nodes=nodes, pods_per_node=4, priorities=priorities, util=util)
+        )
         with_patterns = optkit.solve(p, "cpsat", time_limit=30, threads=1, seed=0)
         alone = optkit.solve(p, "cpsat", time_limit=60, threads=1, seed=0, patterns=False)
         assert with_patterns.status == alone.status == Status.OPTIMAL
@@ -881,8 +889,8 @@ def test_pattern_pricing_finds_the_best_pattern(items, capacity, floor):
 def test_racing_cpsat_proves_the_same_optimum(nodes, pods_per_node, priorities, util):
     """With two threads CP-SAT races the pattern bound on each term; the proven optimum is the one
     of the sequential solve."""
-    problem = generate(
-        seed=0, nodes=nodes, pods_per_node=pods_per_node, priorities=priorities, util=util
+    problem = first(
+        generate(seed=0, nodes=nodes, pods_per_node=pods_per_node, priorities=priorities, util=util)
     )
     sequential = optkit.solve(problem, "cpsat", time_limit=20, threads=1, seed=0)
     raced = optkit.solve(problem, "cpsat", time_limit=20, threads=2, seed=0)
@@ -899,7 +907,7 @@ def test_pattern_proofs_agree_with_cpsat_alone(priorities, util):
     4-node clusters: where both prove an optimum, it is the same. A rounding dive that tightened the
     integer program's column bounds before HiGHS ran on them proved 3 moves on K=2, util 0.90, where
     2 is optimal (caught by this comparison)."""
-    problem = generate(seed=0, nodes=4, pods_per_node=4, priorities=priorities, util=util)
+    problem = first(generate(seed=0, nodes=4, pods_per_node=4, priorities=priorities, util=util))
     with_patterns = optkit.solve(problem, "cpsat", time_limit=10, threads=1, seed=0)
     alone = optkit.solve(problem, "cpsat", time_limit=10, threads=1, seed=0, patterns=False)
     assert with_patterns.status == Status.OPTIMAL

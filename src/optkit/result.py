@@ -78,6 +78,8 @@ class Result:
     objective: Any = None
     bound: Any = None
     gap: float | None = None
+    #: names of the components of a list (lexicographic) objective, in order; None for a scalar
+    objective_terms: list[str] | None = None
     runtime_s: float = 0.0
     time_limit_s: float | None = None
     threads: int = 1

@@ -181,6 +181,7 @@ def _result(
         instance=problem.name,
         solver=spec.name,
         solver_version=spec.version(),
+        objective_terms=getattr(problem, "objective_names", None),
         runtime_s=round(runtime, 6),
         time_limit_s=opts.time_limit,
         threads=opts.threads,

@@ -1,13 +1,18 @@
 """Pod packing: Kubernetes pods with resource requests and priorities onto nodes with capacities.
 
-The instance schema is the one agreed in the project notes (POD_PACKING_SCHEMA.md): nodes with
-capacities, labels, taints and an `unschedulable` flag; pods with requests, a priority, their
-current node (`null` = pending), `movable`, a node selector, required node affinity, tolerations
-and an owner. A solution maps every pod name to a node name or `null`.
+Nodes have capacities, labels, taints and an `unschedulable` flag; pods have requests, a priority,
+their current node (`null` = pending), `movable`, a node selector, required node affinity,
+tolerations and an owner. Quantities are integers (millicores for cpu, bytes or counts otherwise)
+or Kubernetes quantity strings ("500m", "8Gi"). A solution maps every pod name to a node name or
+`null`.
 
-Objective (minimise, a list compared lexicographically): for each distinct priority p from the
-highest down, -(pods placed with priority >= p); then evictions (a pod with a current node left
-unassigned); then moves (a pod with a current node assigned to another node).
+Objective (minimise, a list compared lexicographically), in the order the instance's `objective`
+field names (terms defined in `optkit.problems.pod_objective`):
+- "per-tier" (default; the Priority Matters solver's order): for each priority p from the highest,
+  -(pods placed with priority >= p), then the disruption of running pods with priority >= p
+  (an eviction costs 1, a move 2);
+- "placement-first": -(pods placed with priority >= p) for each p from the highest, then evictions
+  (a pod with a current node left unassigned), then moves (assigned to another node).
 
 Rules a placement must respect:
 - resources: per node and resource, the sum of the requests of the pods on it is at most the
@@ -32,15 +37,27 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from optkit.errors import InputError
+from optkit.k8s.quantity import resource_amount
 from optkit.problem import CheckReport, Int, Model, NonNegInt, Problem
+from optkit.problems import pod_objective
 from optkit.registry import generator, importer
 
 #: kube-scheduler's defaults for a pod that does not request cpu / memory (used for scoring only)
 DEFAULT_MILLI_CPU = 100
 DEFAULT_MEMORY = 200 * 1024 * 1024
+
+
+def _amounts(value: object, field: str) -> object:
+    """Kubernetes quantity strings -> integers (millicores for cpu); integers pass unchanged."""
+    if not isinstance(value, dict):
+        return value
+    return {
+        k: resource_amount(k, v, f"{field}.{k}") if isinstance(v, str) else v
+        for k, v in value.items()
+    }
 
 
 class Taint(Model):
@@ -88,6 +105,11 @@ class Node(Model):
     taints: tuple[Taint, ...] = ()
     unschedulable: bool = False
 
+    @field_validator("capacity", mode="before")
+    @classmethod
+    def _quantities(cls, value: object) -> object:
+        return _amounts(value, "capacity")
+
 
 class Pod(Model):
     name: str = Field(min_length=1)
@@ -100,13 +122,18 @@ class Pod(Model):
     tolerations: tuple[Toleration, ...] = ()
     owner: str | None = None
 
+    @field_validator("requests", mode="before")
+    @classmethod
+    def _quantities(cls, value: object) -> object:
+        return _amounts(value, "requests")
+
 
 class PodPackingSolution(Model):
     assignment: dict[str, str | None]
 
 
 class PodPacking(Problem):
-    """Pods onto nodes; maximise placed pods priority tier by tier, then fewest evictions and moves."""
+    """Pods onto nodes; placed pods and disruption, priority tier by tier, in the `objective` order."""
 
     kind = "pod-packing"
     Solution = PodPackingSolution
@@ -114,6 +141,7 @@ class PodPacking(Problem):
     problem: str = "pod-packing"
     nodes: tuple[Node, ...] = ()
     pods: tuple[Pod, ...] = ()
+    objective: Literal["per-tier", "placement-first"] = "per-tier"
 
     @model_validator(mode="after")
     def _consistent(self) -> PodPacking:
@@ -268,11 +296,6 @@ class PodPacking(Problem):
             cur == node_index and self.may_stay(pod_index, node_index)
         )
 
-    def fits_empty(self, pod_index: int, node_index: int) -> bool:
-        """Would pod i fit on node j if j were empty (resources only)?"""
-        caps = self.capacity_matrix[node_index]
-        return all(c is None or q <= c for q, c in zip(self.request_matrix[pod_index], caps))
-
     @cached_property
     def candidates(self) -> tuple[tuple[int, ...], ...]:
         """For each pod, the nodes it may be on in some solution (allowed and fits on the empty node)."""
@@ -326,25 +349,18 @@ class PodPacking(Problem):
         return [members for members in classes.values() if len(members) > 1]
 
     # -- objective ----------------------------------------------------------------------------
+    @cached_property
+    def objective_terms(self) -> tuple[pod_objective.Term, ...]:
+        """The terms of the objective list, in order (see `optkit.problems.pod_objective`)."""
+        return pod_objective.terms_of(self.priorities, self.objective)
+
+    @property
+    def objective_names(self) -> list[str]:
+        return [t.name for t in self.objective_terms]
+
     def objective_of(self, where: list[int | None] | tuple[int | None, ...]) -> list[int]:
         """The lexicographic objective of a placement given as node index (or None) per pod."""
-        placed_at: dict[int, int] = {}
-        evictions = moves = 0
-        for i, j in enumerate(where):
-            if j is not None:
-                p = self.pods[i].priority
-                placed_at[p] = placed_at.get(p, 0) + 1
-            cur = self.current[i]
-            if cur is not None:
-                if j is None:
-                    evictions += 1
-                elif j != cur:
-                    moves += 1
-        out, running = [], 0
-        for p in self.priorities:
-            running += placed_at.get(p, 0)
-            out.append(-running)
-        return out + [evictions, moves]
+        return pod_objective.objective(self, where)
 
     def to_solution(self, where: list[int | None] | tuple[int | None, ...]) -> dict:
         return {

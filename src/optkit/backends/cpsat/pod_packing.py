@@ -669,9 +669,14 @@ def cpsat(problem: PodPacking, opts: SolveOptions) -> Outcome:
         raise InputError(f"parameter 'mode': expected weighted or tiers, got {mode!r}")
     if lns not in ("auto", "on", "off"):
         raise InputError(f"parameter 'lns': expected auto, on or off, got {lns!r}")
-    pairs = sum(len(c) for c in problem.candidates)
-    if lns == "on" or (lns == "auto" and pairs > opts.params["lns_vars"]):
+    if lns == "on":
         return _lns(problem, opts)
+    from optkit.backends.cpsat.pod_lexicographic import candidate_pairs, solve_by_terms
+
+    if problem.objective == "per-tier" or (
+        lns == "auto" and candidate_pairs(problem) > opts.params["lns_vars"]
+    ):
+        return solve_by_terms(problem, opts)
     ranges = term_ranges(problem)
     weights = weights_for(ranges)
     if mode == "tiers" or weights[0] * max(1, -ranges[0][0]) > 2**53:

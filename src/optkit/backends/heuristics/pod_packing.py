@@ -440,10 +440,14 @@ def _repair_nodes(c: Cluster, i: int):
 
 
 def _repair_move(c: Cluster, i: int, choose) -> bool:
-    """Move one pod k off a node j (to another node with room) so that pod i fits on j."""
+    """Move one pod k off a node j (to another node with room) so that pod i fits on j (under the
+    per-tier order only a pod of lower priority than pod i)."""
     import numpy as np
 
     P = c.p
+    # per-tier: only pods of lower priority move (lowest first), so that the move pays for itself
+    per_tier = P.objective == "per-tier"
+    sign = 1 if per_tier else -1
     free = c.cap - c.used
     for j in _repair_nodes(c, i):
         j = int(j)
@@ -452,8 +456,8 @@ def _repair_move(c: Cluster, i: int, choose) -> bool:
         if not len(ks):
             continue
         ks = ks[np.all(c.req[ks] >= need, axis=1)]
-        for k in sorted(ks.tolist(), key=lambda k: (-P.pods[k].priority, k)):
-            if not P.pods[k].movable:
+        for k in sorted(ks.tolist(), key=lambda k: (sign * P.pods[k].priority, k)):
+            if not P.pods[k].movable or (per_tier and P.pods[k].priority >= P.pods[i].priority):
                 continue
             dest = np.all(free >= c.req[k], axis=1) & c.eligible_mask(k)
             dest[j] = False

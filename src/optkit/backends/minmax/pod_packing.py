@@ -405,8 +405,23 @@ def minmax_pod_packing(problem: PodPacking, opts: SolveOptions) -> Outcome:
     order = sorted(range(n), key=lambda i: (-pk.prio[i], pk.cur[i] is None, -pk.size[i], i))
     where = _insert_with_moves(pk, where, order, deadline)
     where = _move_back(pk, where)
+    if problem.objective == "per-tier":
+        where = _per_tier_guard(problem, where)
     solution = problem.to_solution(where)
     objective = problem.objective_of(where)
     stats["backend"] = backend
     opts.report(solution, objective)
     return Outcome(solution=solution, termination=termination, objective=objective, stats=stats)
+
+
+def _per_tier_guard(problem: PodPacking, where: list) -> list:
+    """Under the per-tier order the search's re-packing may restart high-priority pods for lower
+    ones; the targeted repair of the current placement (which never does) wins when it is better."""
+    from optkit.problems.pod_repair import repair
+
+    alt = repair(problem)
+    if problem.check(problem.to_solution(alt)).feasible and problem.objective_of(
+        alt
+    ) < problem.objective_of(where):
+        return alt
+    return where

@@ -1,21 +1,93 @@
-"""MIP for pod packing through PuLP (HiGHS or CBC): the CP-SAT assignment model, solved tier by tier.
+"""MIP for pod packing through PuLP (HiGHS or CBC): the assignment model, term by term in the
+instance's order through the shared lexicographic driver (`optkit.problems.pod_lex`).
 
-x[i, j] binary for the nodes pod i is allowed on and fits on when empty; y_i = sum_j x[i, j] <= 1;
-sum_i q_ir x[i, j] <= C_jr per node and resource; non-movable pods fixed. Terms in lexicographic
-order: -c_p = -sum_{i: prio p} y_i per priority from the highest, evictions = sum_{running} (1 - y_i),
-moves = sum_{running} (y_i - x[i, cur_i]). Each term is minimised with the proven optima of the
-earlier ones fixed (no big weights, so no numerical trouble). The bound is the proven prefix, the
-current term's dual bound rounded up, then each later term's trivial minimum.
+x[i, j] binary for the nodes pod i is allowed on and fits on when empty; placed_i = sum_j x[i, j]
+<= 1; sum_i q_ir x[i, j] <= C_jr per node and resource; non-movable pods fixed. Each objective term
+(`optkit.problems.pod_objective`) is linear in placed_i and stays_i = x[i, current node]; each is
+minimised with the proven optima of the earlier ones fixed (no big weights, so no numerical
+trouble). The bound is the proven prefix, the current term's dual bound rounded up, then each
+later term's trivial bound.
 """
 
 from __future__ import annotations
 
 import math
 
+from optkit.problems.pod_lex import StageAnswer, solve_lexicographic
 from optkit.problems.pod_packing import PodPacking
 from optkit.registry import register
 from optkit.result import Termination
 from optkit.solve import Outcome, SolveOptions
+
+
+class MipStages:
+    """The driver's `Stages` over one PuLP model."""
+
+    def __init__(self, problem: PodPacking, opts: SolveOptions):
+        import pulp
+
+        self.pulp, self.p, self.opts = pulp, problem, opts
+        P = problem
+        prob = self.prob = pulp.LpProblem("pod_packing", pulp.LpMinimize)
+        self.x = {}
+        by_node: dict[int, list[int]] = {j: [] for j in range(P.n_nodes)}
+        for i in range(P.n_pods):
+            for j in P.candidates[i]:
+                self.x[i, j] = prob.add_variable(f"x_{i}_{j}", cat="Binary")
+                by_node[j].append(i)
+        self.y = {i: pulp.lpSum(self.x[i, j] for j in P.candidates[i]) for i in range(P.n_pods)}
+        self.ok = True
+        for i in range(P.n_pods):
+            if len(P.candidates[i]) > 1:
+                prob += self.y[i] <= 1, f"one_{i}"
+            if not P.pods[i].movable:
+                if (i, P.current[i]) not in self.x:
+                    self.ok = False
+                    return
+                prob += self.x[i, P.current[i]] == 1, f"fixed_{i}"
+        req, cap = P.request_matrix, P.capacity_matrix
+        for j in range(P.n_nodes):
+            for r in range(len(P.resources)):
+                c = cap[j][r]
+                pods = [i for i in by_node[j] if req[i][r] > 0]
+                if c is not None and sum(req[i][r] for i in pods) > c:
+                    prob += pulp.lpSum(req[i][r] * self.x[i, j] for i in pods) <= c, f"cap_{j}_{r}"
+        self.terms = [self._expr(t) for t in P.objective_terms]
+
+    def _expr(self, term):
+        const, placed, stays = term.linear(self.p)
+        parts = [a * self.y[i] for i, a in placed.items()]
+        parts += [
+            b * self.x[i, self.p.current[i]]
+            for i, b in stays.items()
+            if (i, self.p.current[i]) in self.x
+        ]
+        return self.pulp.lpSum(parts) + const
+
+    def minimise(self, k: int) -> StageAnswer:
+        from optkit.backends.mip._common import solve_problem, value
+
+        self.prob.setObjective(self.terms[k] + 0)
+        ans = solve_problem(self.prob, self.opts)
+        if ans.proven_infeasible:
+            return StageAnswer("infeasible", detail=ans.detail)
+        if ans.termination == Termination.ERROR:
+            return StageAnswer("error", detail=f"MIP backend: {ans.detail}")
+        where = None
+        if ans.has_solution:
+            where = [None] * self.p.n_pods
+            for (i, j), v in self.x.items():
+                if value(v) > 0.5:
+                    where[i] = j
+        bound = None if ans.bound is None else math.ceil(ans.bound - 1e-6)
+        status = "optimal" if ans.proven_optimal else "feasible" if where else "unknown"
+        return StageAnswer(status, where, bound, ans.detail)
+
+    def fix(self, k: int, value: int) -> None:
+        self.prob += self.terms[k] == value, f"term_{k}"
+
+    def hint(self, where) -> None:
+        """PuLP's HiGHS interface takes no start; the driver keeps the incumbent itself."""
 
 
 @register(
@@ -29,89 +101,8 @@ from optkit.solve import Outcome, SolveOptions
     params={"backend": "highs", "log": False},
 )
 def mip(problem: PodPacking, opts: SolveOptions) -> Outcome:
-    """Tier-by-tier MIP of the assignment model (PuLP; backend=highs|cbc)."""
-    import pulp
-
-    from optkit.backends.cpsat.pod_packing import term_ranges, to_cumulative
-    from optkit.backends.mip._common import solve_problem, value
-
-    P = problem
-    R = P.resources
-    req, cap = P.request_matrix, P.capacity_matrix
-    prob = pulp.LpProblem("pod_packing", pulp.LpMinimize)
-    x = {}
-    by_node: dict[int, list[int]] = {j: [] for j in range(P.n_nodes)}
-    for i in range(P.n_pods):
-        for j in P.candidates[i]:
-            x[i, j] = prob.add_variable(f"x_{i}_{j}", cat="Binary")
-            by_node[j].append(i)
-    y = {i: pulp.lpSum(x[i, j] for j in P.candidates[i]) for i in range(P.n_pods)}
-    for i in range(P.n_pods):
-        if len(P.candidates[i]) > 1:
-            prob += y[i] <= 1, f"one_{i}"
-        if not P.pods[i].movable:
-            cur = P.current[i]
-            if (i, cur) not in x:
-                return Outcome(
-                    proven_infeasible=True,
-                    message=f"non-movable pod '{P.pods[i].name}' cannot stay",
-                )
-            prob += x[i, cur] == 1, f"fixed_{i}"
-    for j in range(P.n_nodes):
-        for r in range(len(R)):
-            c = cap[j][r]
-            pods = [i for i in by_node[j] if req[i][r] > 0]
-            if c is not None and sum(req[i][r] for i in pods) > c:
-                prob += pulp.lpSum(req[i][r] * x[i, j] for i in pods) <= c, f"cap_{j}_{r}"
-    terms = [
-        -pulp.lpSum(y[i] for i in range(P.n_pods) if P.pods[i].priority == p) for p in P.priorities
-    ]
-    running = [i for i in range(P.n_pods) if P.current[i] is not None]
-    terms.append(pulp.lpSum(1 - y[i] for i in running))
-    terms.append(pulp.lpSum(y[i] - (x.get((i, P.current[i]), 0)) for i in running))
-    ranges = term_ranges(P)
-    proven: list[int] = []
-    where = None
-    bound_terms = None
-    details = []
-    for k, term in enumerate(terms):
-        prob.setObjective(term + 0)
-        if opts.time_limit is not None and opts.remaining() <= 0:
-            bound_terms = proven + [lo for lo, _ in ranges[k:]] if k else None
-            break
-        ans = solve_problem(prob, opts)
-        details.append(ans.detail)
-        if ans.proven_infeasible:
-            return Outcome(proven_infeasible=True, stats={"statuses": details})
-        if ans.termination == Termination.ERROR:
-            if where is None:
-                return Outcome(termination=Termination.ERROR, message=f"MIP backend: {ans.detail}")
-            break
-        if ans.has_solution:
-            where = [None] * P.n_pods
-            for (i, j), v in x.items():
-                if value(v) > 0.5:
-                    where[i] = j
-            opts.report(P.to_solution(where), P.objective_of(where))
-        if not ans.proven_optimal:
-            if ans.bound is not None:
-                bound_terms = (
-                    proven
-                    + [max(ranges[k][0], math.ceil(ans.bound - 1e-6))]
-                    + [lo for lo, _ in ranges[k + 1 :]]
-                )
-            elif k:
-                bound_terms = proven + [lo for lo, _ in ranges[k:]]
-            break
-        v = round(value(term))
-        proven.append(v)
-        prob += term == v, f"tier_{k}"
-    stats = {"statuses": details}
-    bound = to_cumulative(bound_terms) if bound_terms else None
-    if where is None:
-        return Outcome(termination=Termination.TIME_LIMIT, bound=bound, stats=stats)
-    if len(proven) == len(terms):
-        return Outcome(solution=P.to_solution(where), proven_optimal=True, stats=stats)
-    return Outcome(
-        solution=P.to_solution(where), termination=Termination.TIME_LIMIT, bound=bound, stats=stats
-    )
+    """Term-by-term MIP of the assignment model (PuLP; backend=highs|cbc)."""
+    stages = MipStages(problem, opts)
+    if not stages.ok:
+        return Outcome(proven_infeasible=True, message="a non-movable pod cannot stay")
+    return solve_lexicographic(problem, stages, opts)

@@ -1,0 +1,113 @@
+"""The lexicographic driver of pod packing: one term at a time, each proven optimum fixed before the
+next (shared by the CP-SAT and MIP backends; they only build and run models).
+
+A backend hands in `Stages`: `minimise(k)` solves with term k as the objective (the terms before it
+fixed at their proven optima), `fix(k, value)` adds term k == value, `hint(where)` warms the next
+solve. The driver keeps the best placement seen (by the instance's objective), skips a solve when
+the incumbent already meets the term's trivial bound, and returns the proven bound: the proven
+prefix, the current term's bound, then the trivial bound of every later term.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+from optkit.problems import pod_objective
+from optkit.result import Termination
+
+if TYPE_CHECKING:
+    from optkit.problems.pod_packing import PodPacking
+    from optkit.solve import Outcome, SolveOptions
+
+
+class StageAnswer(NamedTuple):
+    """What one term's solve found: status, a placement (or None), a proven lower bound (or None)."""
+
+    status: str  # "optimal", "feasible", "infeasible", "unknown" or "error"
+    where: list[int | None] | None = None
+    bound: int | None = None
+    detail: str = ""
+
+
+class Stages(Protocol):
+    def minimise(self, k: int) -> StageAnswer: ...
+
+    def fix(self, k: int, value: int) -> None: ...
+
+    def hint(self, where: Sequence[int | None]) -> None: ...
+
+
+class _Incumbent:
+    def __init__(self, problem: PodPacking, opts: SolveOptions):
+        self.p, self.opts = problem, opts
+        self.where: list[int | None] | None = None
+        self.obj: list[int] | None = None
+
+    def offer(self, where: Sequence[int | None] | None) -> bool:
+        if where is None or not self.p.check(self.p.to_solution(list(where))).feasible:
+            return False
+        obj = self.p.objective_of(where)
+        if self.obj is not None and obj >= self.obj:
+            return False
+        self.where, self.obj = list(where), obj
+        self.opts.report(self.p.to_solution(self.where), obj)
+        return True
+
+
+def solve_lexicographic(
+    problem: PodPacking,
+    stages: Stages,
+    opts: SolveOptions,
+    starts: Sequence[Sequence[int | None]] = (),
+) -> Outcome:
+    """Minimise the instance's objective terms in order; `starts` are known placements (checked)."""
+    from optkit.solve import Outcome
+
+    lows = pod_objective.lower_bounds(problem)
+    best = _Incumbent(problem, opts)
+    for where in starts:
+        best.offer(where)
+    if best.where is not None:
+        stages.hint(best.where)
+    proven: list[int] = []
+    statuses: list[str] = []
+    bound: list[int] | None = None
+    t0 = time.monotonic()
+    for k in range(len(lows)):
+        if best.obj is not None and best.obj[:k] == proven and best.obj[k] <= lows[k]:
+            statuses.append("bound")
+            proven.append(best.obj[k])
+            stages.fix(k, best.obj[k])
+            continue
+        if opts.expired():
+            bound = proven + lows[k:] if k else None
+            break
+        ans = stages.minimise(k)
+        statuses.append(ans.status)
+        if best.offer(ans.where):
+            stages.hint(best.where)
+        if ans.status == "infeasible" and not proven:
+            return Outcome(proven_infeasible=True, stats={"statuses": statuses})
+        if ans.status != "optimal" or best.obj is None or best.obj[:k] != proven:
+            term_bound = lows[k] if ans.bound is None else max(lows[k], ans.bound)
+            bound = proven + [term_bound] + lows[k + 1 :] if (k or ans.bound is not None) else None
+            if ans.status == "error" and best.where is None:
+                return Outcome(termination=Termination.ERROR, message=ans.detail)
+            break
+        proven.append(best.obj[k])
+        stages.fix(k, best.obj[k])
+    stats = {"statuses": statuses, "lex_wall_s": round(time.monotonic() - t0, 4)}
+    if best.where is None:
+        return Outcome(termination=Termination.TIME_LIMIT, bound=bound, stats=stats)
+    solution = problem.to_solution(best.where)
+    if len(proven) == len(lows):
+        return Outcome(solution=solution, objective=best.obj, proven_optimal=True, stats=stats)
+    return Outcome(
+        solution=solution,
+        objective=best.obj,
+        termination=Termination.TIME_LIMIT,
+        bound=bound,
+        stats=stats,
+    )
