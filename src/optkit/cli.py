@@ -225,10 +225,12 @@ def render(
     result_file: Path = typer.Argument(
         ..., metavar="RESULT.json", help="result of `optkit solve -o`"
     ),
+    png: Path | None = typer.Option(None, "--png", help="also draw the solution into this PNG"),
 ) -> None:
-    """Print a solution for people (e.g. the modulo reservation table and loop listing of a pipeline)."""
-    problem, result = _instance_and_solution(instance, result_file)
-    print(problem.render(result.solution))
+    """Print a solution for people: the sequence, pod-to-node table, slot map or GPU mix it holds."""
+    from optkit.render import render_command
+
+    render_command(*_instance_and_solution(instance, result_file), png)
 
 
 @app.command("solvers")

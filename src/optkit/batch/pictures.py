@@ -11,10 +11,32 @@ from collections.abc import Callable
 from typing import Any
 
 ON_TIME, LATE, NEUTRAL = "#4c9f70", "#d1495b", "#5b7db1"
+MOVED, EVICTED, PLACED = "#f28e2b", "#d1495b", "black"
+
+
+def figure_size(kind: str, instance: dict, solution: dict) -> tuple[float, float]:
+    """Inches that keep every row readable: tall for many jobs or nodes, wide for three panels."""
+    if kind == "tardiness":
+        return (10.0, min(16.0, max(4.0, 0.12 * len(instance["processing_times"]) + 1.5)))
+    if kind == "pod-packing":
+        return (12.0, min(16.0, max(4.0, 0.35 * (len(instance["nodes"]) + 1) + 1.8)))
+    if kind == "expert-placement":
+        return (15.0, 5.0)
+    if kind == "gpu-selection":
+        return (8.0, 4.5)
+    return (8.0, 5.0)
+
+
+# -- tardiness --------------------------------------------------------------------------------------
 
 
 def draw_tardiness(fig: Any, instance: dict, solution: dict) -> None:
-    """Gantt chart of the single machine: one row per position in the sequence, due dates marked."""
+    """Gantt chart of the single machine, one row per position in the sequence.
+
+    A job's bar is green up to its due date and red past it (the red part is its tardiness); a black
+    tick marks each due date. Job numbers are written inside the bars where they fit, and the
+    y axis labels every k-th position so that 100+ jobs stay readable.
+    """
     p = instance["processing_times"]
     d = instance["due_dates"]
     n = len(p)
@@ -22,78 +44,173 @@ def draw_tardiness(fig: Any, instance: dict, solution: dict) -> None:
     r = instance.get("release_dates") or [0] * n
     seq = solution["sequence"]
     ax = fig.add_subplot(1, 1, 1)
-    t = 0
-    total = 0
+    t = total = tardy = 0
+    spans = []
     for row, j in enumerate(seq):
         start = max(t, r[j])
         t = start + p[j]
-        late = t > d[j]
-        total += w[j] * max(0, t - d[j])
-        ax.barh(
-            row,
-            p[j],
-            left=start,
-            height=0.7,
-            color=LATE if late else ON_TIME,
-            edgecolor="white",
-            linewidth=0.3,
-        )
-        ax.plot([d[j], d[j]], [row - 0.45, row + 0.45], color="black", linewidth=1)
-        if n <= 40:
-            ax.text(
-                start + p[j] / 2, row, str(j), ha="center", va="center", fontsize=7, color="white"
-            )
-    ax.invert_yaxis()
+        spans.append((row, j, start, t))
+        late = max(0, t - d[j])
+        total += w[j] * late
+        tardy += late > 0
+        if late:  # the tardiness: a red line from the due date to the completion
+            ax.plot([d[j], t], [row, row], color=LATE, linewidth=0.8, zorder=1)
+        on_time = min(p[j], max(0, d[j] - start))
+        ax.barh(row, on_time, left=start, height=0.8, color=ON_TIME, linewidth=0)
+        if late:
+            ax.barh(row, p[j] - on_time, left=start + on_time, height=0.8, color=LATE, linewidth=0)
+    ax.plot([d[j] for j in seq], range(n), "|", color="black", markersize=_row_points(fig, n) * 0.9)
+    horizon = max(t, max(d))
+    ax.set_xlim(0, horizon * 1.01)
+    ax.set_ylim(n - 0.5, -0.5)
+    step = max(1, n // 25)
+    ax.set_yticks(range(0, n, step))
+    ax.tick_params(axis="y", labelsize=7)
     ax.set_xlabel("time")
     ax.set_ylabel("position in the sequence")
-    ax.set_yticks([])
-    ax.set_title(
-        f"Gantt chart: {n} jobs, total weighted tardiness {total} "
-        f"(red: tardy, black tick: due date)",
-        fontsize=9,
-    )
+    _label_bars(fig, ax, spans, horizon * 1.01, n)
+    from matplotlib.lines import Line2D
+
+    handles = [_patch(ON_TIME, "on time"), _patch(LATE, "run past the due date")]
+    handles.append(Line2D([], [], color=LATE, linewidth=0.8, label="tardiness (due to completion)"))
+    handles.append(_line_marker("due date"))
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(f"{n} jobs, {tardy} tardy, total weighted tardiness {total}", fontsize=9)
+
+
+def _row_points(fig: Any, rows: int) -> float:
+    """Height of one row of the axes in points (about: the axes take ~80 % of the figure)."""
+    return fig.get_figheight() * 72 * 0.8 / max(1, rows)
+
+
+def _label_bars(fig: Any, ax: Any, spans: list, horizon: float, rows: int) -> None:
+    """Job numbers inside the bars that are wide and tall enough for them."""
+    size = min(7.0, _row_points(fig, rows) * 0.75)
+    if size < 4:
+        return
+    points_per_unit = fig.get_figwidth() * 72 * 0.75 / horizon
+    for row, j, start, end in spans:
+        text = str(j)
+        if (end - start) * points_per_unit >= len(text) * size * 0.65 + 2:
+            ax.text(
+                (start + end) / 2, row, text, ha="center", va="center", fontsize=size, color="white"
+            )
+        else:  # beside the bar: right of it the row is empty (one job per row)
+            ax.text(end, row, f" {text}", ha="left", va="center", fontsize=size, color="#333333")
+
+
+def _patch(color: str, label: str, **kw: Any) -> Any:
+    from matplotlib.patches import Patch
+
+    return Patch(facecolor=color, label=label, **kw)
+
+
+def _line_marker(label: str) -> Any:
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color="black", marker="|", linestyle="none", markersize=10, label=label)
+
+
+# -- pod packing -------------------------------------------------------------------------------------
 
 
 def draw_pod_packing(fig: Any, instance: dict, solution: dict) -> None:
-    """CPU and memory requested on each node, as a share of its capacity; pending pods in the title."""
+    """Each node before and after: its pods stacked (coloured by priority) against its capacity.
+
+    The resource shown is the most requested one relative to capacity (the bottleneck). A last row
+    holds the pending pods. Pods that move are hatched and edged orange, pods evicted are edged
+    red (before) and pods newly placed edged green (after).
+    """
+    import matplotlib as mpl
+
     nodes = instance["nodes"][:40]
-    pods = {p["name"]: p for p in instance["pods"]}
-    assignment = solution.get("assignment", {})
-    used: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    pending = 0
-    for name, node in assignment.items():
-        if node is None:
-            pending += 1
-            continue
-        for res, amount in pods.get(name, {}).get("requests", {}).items():
-            used[node][res] += amount
-    resources = [
-        res for res in ("cpu", "memory") if any(res in n.get("capacity", {}) for n in nodes)
-    ]
-    ax = fig.add_subplot(1, 1, 1)
-    height = 0.8 / max(1, len(resources))
-    colors = [NEUTRAL, "#edae49", "#00798c"]
-    for k, res in enumerate(resources):
-        shares = []
-        for n in nodes:
-            cap = n.get("capacity", {}).get(res) or 0
-            shares.append(100.0 * used[n["name"]][res] / cap if cap else 0.0)
-        ax.barh(
-            [i + k * height for i in range(len(nodes))],
-            shares,
-            height=height,
-            label=res,
-            color=colors[k % len(colors)],
+    pods = instance["pods"]
+    after = solution.get("assignment", {})
+    resource = _bottleneck(instance)
+    cap = {n["name"]: n.get("capacity", {}).get(resource) or 0 for n in nodes}
+    prios = sorted({p.get("priority", 0) for p in pods})
+    cmap = mpl.colormaps["Blues"]
+    colour = {q: cmap(0.35 + 0.55 * k / max(1, len(prios) - 1)) for k, q in enumerate(prios)}
+    rows = [n["name"] for n in nodes] + ["pending"]
+    status = {}
+    for pod in pods:
+        before, now = pod.get("node"), after.get(pod["name"])
+        if before is None:
+            status[pod["name"]] = "placed" if now is not None else "pending"
+        elif now is None:
+            status[pod["name"]] = "evicted"
+        else:
+            status[pod["name"]] = "stays" if now == before else "moved"
+    axes = fig.subplots(1, 2, sharey=True, sharex=True)
+    for ax, side in zip(axes, ("before", "after")):
+        offset = dict.fromkeys(rows, 0.0)
+        order = sorted(pods, key=lambda q: (-q.get("priority", 0), q["name"]))
+        for pod in order:
+            node = pod.get("node") if side == "before" else after.get(pod["name"])
+            row = node if node in offset else "pending"
+            if node is not None and node not in offset:
+                continue  # a node beyond the first 40
+            amount = pod.get("requests", {}).get(resource, 0)
+            width = 100.0 * amount / cap[row] if row != "pending" and cap[row] else 0.0
+            if row == "pending":
+                width = 100.0 * amount / max(1, max(cap.values(), default=1))
+            edge, hatch = _pod_mark(status[pod["name"]], side)
+            ax.barh(
+                rows.index(row),
+                width,
+                left=offset[row],
+                height=0.75,
+                color=colour[pod.get("priority", 0)],
+                edgecolor=edge,
+                linewidth=1.6 if edge != "white" else 0.5,
+                hatch=hatch,
+            )
+            offset[row] += width
+        ax.axvline(100, color="black", linewidth=0.8)
+        ax.axhline(len(rows) - 1.5, color="gray", linewidth=0.6, linestyle=":")
+        n_pending = sum(
+            1 for q in pods if (q.get("node") if side == "before" else after.get(q["name"])) is None
         )
-    ax.axvline(100, color="black", linewidth=0.8)
-    ax.set_yticks([i + height * (len(resources) - 1) / 2 for i in range(len(nodes))])
-    ax.set_yticklabels([n["name"] for n in nodes], fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("requested, % of capacity")
-    ax.legend(fontsize=8)
-    ax.set_title(
-        f"node utilisation: {len(assignment) - pending} pods placed, {pending} pending", fontsize=9
-    )
+        ax.set_title(f"{side}: {n_pending} pod(s) pending", fontsize=9)
+        ax.set_xlabel(f"{resource} requested, % of the node's capacity (pending: of the largest)")
+    axes[0].set_yticks(range(len(rows)))
+    axes[0].set_yticklabels(rows, fontsize=7)
+    axes[0].set_ylim(len(rows) - 0.5, -0.5)
+    handles = [_patch(colour[q], f"priority {q}") for q in reversed(prios)]
+    handles += [
+        _patch("white", "moves", edgecolor=MOVED, hatch="///"),
+        _patch("white", "evicted", edgecolor=EVICTED, hatch="xx", linewidth=1.6),
+        _patch("white", "newly placed", edgecolor=PLACED, linewidth=1.6),
+    ]
+    axes[1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+
+
+def _pod_mark(status: str, side: str) -> tuple[str, str | None]:
+    """(edge colour, hatch) of a pod's bar; the marks are the same in both panels."""
+    if status == "moved":
+        return MOVED, "///"
+    if status == "evicted":
+        return EVICTED, "xx"
+    if status == "placed":
+        return PLACED, None
+    return "white", None
+
+
+def _bottleneck(instance: dict) -> str:
+    """The resource with the largest total request relative to total capacity (cpu if none)."""
+    totals: dict[str, float] = defaultdict(float)
+    caps: dict[str, float] = defaultdict(float)
+    for n in instance["nodes"]:
+        for res, c in n.get("capacity", {}).items():
+            caps[res] += c
+    for pod in instance["pods"]:
+        for res, q in pod.get("requests", {}).items():
+            totals[res] += q
+    shares = {res: totals[res] / caps[res] for res in totals if caps.get(res)}
+    return max(shares, key=shares.get) if shares else "cpu"
+
+
+# -- expert placement --------------------------------------------------------------------------------
 
 
 def expert_gpu_loads(instance: dict, solution: dict) -> list[list[float]]:
@@ -112,51 +229,172 @@ def expert_gpu_loads(instance: dict, solution: dict) -> list[list[float]]:
     return loads
 
 
+def gpu_traffic(instance: dict, solution: dict, layer: int) -> list[list[float]] | None:
+    """Tokens going from GPU g (layer `layer`) to GPU h (the next layer), each expert's tokens split
+    evenly over its replicas; None without affinity data or a next layer."""
+    affinity = instance.get("affinity")
+    if not affinity or layer + 1 >= len(solution["slots"]):
+        return None
+    G, per = instance["gpus"], instance["slots_per_gpu"]
+
+    def spread(slots: list[int]) -> dict[int, list[tuple[int, float]]]:
+        where: dict[int, list[int]] = defaultdict(list)
+        for s, e in enumerate(slots):
+            if e >= 0:
+                where[e].append(s // per)
+        return {e: [(g, 1.0 / len(gs)) for g in gs] for e, gs in where.items()}
+
+    here, there = spread(solution["slots"][layer]), spread(solution["slots"][layer + 1])
+    flow = [[0.0] * G for _ in range(G)]
+    for e, row in enumerate(affinity[layer]):
+        for f, tokens in enumerate(row):
+            if tokens:
+                for g, a in here.get(e, []):
+                    for h, b in there.get(f, []):
+                        flow[g][h] += tokens * a * b
+    return flow
+
+
 def draw_expert_placement(fig: Any, instance: dict, solution: dict) -> None:
-    """Load per GPU: bars for the most loaded layer, and a heat map of every layer x GPU."""
+    """Three panels: each GPU's load per layer as % off the layer's mean (diverging colours, white
+    at the mean); the busiest layer's experts stacked on their GPUs; the GPU-to-GPU traffic from
+    that layer to the next."""
+    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.ticker import MaxNLocator
+
     loads = expert_gpu_loads(instance, solution)
-    worst = max(range(len(loads)), key=lambda l: max(loads[l]))
-    ax = fig.add_subplot(1, 2 if len(loads) > 1 else 1, 1)
-    row = loads[worst]
-    mean = sum(row) / len(row)
-    ax.bar(range(len(row)), row, color=NEUTRAL)
-    ax.axhline(mean, color="black", linestyle="--", linewidth=0.8, label=f"mean {mean:.3g}")
-    ax.set_xlabel("GPU")
-    ax.set_ylabel("load")
-    ax.legend(fontsize=8)
-    ax.set_title(
-        f"layer {worst} (most loaded): max/mean {max(row) / mean if mean else 0:.3f}", fontsize=9
+    L, G = len(loads), instance["gpus"]
+    dev = [[100.0 * (x / (sum(row) / G) - 1) if sum(row) else 0.0 for x in row] for row in loads]
+    spread = max(1.0, max(abs(v) for row in dev for v in row))
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.2, 1.0, 1.0]})
+    ax = axes[0]
+    im = ax.imshow(
+        dev,
+        aspect="auto",
+        cmap="RdBu_r",
+        interpolation="nearest",
+        norm=TwoSlopeNorm(0.0, -spread, spread),
     )
-    if len(loads) > 1:
-        ax2 = fig.add_subplot(1, 2, 2)
-        im = ax2.imshow(loads, aspect="auto", cmap="viridis")
-        ax2.set_xlabel("GPU")
-        ax2.set_ylabel("layer")
-        ax2.set_title("load per layer and GPU", fontsize=9)
-        fig.colorbar(im, ax=ax2)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("GPU")
+    ax.set_ylabel("layer")
+    worst_dev = max(max(row) for row in dev)
+    ax.set_title(f"GPU load vs the layer's mean (busiest GPU +{worst_dev:.1f} %)", fontsize=9)
+    fig.colorbar(im, ax=ax, label="% above (red) / below (blue) the mean")
+    worst = max(range(L), key=lambda l: max(dev[l]))
+    _draw_expert_map(axes[1], instance, solution, worst)
+    flow = gpu_traffic(instance, solution, worst)
+    ax = axes[2]
+    if flow is None:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no affinity data:\nno traffic to show", ha="center", va="center")
+        return
+    total = sum(map(sum, flow)) or 1.0
+    im = ax.imshow(
+        [[100 * x / total for x in row] for row in flow], cmap="Greys", interpolation="nearest"
+    )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(f"GPU at layer {worst + 1}")
+    ax.set_ylabel(f"GPU at layer {worst}")
+    local = sum(flow[g][g] for g in range(G)) / total
+    ax.set_title(
+        f"tokens from layer {worst} to {worst + 1}: {100 * local:.0f} % stay on their GPU",
+        fontsize=9,
+    )
+    fig.colorbar(im, ax=ax, label="% of the tokens")
+
+
+def _draw_expert_map(ax: Any, instance: dict, solution: dict, layer: int) -> None:
+    """The experts of one layer stacked on their GPUs (height: the load each replica serves)."""
+    import matplotlib as mpl
+    from matplotlib.ticker import MaxNLocator
+
+    G, per = instance["gpus"], instance["slots_per_gpu"]
+    slots = solution["slots"][layer]
+    load = instance["load"][layer]
+    replicas: dict[int, int] = defaultdict(int)
+    for e in slots:
+        replicas[e] += 1
+
+    cmap = mpl.colormaps["tab20"]
+    base = [0.0] * G
+    label = G * per <= 48
+    for s, e in enumerate(slots):
+        if e < 0:
+            continue
+        g = s // per
+        h = load[e] / replicas[e]
+        ax.bar(g, h, bottom=base[g], color=cmap(e % 20), edgecolor="white", linewidth=0.5)
+        if label and h > 0:
+            ax.text(
+                g,
+                base[g] + h / 2,
+                f"e{e}" + ("*" if replicas[e] > 1 else ""),
+                ha="center",
+                va="center",
+                fontsize=7,
+            )
+        base[g] += h
+    mean = sum(load) / G
+    ax.axhline(mean, color="black", linestyle="--", linewidth=0.8, label=f"mean {mean:.0f}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("GPU")
+    ax.set_ylabel("tokens served")
+    ax.legend(fontsize=8, loc="lower right")
+    note = " (* replicated)" if any(c > 1 for e, c in replicas.items() if e >= 0) else ""
+    ax.set_title(f"layer {layer} (most imbalanced): experts on each GPU{note}", fontsize=9)
+
+
+# -- gpu selection -----------------------------------------------------------------------------------
 
 
 def draw_gpu_selection(fig: Any, instance: dict, solution: dict) -> None:
-    """The GPU mix: how many of each type, and what each costs per hour."""
-    price = {g["name"]: g.get("cost_per_hour", 0) for g in instance["gpu_types"]}
+    """The GPU mix: how many of each type (light bar) and how busy they are (dark bar), with cost."""
+    from matplotlib.ticker import MaxNLocator
+
+    types = instance["gpu_types"]
+    names = [g["name"] for g in types]
+    price = {g["name"]: g.get("cost_per_hour", 0) for g in types}
     counts = solution.get("counts", {})
-    names = [g["name"] for g in instance["gpu_types"]]
+    busy = _gpu_busy(instance, solution)
     ax = fig.add_subplot(1, 1, 1)
     values = [counts.get(n, 0) for n in names]
-    bars = ax.bar(names, values, color=NEUTRAL)
-    for bar, n, c in zip(bars, names, values):
-        if c:
-            ax.text(
-                bar.get_x() + bar.get_width() / 2,
-                bar.get_height(),
-                f"${c * price[n]:.2f}/h",
-                ha="center",
-                va="bottom",
-                fontsize=8,
-            )
-    total = sum(counts.get(n, 0) * price.get(n, 0) for n in counts)
+    ax.bar(names, values, color="#cfe0f3", edgecolor=NEUTRAL, label="GPUs rented")
+    ax.bar(
+        names,
+        [busy.get(n, 0.0) for n in names],
+        width=0.5,
+        color=NEUTRAL,
+        label="GPUs' worth of work served",
+    )
+    for k, (n, c) in enumerate(zip(names, values)):
+        text = f"{c} x ${price[n]:g}/h\n= ${c * price[n]:.2f}/h" if c else "none"
+        ax.text(k, c, text, ha="center", va="bottom", fontsize=8)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(0, max(values + [1]) * 1.3 + 0.5)
+    total = sum(counts.get(n, 0) * price.get(n, 0) for n in names)
     ax.set_ylabel("GPUs")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(f"GPU mix: {sum(values)} GPUs, ${total:.2f} per hour", fontsize=9)
+
+
+def _gpu_busy(instance: dict, solution: dict) -> dict[str, float]:
+    """Per GPU type: the sum over its slices of rate / throughput (GPUs' worth of work)."""
+    if not solution.get("assignment") or "workload" not in instance:
+        return {}
+    dist = instance["workload"]["distribution"]
+    rate = instance["workload"]["request_rate"]
+    sf = instance.get("slice_factor", 4)
+    tput = {g["name"]: g["throughput"] for g in instance["gpu_types"]}
+    busy: dict[str, float] = defaultdict(float)
+    for a in solution.get("assignment", []):
+        i, j = a["bucket"]
+        t = tput.get(a["gpu_type"])
+        if t and t[i][j] > 0:
+            busy[a["gpu_type"]] += rate * dist[i][j] / sf / t[i][j]
+    return busy
 
 
 def draw_software_pipelining(fig: Any, instance: dict, solution: dict) -> None:

@@ -218,9 +218,13 @@ def make_report(
             (
                 "Performance profile",
                 f"profile_{slug}.png",
-                partial(_draw_profile, lines=plines, ref=ref),
+                partial(_draw_profile, lines=plines, ref=ref, problem=problem),
             ),
-            ("Primal gap over time", f"gap_{slug}.png", partial(_draw_gap, lines=plines, ref=ref)),
+            (
+                "Primal gap over time",
+                f"gap_{slug}.png",
+                partial(_draw_gap, lines=plines, ref=ref, problem=problem),
+            ),
         ):
             fig, ax = plt.subplots(figsize=(6.4, 4.0))
             try:
@@ -230,7 +234,7 @@ def make_report(
                     doc.para(why_not)
                     continue
                 fig.tight_layout()
-                fig.savefig(folder / filename, dpi=110)
+                fig.savefig(folder / filename, dpi=110, bbox_inches="tight")
                 written.append(folder / filename)
                 doc.heading(title, 3)
                 doc.image(filename, f"{title}, {problem}")
@@ -270,13 +274,31 @@ def _cell(d: dict | None, reference: Any) -> str:
     return text
 
 
-def _draw_profile(ax: Any, lines: list[dict], ref: dict[str, Any]) -> str | None:
+#: per solver line, so that lines on top of each other stay told apart
+MARKERS = ("o", "s", "^", "D", "v", "x", "P", "*")
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def _line_style(k: int, points: int) -> dict[str, Any]:
+    """Marker, line style and marker positions of the k-th solver's line; the markers of different
+    solvers sit at different points, so identical lines still show every solver's marker."""
+    every = max(2, points // 10)
+    return {
+        "marker": MARKERS[k % len(MARKERS)],
+        "linestyle": LINESTYLES[k % len(LINESTYLES)],
+        "markersize": 5,
+        "markevery": (k % every, every),
+        "alpha": 0.9,
+    }
+
+
+def _draw_profile(ax: Any, lines: list[dict], ref: dict[str, Any], problem: str = "") -> str | None:
     ratios = performance_profile(profile_times(lines, ref))
     finite = [r for rs in ratios.values() for r in rs if r < math.inf]
     if not finite:
         return "No solver reached a reference objective: no performance profile."
     top = max(2.0, max(finite) * 1.5)
-    for solver, rs in sorted(ratios.items()):
+    for k, (solver, rs) in enumerate(sorted(ratios.items())):
         xs, ys = [1.0], [0.0]
         for i, r in enumerate(rs):
             if r < math.inf:
@@ -284,18 +306,22 @@ def _draw_profile(ax: Any, lines: list[dict], ref: dict[str, Any]) -> str | None
                 ys.append((i + 1) / len(rs))
         xs.append(top)
         ys.append(ys[-1])
-        ax.step(xs, ys, where="post", label=solver)
+        reached = sum(r < math.inf for r in rs)
+        label = f"{solver} (reached {reached} of {len(rs)})"
+        ax.step(xs, ys, where="post", label=label, **_line_style(k, len(xs)))
     ax.set_xscale("log", base=2)
     ax.set_xlim(1, top)
-    ax.set_ylim(0, 1.02)
+    ax.set_ylim(-0.04, 1.04)  # lines at 0 and 1 stay visible off the frame
     ax.set_xlabel("tau: time within a factor tau of the fastest solver")
     ax.set_ylabel("share of instances")
-    ax.set_title("performance profile (time to reach the reference objective)", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_title(
+        f"{problem}: performance profile (time to reach the reference objective)", fontsize=9
+    )
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return None
 
 
-def _draw_gap(ax: Any, lines: list[dict], ref: dict[str, Any]) -> str | None:
+def _draw_gap(ax: Any, lines: list[dict], ref: dict[str, Any], problem: str = "") -> str | None:
     numeric = [d for d in lines if d.get("objective") is None or _number(d.get("objective"))]
     if not numeric or not any(_number(v) for v in ref.values()):
         return "The objective is not a number (lexicographic): no gap plot; see the table above."
@@ -304,13 +330,14 @@ def _draw_gap(ax: Any, lines: list[dict], ref: dict[str, Any]) -> str | None:
     by_solver: dict[str, list[dict]] = defaultdict(list)
     for d in numeric:
         by_solver[d["solver"]].append(d)
-    for solver, ds in sorted(by_solver.items()):
-        ax.step(grid, [100 * g for g in gap_curve(ds, ref, grid)], where="post", label=solver)
+    for k, (solver, ds) in enumerate(sorted(by_solver.items())):
+        curve = [100 * g for g in gap_curve(ds, ref, grid)]
+        ax.step(grid, curve, where="post", label=solver, **_line_style(k, len(grid)))
     ax.set_xscale("log")
     ax.set_xlabel("seconds")
     ax.set_ylabel("mean primal gap to the reference, %")
-    ax.set_title("primal gap over time (100 % = no solution yet)", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_title(f"{problem}: primal gap over time (100 % = no solution yet)", fontsize=9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return None
 
 

@@ -1,0 +1,135 @@
+"""`optkit render`: the solution itself as text for every problem, labelled objectives, `--png`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import optkit
+from optkit.cli import main
+from optkit.problems.pod_packing import PodPacking
+from optkit.problems.tardiness import Tardiness
+from optkit.render import labelled_objective, pod_changes, render_text
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SUITE = Path(__file__).resolve().parent.parent / "instances"
+
+
+def _solve_and_render(tmp_path: Path, instance: Path, capsys, solver: str | None = None) -> str:
+    result = tmp_path / "r.json"
+    args = ["solve", str(instance), "-o", str(result), "--json", "-t", "10"]
+    assert main(args + (["-s", solver] if solver else [])) in (0, 1)
+    capsys.readouterr()
+    png = tmp_path / "s.png"
+    assert main(["render", str(instance), str(result), "--png", str(png)]) == 0
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    return capsys.readouterr().out
+
+
+def test_tardiness_prints_the_sequence_with_completion_and_tardiness(tmp_path: Path, capsys):
+    inst = Tardiness(
+        name="three", processing_times=[3, 2, 4], due_dates=[3, 2, 5], weights=[1, 2, 1]
+    )
+    optkit.dump(inst, tmp_path / "t.json")
+    text = _solve_and_render(tmp_path, tmp_path / "t.json", capsys, solver="dp")
+    assert "total weighted tardiness:" in text
+    # every job appears once in the table, and its row's completion - due = its tardiness
+    lines = text.splitlines()
+    table = lines[lines.index(next(line for line in lines if line.startswith("---"))) + 1 :]
+    rows = [line.split() for line in table if line.strip()]
+    assert sorted(int(r[1]) for r in rows) == [0, 1, 2]
+    for r in rows:
+        job, completion, due = int(r[1]), int(r[4]), int(r[5])
+        assert due == inst.due_dates[job]
+        tardiness = int(r[6]) if len(r) > 6 and max(0, completion - due) else 0
+        assert tardiness == max(0, completion - due)
+
+
+def test_pod_packing_table_marks_moves_evictions_and_pending(tmp_path: Path, capsys):
+    inst = PodPacking(
+        nodes=[
+            {"name": "n1", "capacity": {"cpu": 1000}},
+            {"name": "n2", "capacity": {"cpu": 1000}},
+        ],
+        pods=[
+            {"name": "low", "requests": {"cpu": 600}, "priority": 0, "node": "n1"},
+            {"name": "mid", "requests": {"cpu": 500}, "priority": 1, "node": "n2"},
+            {"name": "high", "requests": {"cpu": 900}, "priority": 2},
+            {"name": "big", "requests": {"cpu": 2000}, "priority": 0},
+        ],
+    )
+    solution = {"assignment": {"low": None, "mid": "n1", "high": "n2", "big": None}}
+    changes = {p.name: c for p, _, _, c in pod_changes(inst, solution)}
+    assert changes == {"low": "evicted", "mid": "moved", "high": "placed", "big": "pending"}
+    optkit.dump(inst, tmp_path / "p.json")
+    result = {
+        "problem": "pod-packing",
+        "instance": None,
+        "solver": "by hand",
+        "solver_version": "0",
+        "status": "feasible",
+        "termination": "completed",
+        "objective": inst.check(solution).objective,
+        "solution": solution,
+    }
+    (tmp_path / "r.json").write_text(json.dumps(result))
+    assert main(["render", str(tmp_path / "p.json"), str(tmp_path / "r.json")]) == 0
+    text = capsys.readouterr().out
+    for word in ("before", "after", "change", "pending pods:", "big (priority 0)"):
+        assert word in text
+    assert "-(pods placed with priority >= 2)" in text and "evictions:" in text
+
+
+def test_expert_placement_prints_slot_map_and_loads(tmp_path: Path, capsys):
+    text = _solve_and_render(
+        tmp_path, SUITE / "expert-placement" / "suite" / "tiny_chain.json", capsys
+    )
+    assert "slot map" in text and "GPU 0" in text and "max/mean" in text
+    assert "traffic between consecutive layers" in text
+
+
+def test_gpu_selection_prints_counts_cost_and_assignment(tmp_path: Path, capsys):
+    instance = SUITE / "gpu-selection" / "suite" / "short_r24_sf4_pooled_max3.json"
+    text = _solve_and_render(tmp_path, instance, capsys)
+    assert "cost per hour:" in text and "total" in text and "assignment of workload slices" in text
+
+
+def test_software_pipelining_prints_the_reservation_table(tmp_path: Path, capsys):
+    text = _solve_and_render(
+        tmp_path, SUITE / "software-pipelining" / "suite" / "twill_fig1.json", capsys
+    )
+    assert "modulo reservation table" in text and "initiation interval (II):" in text
+
+
+def test_objective_terms_of_the_result_win_over_the_fallback_names():
+    inst = Tardiness(processing_times=[1], due_dates=[0])
+    by_list = {"objective": 1, "objective_terms": ["weighted lateness"]}
+    assert labelled_objective(inst, by_list) == ["objective:", "  weighted lateness: 1"]
+    by_dicts = {"objective": [3, 4], "objective_terms": [{"name": "a", "value": 3}, {"name": "b"}]}
+    assert labelled_objective(inst, by_dicts)[1:] == ["  a: 3", "  b: 4"]
+    assert labelled_objective(inst, {"objective": 1})[1] == "  total weighted tardiness: 1"
+
+
+def test_infeasible_solution_is_said_so():
+    inst = Tardiness(processing_times=[1, 1], due_dates=[0, 0])
+    text = render_text(inst, {"solution": {"sequence": [0, 0]}, "objective": 0})
+    assert "INFEASIBLE" in text and "permutation" in text
+
+
+@pytest.mark.parametrize("flag", ["--png"])
+def test_render_png_of_a_result_without_solution_exits_1(tmp_path: Path, capsys, flag):
+    inst = Tardiness(processing_times=[1], due_dates=[0])
+    optkit.dump(inst, tmp_path / "t.json")
+    result = {
+        "problem": "tardiness",
+        "instance": None,
+        "solver": "x",
+        "solver_version": "0",
+        "status": "unknown",
+        "termination": "time_limit",
+    }
+    (tmp_path / "r.json").write_text(json.dumps(result))
+    code = main(["render", str(tmp_path / "t.json"), str(tmp_path / "r.json"), flag, "x.png"])
+    assert code == 1 and not (tmp_path / "x.png").exists()
