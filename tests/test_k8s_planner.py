@@ -338,11 +338,10 @@ def test_plan_needing_more_than_a_pdb_allows_is_solved_again_with_the_excess_fro
     from optkit.result import Status
 
     c = FakeCluster()
-    for n in ("n1", "n2", "n3"):
-        c.add_node(n, cpu="2")
+    for n, cpu in (("n1", "2"), ("n2", "2"), ("n3", "1"), ("n4", "1")):
+        c.add_node(n, cpu=cpu)
     c.add_replicaset("guarded", 2, nodes=["n1", "n2"], cpu="1")
-    c.add_replicaset("free", 1, nodes=["n3"], cpu="1")
-    c.add_replicaset("high", 1, cpu="2", priority=1000)
+    c.add_replicaset("high", 2, cpu="2", priority=1000)
     c.add_pdb("guarded", {"app": "guarded"}, min_available=1)  # one disruption allowed
     c.settle()
     calls = []
@@ -351,11 +350,13 @@ def test_plan_needing_more_than_a_pdb_allows_is_solved_again_with_the_excess_fro
         calls.append({p.name: p.movable for p in problem.pods})
         guarded = sorted(p.name for p in problem.pods if p.name.startswith("default/guarded"))
         if all(p.movable for p in problem.pods):
-            # first answer: moves both guarded pods (feasible, better, but the PDB allows one)
+            # first answer: both guarded pods to the small nodes, both high pods placed (feasible,
+            # better, every move needed, but the PDB allows one disruption)
             where = {p.name: p.node for p in problem.pods}
-            high = next(p.name for p in problem.pods if p.name.startswith("default/high"))
+            high = sorted(p.name for p in problem.pods if p.name.startswith("default/high"))
             g_on = {where[g]: g for g in guarded}
-            where[high], where[g_on["n1"]], where[g_on["n2"]] = "n1", "n2", "n3"
+            where[high[0]], where[high[1]] = "n1", "n2"
+            where[g_on["n1"]], where[g_on["n2"]] = "n3", "n4"
             sol = {"assignment": where}
             return SimpleNamespace(
                 status=Status.FEASIBLE,
