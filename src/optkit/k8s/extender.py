@@ -143,7 +143,7 @@ class Extender:
     def _candidates(args: dict) -> tuple[list[str], bool]:
         """Candidate node names and whether they came as NodeNames (nodeCacheCapable)."""
         if args.get("NodeNames") is not None:
-            return [str(n) for n in args["NodeNames"]], True
+            return list(map(str, args["NodeNames"])), True
         items = ((args.get("Nodes") or {}).get("items")) or []
         return [meta(n).get("name") for n in items], False
 
