@@ -202,6 +202,7 @@ def test_serve_starts_and_stops(capsys):
     assert "extender listening on http://127.0.0.1:" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_run_controller_and_extender_in_one_process(monkeypatch, capsys):
     """`optkit k8s run` on the fake: the fake's scheduler asks the extender that `run` serves."""
     import os

@@ -64,6 +64,7 @@ def two_node_cluster(extender=None, **kw):
     return c
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cache_capable", [True, False])
 def test_fragmented_cluster_every_high_priority_pod_runs(cache_capable):
     pins, metrics = PinStore(), Metrics()
@@ -321,6 +322,7 @@ def test_api_error_type():
     assert e.status == 429 and "429" in str(e)
 
 
+@pytest.mark.slow
 def test_demo_repack_end_to_end():
     from optkit.k8s.demo import run_demo
 
