@@ -517,3 +517,20 @@ def test_43_answer_no_better_than_now_is_rejected():
     plan = planner.plan_and_act()
     assert plan.status == "rejected" and "not better" in plan.reason
     assert_safe(c, planner, plan)
+
+
+def test_44_acceptance_is_the_checkers_comparison(monkeypatch):
+    """Whatever order the checker's objective has, the planner asks `problem.better`: with a
+    comparison that calls nothing better, the same good answer is rejected and nothing moves."""
+    from optkit.problems.pod_packing import PodPacking
+
+    c = cluster()
+    monkeypatch.setattr(PodPacking, "better", lambda self, a, b: False)
+    planner = make(c)
+    plan = planner.plan_and_act()
+    assert plan.status == "rejected" and "not better" in plan.reason
+    assert_safe(c, planner, plan)
+    monkeypatch.undo()
+    plan = make(c).plan_and_act()
+    assert plan.status == "applied"
+    assert plan.objective == plan.problem.check({"assignment": plan.assignment}).objective
