@@ -5,15 +5,19 @@
   one plan at a time (no new plan while the pins of the last one are live), and at most one plan
   per `cooldown` seconds.
 - Plan: snapshot -> pod-packing instance -> `optkit.solve(..., time_limit=window, hard_limit=True,
-  initial_solution=current placement)`. Accepted only if the checker's objective is
-  lexicographically better than the current placement's (`problem.better`), it respects every
-  PodDisruptionBudget's `disruptionsAllowed` (if not, the excess pods are frozen and the solver
-  runs again, `budget_retries` times), and it still holds on a fresh snapshot taken just before
-  acting.
+  initial_solution=current placement)`. Only the answer's assignment is used: the problem's
+  checker recomputes its objective, and every departure of a running pod that the checker does
+  not need (the assignment is as good with the pod left home) is undone. Accepted only if it is
+  better than the current placement by the problem's own comparison (`problem.better`), it
+  respects every PodDisruptionBudget's `disruptionsAllowed` (if not, the excess pods are frozen
+  and the solver runs again, `budget_retries` times), and it still holds on a fresh snapshot
+  taken just before acting.
 - Act: pins first (so that pods recreated at once are caught), then evictions through the
-  Eviction API, node by node. A 429 (a PDB), a 409 (the pod changed) or a persistent 5xx stops
-  the plan; nothing already done is undone, and only the pins whose planned node was fully freed
-  are kept. Pins expire after `plan_ttl` seconds.
+  Eviction API, node by node. Before each one, the node it frees and the pod's target node are
+  read again: gone or changed aborts the plan and clears its pins. A 429 (a PDB), a 409 (the
+  pod changed) or a persistent 5xx stops the plan; nothing already done is undone, and only the
+  pins whose planned node was fully freed are kept. Pins expire after `plan_ttl` seconds, and
+  are dropped when a node they point to goes away or is cordoned (`check_pins`).
 """
 
 from __future__ import annotations
