@@ -21,10 +21,7 @@ def fragmented():
 
 
 def solver_args():
-    from optkit.registry import solver_specs
-
-    if "cpsat" in {s.name for s in solver_specs("pod-packing")}:
-        return ["--solver", "cpsat"]
+    """kube-default with preemption: a plan in-process in milliseconds (the CLI is under test)."""
     return ["--solver", "kube-default", "--param", "preemption=true"]
 
 

@@ -23,8 +23,10 @@ def solver_choice():
     return "kube-default", {"preemption": True}
 
 
-def make_planner(cluster, **config):
-    solver, params = solver_choice()
+def make_planner(cluster, real_solver=False, **config):
+    """A planner on `cluster`; kube-default with preemption (in-process speed) unless
+    `real_solver` (CP-SAT, a few seconds a plan here: the slow end-to-end tests)."""
+    solver, params = solver_choice() if real_solver else ("kube-default", {"preemption": True})
     cfg = PlannerConfig(
         window=WINDOW,
         solver=solver,
@@ -85,7 +87,7 @@ def test_fragmented_cluster_every_high_priority_pod_runs(cache_capable):
         c.add_replicaset("api", 2, cpu="3", memory="2Gi", priority=1000)
         c.settle()
         assert running(c, "api") == []
-        planner = make_planner(c)
+        planner = make_planner(c, real_solver=True)
         planner.pins, planner.metrics = pins, metrics
         controller = Controller(planner)
         for _ in range(30):
@@ -367,11 +369,11 @@ def test_plan_needing_more_than_a_pdb_allows_is_solved_again_with_the_excess_fro
                 termination=Termination.COMPLETED,
                 message=None,
             )
-        return optkit.solve(problem, solver_choice()[0], **kw)
+        return optkit.solve(problem, "kube-default", **kw)
 
     planner = Planner(
         c,
-        PlannerConfig(window=WINDOW, solver=solver_choice()[0], params=solver_choice()[1]),
+        PlannerConfig(window=WINDOW, solver="kube-default", params={"preemption": True}),
         solve=solve,
     )
     plan = planner.plan()
