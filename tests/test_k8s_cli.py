@@ -21,10 +21,7 @@ def fragmented():
 
 
 def solver_args():
-    from optkit.registry import solver_specs
-
-    if "cpsat" in {s.name for s in solver_specs("pod-packing")}:
-        return ["--solver", "cpsat"]
+    """kube-default with preemption: a plan in-process in milliseconds (the CLI is under test)."""
     return ["--solver", "kube-default", "--param", "preemption=true"]
 
 
@@ -202,6 +199,7 @@ def test_serve_starts_and_stops(capsys):
     assert "extender listening on http://127.0.0.1:" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_run_controller_and_extender_in_one_process(monkeypatch, capsys):
     """`optkit k8s run` on the fake: the fake's scheduler asks the extender that `run` serves."""
     import os

@@ -418,3 +418,18 @@ def test_each_response_leaves_in_one_write(make_server, monkeypatch):
             assert status == 200
     assert len(writes) == 5 and all(n > len(body) for n in writes)
     assert srv.httpd.limits.workers == 32
+
+
+def test_stop_closes_open_keep_alive_connections():
+    srv = ExtenderServer(
+        Extender(PinStore(), Metrics()), "127.0.0.1", 0, limits=Limits(idle_timeout=60)
+    ).start()
+    s, f = connect(srv)
+    with s:
+        s.sendall(request("/healthz", method="GET"))
+        assert read_response(f)[0] == 200
+        srv.stop()  # does not wait for the idle timeout
+        assert closed_within(s, f, 5)
+    for thread in list(srv.httpd._pool._threads):  # the workers end (bounded wait)
+        thread.join(5)
+        assert not thread.is_alive()

@@ -23,8 +23,10 @@ def solver_choice():
     return "kube-default", {"preemption": True}
 
 
-def make_planner(cluster, **config):
-    solver, params = solver_choice()
+def make_planner(cluster, real_solver=False, **config):
+    """A planner on `cluster`; kube-default with preemption (in-process speed) unless
+    `real_solver` (CP-SAT, a few seconds a plan here: the slow end-to-end tests)."""
+    solver, params = solver_choice() if real_solver else ("kube-default", {"preemption": True})
     cfg = PlannerConfig(
         window=WINDOW,
         solver=solver,
@@ -64,6 +66,7 @@ def two_node_cluster(extender=None, **kw):
     return c
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cache_capable", [True, False])
 def test_fragmented_cluster_every_high_priority_pod_runs(cache_capable):
     pins, metrics = PinStore(), Metrics()
@@ -84,7 +87,7 @@ def test_fragmented_cluster_every_high_priority_pod_runs(cache_capable):
         c.add_replicaset("api", 2, cpu="3", memory="2Gi", priority=1000)
         c.settle()
         assert running(c, "api") == []
-        planner = make_planner(c)
+        planner = make_planner(c, real_solver=True)
         planner.pins, planner.metrics = pins, metrics
         controller = Controller(planner)
         for _ in range(30):
@@ -324,6 +327,7 @@ def test_api_error_type():
     assert e.status == 429 and "429" in str(e)
 
 
+@pytest.mark.slow
 def test_demo_repack_end_to_end():
     from optkit.k8s.demo import run_demo
 
@@ -341,11 +345,10 @@ def test_plan_needing_more_than_a_pdb_allows_is_solved_again_with_the_excess_fro
     from optkit.result import Status
 
     c = FakeCluster()
-    for n in ("n1", "n2", "n3"):
-        c.add_node(n, cpu="2")
+    for n, cpu in (("n1", "2"), ("n2", "2"), ("n3", "1"), ("n4", "1")):
+        c.add_node(n, cpu=cpu)
     c.add_replicaset("guarded", 2, nodes=["n1", "n2"], cpu="1")
-    c.add_replicaset("free", 1, nodes=["n3"], cpu="1")
-    c.add_replicaset("high", 1, cpu="2", priority=1000)
+    c.add_replicaset("high", 2, cpu="2", priority=1000)
     c.add_pdb("guarded", {"app": "guarded"}, min_available=1)  # one disruption allowed
     c.settle()
     calls = []
@@ -354,11 +357,13 @@ def test_plan_needing_more_than_a_pdb_allows_is_solved_again_with_the_excess_fro
         calls.append({p.name: p.movable for p in problem.pods})
         guarded = sorted(p.name for p in problem.pods if p.name.startswith("default/guarded"))
         if all(p.movable for p in problem.pods):
-            # first answer: moves both guarded pods (feasible, better, but the PDB allows one)
+            # first answer: both guarded pods to the small nodes, both high pods placed (feasible,
+            # better, every move needed, but the PDB allows one disruption)
             where = {p.name: p.node for p in problem.pods}
-            high = next(p.name for p in problem.pods if p.name.startswith("default/high"))
+            high = sorted(p.name for p in problem.pods if p.name.startswith("default/high"))
             g_on = {where[g]: g for g in guarded}
-            where[high], where[g_on["n1"]], where[g_on["n2"]] = "n1", "n2", "n3"
+            where[high[0]], where[high[1]] = "n1", "n2"
+            where[g_on["n1"]], where[g_on["n2"]] = "n3", "n4"
             sol = {"assignment": where}
             return SimpleNamespace(
                 status=Status.FEASIBLE,
@@ -367,11 +372,11 @@ def test_plan_needing_more_than_a_pdb_allows_is_solved_again_with_the_excess_fro
                 termination=Termination.COMPLETED,
                 message=None,
             )
-        return optkit.solve(problem, solver_choice()[0], **kw)
+        return optkit.solve(problem, "kube-default", **kw)
 
     planner = Planner(
         c,
-        PlannerConfig(window=WINDOW, solver=solver_choice()[0], params=solver_choice()[1]),
+        PlannerConfig(window=WINDOW, solver="kube-default", params={"preemption": True}),
         solve=solve,
     )
     plan = planner.plan()

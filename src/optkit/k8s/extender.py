@@ -142,8 +142,11 @@ class Extender:
     @staticmethod
     def _candidates(args: dict) -> tuple[list[str], bool]:
         """Candidate node names and whether they came as NodeNames (nodeCacheCapable)."""
-        if args.get("NodeNames") is not None:
-            return [str(n) for n in args["NodeNames"]], True
+        names = args.get("NodeNames")
+        if names is not None:
+            if not isinstance(names, list):
+                raise TypeError("NodeNames is not a list")
+            return names, True  # not copied: a pod that passes through gets the same list back
         items = ((args.get("Nodes") or {}).get("items")) or []
         return [meta(n).get("name") for n in items], False
 

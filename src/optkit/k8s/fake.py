@@ -362,6 +362,16 @@ class FakeCluster:
             self.nodes[node]["spec"]["unschedulable"] = unschedulable
             self._bump(self.nodes[node])
 
+    def delete_node(self, name: str) -> None:
+        """The node object goes away; its pods are deleted at once (what PodGC does for pods of
+        a node that no longer exists), and ReplicaSets replace them."""
+        with self._lock:
+            self.nodes.pop(name)
+            self._rv += 1
+            for key in [k for k, p in self.pods.items() if p["spec"].get("nodeName") == name]:
+                self._remove(key)
+            self.replicaset_step()
+
     # -- controllers -----------------------------------------------------------------------------
     def kubelet_step(self) -> int:
         """Terminating pods finish terminating and disappear; returns how many."""

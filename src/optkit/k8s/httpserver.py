@@ -82,8 +82,13 @@ class _DeadlineReader(io.RawIOBase):
 class _Writer:
     """`wfile`: each write is one `sendall` under the write timeout."""
 
+    closed = False
+
     def __init__(self, sock: socket.socket, limits: Limits):
         self.sock, self.limits = sock, limits
+
+    def close(self) -> None:
+        self.closed = True
 
     def write(self, data: bytes) -> int:
         self.sock.settimeout(self.limits.write_timeout)
@@ -196,6 +201,8 @@ class BoundedHTTPServer(socketserver.TCPServer):
         self.on_reject = on_reject or (lambda reason: None)
         self._slots = threading.BoundedSemaphore(self.limits.workers)
         self._pool = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="optkit-http")
+        self._open: set[socket.socket] = set()  # connections being served, closed on stop
+        self._open_lock = threading.Lock()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
@@ -208,14 +215,21 @@ class BoundedHTTPServer(socketserver.TCPServer):
         self._pool.submit(self._serve, request, client_address)
 
     def _serve(self, request: socket.socket, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
         try:
             if self.ssl_context is not None:
                 request.settimeout(self.limits.read_timeout)
-                request = self.ssl_context.wrap_socket(request, server_side=True)
+                raw, request = request, self.ssl_context.wrap_socket(request, server_side=True)
+                with self._open_lock:
+                    self._open.discard(raw)
+                    self._open.add(request)
             self.finish_request(request, client_address)
-        except (OSError, ssl.SSLError):
-            pass  # a client that went away or failed the handshake
+        except Exception:  # noqa: BLE001, S110 - a client that went away, a failed handshake
+            pass
         finally:
+            with self._open_lock:
+                self._open.discard(request)
             self.shutdown_request(request)
             self._slots.release()
 
@@ -249,7 +263,15 @@ class BoundedHTTPServer(socketserver.TCPServer):
             pass
 
     def server_close(self) -> None:
+        """Stop: close the listening socket and every open connection, so that no worker
+        waits out its idle timeout (the interpreter joins the pool's threads at exit)."""
         super().server_close()
+        with self._open_lock:
+            for sock in self._open:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

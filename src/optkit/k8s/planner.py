@@ -5,15 +5,19 @@
   one plan at a time (no new plan while the pins of the last one are live), and at most one plan
   per `cooldown` seconds.
 - Plan: snapshot -> pod-packing instance -> `optkit.solve(..., time_limit=window, hard_limit=True,
-  initial_solution=current placement)`. Accepted only if the checker's objective is
-  lexicographically better than the current placement's (`problem.better`), it respects every
-  PodDisruptionBudget's `disruptionsAllowed` (if not, the excess pods are frozen and the solver
-  runs again, `budget_retries` times), and it still holds on a fresh snapshot taken just before
-  acting.
+  initial_solution=current placement)`. Only the answer's assignment is used: the problem's
+  checker recomputes its objective, and every departure of a running pod that the checker does
+  not need (the assignment is as good with the pod left home) is undone. Accepted only if it is
+  better than the current placement by the problem's own comparison (`problem.better`), it
+  respects every PodDisruptionBudget's `disruptionsAllowed` (if not, the excess pods are frozen
+  and the solver runs again, `budget_retries` times), and it still holds on a fresh snapshot
+  taken just before acting.
 - Act: pins first (so that pods recreated at once are caught), then evictions through the
-  Eviction API, node by node. A 429 (a PDB), a 409 (the pod changed) or a persistent 5xx stops
-  the plan; nothing already done is undone, and only the pins whose planned node was fully freed
-  are kept. Pins expire after `plan_ttl` seconds.
+  Eviction API, node by node. Before each one, the node it frees and the pod's target node are
+  read again: gone or changed aborts the plan and clears its pins. A 429 (a PDB), a 409 (the
+  pod changed) or a persistent 5xx stops the plan; nothing already done is undone, and only the
+  pins whose planned node was fully freed are kept. Pins expire after `plan_ttl` seconds, and
+  are dropped when a node they point to goes away or is cordoned (`check_pins`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from optkit.errors import InputError, OptkitError
 from optkit.k8s.api import ApiError, ClusterAPI
 from optkit.k8s.extender import Metrics
 from optkit.k8s.pins import PinSet, PinStore
-from optkit.k8s.snapshot import Snapshot, build_snapshot, is_unschedulable, meta
+from optkit.k8s.snapshot import Snapshot, build_snapshot, is_unschedulable, meta, node_entry
 
 _ids = itertools.count(1)
 
@@ -53,6 +57,8 @@ class PlannerConfig:
     )
     retry_backoff: float = 0.2
     scheduler_name: str = "default-scheduler"
+    max_prune: int = 500  # departures tried for "is it needed?" (one checker call each)
+    pin_check_s: float = 5.0  # how often the controller re-checks the nodes of live pins
     managed_resource: str | None = None  # the scheduler's managedResources entry, if any
 
 
@@ -210,9 +216,9 @@ class Planner:
                 )
             except InputError:
                 raise
-            except OptkitError as e:
+            except Exception as e:  # noqa: BLE001 - a failing solver means no plan, never a crash
                 plan.solve_s += time.monotonic() - started
-                return self._reject(plan, f"solver failed: {e}")
+                return self._reject(plan, f"solver failed: {type(e).__name__}: {e}")
             plan.solve_s += time.monotonic() - started
             self.metrics.observe("optkit_k8s_solve_seconds", time.monotonic() - started)
             plan.solver_status = result.status.value
@@ -223,13 +229,15 @@ class Planner:
                     f"({result.status.value}, {result.termination.value}"
                     f"{': ' + result.message if result.message else ''})",
                 )
-            plan.assignment = dict(result.solution["assignment"])
-            plan.objective = result.objective
-            if not problem.better(result.objective, plan.current_objective):
+            answer = self._checked(problem, snap, result.solution)
+            if isinstance(answer, str):
+                return self._reject(plan, answer)
+            plan.assignment, plan.objective = answer
+            if not problem.better(plan.objective, plan.current_objective):
                 return self._reject(
                     plan,
                     f"not better than the current placement "
-                    f"({result.objective} vs {plan.current_objective})",
+                    f"({plan.objective} vs {plan.current_objective})",
                 )
             why = self._budget_problem(snap, plan.assignment)
             if not why:
@@ -250,6 +258,38 @@ class Planner:
         self.metrics.inc("optkit_k8s_plans_rejected_total", reason=status)
         self.log(f"plan {plan.id} {status}: {reason}")
         return plan
+
+    def _checked(
+        self, problem: Any, snap: Snapshot, solution: Any
+    ) -> tuple[dict[str, str | None], Any] | str:
+        """The solver's answer as the checker sees it, with every move or eviction that its
+        placements do not need undone: (assignment, checker objective), or why it is unusable."""
+        try:
+            report = problem.check(solution)
+            assignment = dict(solution["assignment"])
+        except Exception as e:  # noqa: BLE001 - whatever a solver returns, it is only a proposal
+            return f"the solver's answer is unreadable ({type(e).__name__})"
+        if not report.feasible:
+            return "the solver's answer breaks the model's rules: " + "; ".join(
+                report.violations[:2]
+            )
+        return self._only_needed(problem, snap, assignment, report.objective)
+
+    def _only_needed(
+        self, problem: Any, snap: Snapshot, assignment: dict[str, str | None], objective: Any
+    ) -> tuple[dict[str, str | None], Any]:
+        """Put back every running pod whose departure the checker's objective does not need
+        (a feasible assignment at least as good without it), most important pods first."""
+        leaving = sorted(
+            (k for k, i in snap.pods.items() if i.node is not None and assignment.get(k) != i.node),
+            key=lambda k: (-snap.pods[k].priority, k),
+        )
+        for key in leaving[: self.config.max_prune]:
+            trial = {**assignment, key: snap.pods[key].node}
+            report = problem.check({"assignment": trial})
+            if report.feasible and not problem.better(objective, report.objective):
+                assignment, objective = trial, report.objective
+        return assignment, objective
 
     @staticmethod
     def _actions(snap: Snapshot, assignment: dict[str, str | None]) -> list[Action]:
@@ -321,12 +361,16 @@ class Planner:
             return "the current placement now breaks the model's rules: " + "; ".join(
                 current.violations[:2]
             )
-        if not problem.better(report.objective, current.objective):
-            return f"no longer better than the current placement ({report.objective} vs {current.objective})"
+        assignment, objective = self._only_needed(problem, fresh, assignment, report.objective)
+        if not problem.better(objective, current.objective):
+            return (
+                f"no longer better than the current placement ({objective} vs {current.objective})"
+            )
         why = self._budget_problem(fresh, assignment)
         if why:
             return why
         plan.snapshot, plan.problem, plan.assignment = fresh, problem, assignment
+        plan.objective = objective
         plan.actions = self._actions(fresh, assignment)
         return None
 
@@ -353,7 +397,8 @@ class Planner:
         return pins
 
     def act(self, plan: Plan) -> Plan:
-        """Re-check, pin, evict. The plan's status becomes applied, partial, invalidated or failed."""
+        """Re-check, pin, evict. The plan's status becomes applied, partial, failed (an eviction
+        refused), aborted (a node it needs gone or changed: pins cleared) or invalidated."""
         if plan.status != "planned":
             return plan
         why = self.recheck(plan)
@@ -365,9 +410,13 @@ class Planner:
             plan.status = "dry-run"
             return plan
         self.pins.set(plan.pins)
-        failure = None
         todo = plan.evictions
         for i, a in enumerate(todo):
+            changed = self._target_changed(plan, a)
+            if changed is not None:
+                reason, why = changed
+                plan.not_evicted = [x.pod for x in todo[i:]]
+                return self._abort(plan, reason, f"before evicting {a.pod}: {why}")
             info = plan.snapshot.pods[a.pod]  # type: ignore[union-attr]
             error = self._evict(info.namespace, info.name, info.uid)
             if error is None:
@@ -375,20 +424,75 @@ class Planner:
                 continue
             plan.not_evicted = [x.pod for x in todo[i:]]
             failure = f"eviction of {a.pod} failed: {error}"
-            break
-        if failure is None:
-            plan.status = "applied"
-            self.log(
-                f"plan {plan.id} applied: {len(plan.evicted)} eviction(s), "
-                f"{sum(1 for a in plan.actions if a.target)} placement(s) pinned"
-            )
-        else:
             self._trim_pins(plan)
             plan.status = "partial" if plan.evicted else "failed"
             plan.reason = failure
+            self.metrics.inc("optkit_k8s_plans_aborted_total", reason="eviction_refused")
             self.log(f"plan {plan.id} stopped: {failure}")
+            self.metrics.set("optkit_k8s_pinned_pods", self._pending_pins(plan.pins))
+            return plan
+        plan.status = "applied"
+        self.log(
+            f"plan {plan.id} applied: {len(plan.evicted)} eviction(s), "
+            f"{sum(1 for a in plan.actions if a.target)} placement(s) pinned"
+        )
         self.metrics.set("optkit_k8s_pinned_pods", self._pending_pins(plan.pins))
         return plan
+
+    def _abort(self, plan: Plan, reason: str, why: str) -> Plan:
+        """Stop acting on a plan: no more evictions, and no pins (they may point nowhere)."""
+        self.pins.clear()
+        plan.status, plan.reason = "aborted", why
+        self.metrics.inc("optkit_k8s_plans_aborted_total", reason=reason)
+        self.metrics.set("optkit_k8s_pinned_pods", 0)
+        self.log(f"plan {plan.id} aborted: {why}")
+        return plan
+
+    def _target_changed(self, plan: Plan, action: Action) -> tuple[str, str] | None:
+        """(reason, why) if a node this eviction serves (the node it frees, the node the pod goes
+        to) is gone or no longer the node the plan was made for; None if both still are."""
+        snap = plan.snapshot
+        assert snap is not None
+        planned = {n["name"]: n for n in snap.instance["nodes"]}
+        for name in dict.fromkeys(n for n in (action.source, action.target) if n):
+            try:
+                now = node_entry(self.api.get_node(name))
+            except ApiError as e:
+                if e.status == 404:
+                    return "node_gone", f"node {name} is gone"
+                return "api_error", f"cannot re-check node {name}: {e}"
+            except OptkitError as e:  # a node optkit can no longer read
+                return "node_changed", f"node {name}: {e}"
+            if now != planned.get(name):
+                return "node_changed", f"node {name} changed since the plan"
+        return None
+
+    def check_pins(self) -> str | None:
+        """Drop the live pins if a node they point to is gone or changed; why, or None."""
+        pins = self.pins.current()
+        if pins is None:
+            return None
+        nodes = set(pins.by_name.values())
+        nodes |= {n for counts in pins.by_owner.values() for n, c in counts.items() if c > 0}
+        for name in sorted(nodes):
+            try:
+                node = node_entry(self.api.get_node(name))
+            except ApiError as e:
+                if e.status != 404:
+                    return None  # cannot tell now: try again later
+                why, reason = f"pinned node {name} is gone", "node_gone"
+            else:
+                if not node.get("unschedulable") and not any(
+                    t["effect"] in ("NoSchedule", "NoExecute") for t in node.get("taints", [])
+                ):
+                    continue
+                why, reason = f"pinned node {name} is cordoned or tainted", "node_changed"
+            self.pins.clear()
+            self.metrics.inc("optkit_k8s_plans_aborted_total", reason=reason)
+            self.metrics.set("optkit_k8s_pinned_pods", 0)
+            self.log(f"plan {pins.plan_id}: {why}; pins dropped")
+            return why
+        return None
 
     def _evict(self, namespace: str, name: str, uid: str | None) -> str | None:
         """Evict one pod; None on success (or if it is gone already), else what stopped it."""
@@ -459,6 +563,7 @@ class Controller:
         self.resource_version: str | None = None
         self.healthy = True
         self.last_error = ""
+        self.last_pin_check: float | None = None
 
     def handle_event(self, kind: str, pod: dict) -> None:
         if kind == "DELETED":
@@ -511,6 +616,10 @@ class Controller:
             if e.status == 410:
                 self.resource_version = None  # too old: list again
             return None
+        now = self.clock()
+        if self.last_pin_check is None or now - self.last_pin_check >= self.config.pin_check_s:
+            self.last_pin_check = now
+            self.planner.check_pins()
         if not self.due():
             return None
         self.first_trigger = self.last_trigger = None
