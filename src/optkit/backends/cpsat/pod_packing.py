@@ -99,6 +99,7 @@ class PodModel:
         pods: list[int] | None = None,
         nodes: list[int] | None = None,
         fixed_load=None,
+        aggregate: bool = True,
     ):
         """The assignment model over `pods` x `nodes` (default all); `fixed_load[j]` = load already on node j."""
         from ortools.sat.python import cp_model
@@ -145,7 +146,7 @@ class PodModel:
                 if sum(q for q, _ in terms) > c:
                     self.m.add(sum(q * v for q, v in terms) <= c)
         # redundant aggregate capacity per resource
-        for r in range(len(R)):
+        for r in range(len(R) if aggregate else 0):
             caps = [cap[j][r] for j in self.nodes]
             if any(c is None for c in caps):
                 continue
