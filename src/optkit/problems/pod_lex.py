@@ -63,11 +63,16 @@ def solve_lexicographic(
     stages: Stages,
     opts: SolveOptions,
     starts: Sequence[Sequence[int | None]] = (),
+    known: Sequence[int | None] = (),
 ) -> Outcome:
-    """Minimise the instance's objective terms in order; `starts` are known placements (checked)."""
+    """Minimise the instance's objective terms in order; `starts` are known placements (checked),
+    `known` proven lower bounds of terms (given the earlier terms at their optima; None: none)."""
     from optkit.solve import Outcome
 
     lows = pod_objective.lower_bounds(problem)
+    for k, b in enumerate(known):
+        if b is not None:
+            lows[k] = max(lows[k], b)
     best = _Incumbent(problem, opts)
     for where in starts:
         best.offer(where)

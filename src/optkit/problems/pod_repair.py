@@ -142,7 +142,6 @@ def _victims(u: Usage, i: int, j: int) -> list[int] | None:
 
 def _preempt(u: Usage, i: int) -> list[int] | None:
     """Place pod i by displacing lower-priority pods; returns the evicted ones (None: no way)."""
-    P = u.p
     nodes = np.flatnonzero(u.eligible(i))
     if not len(nodes):
         return None

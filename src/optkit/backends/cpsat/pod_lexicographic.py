@@ -29,6 +29,8 @@ from optkit.solve import Outcome, SolveOptions
 BUILD_PAIRS_PER_S = 50_000
 #: share of the window the repair may use before the exact model
 REPAIR_SHARE = 0.3
+#: share of what is left that the placement-first solve gets for its placement bounds (per-tier)
+PLACEMENT_SHARE = 0.4
 
 
 def candidate_pairs(problem: PodPacking, sample: int = 256) -> int:
@@ -94,6 +96,28 @@ class CpsatStages:
         self.pm.hint(where)
 
 
+def placement_bounds(problem: PodPacking, opts: SolveOptions, seconds: float):
+    """The placement-first solve (count model, pattern bounds) for `seconds`: its placement, and its
+    bound of each placed_prio>=p term spread over the per-tier terms. Valid: the per-tier order
+    fixes more before each placed term (the disruption of the tiers above), so its optimum of that
+    term is no better than the placement-first one."""
+    from optkit.backends.cpsat.pod_packing import _tiers, term_ranges
+
+    first = problem.model_copy(update={"objective": "placement-first"})
+    sub = SolveOptions(
+        time_limit=max(1e-3, seconds), threads=opts.threads, seed=opts.seed, params=opts.params
+    )
+    out = _tiers(first, sub, term_ranges(first))
+    where = first.placement_of(out.solution) if out.solution is not None else None
+    bound = out.bound
+    if out.proven_optimal and out.solution is not None:
+        bound = first.objective_of(where)
+    known: list[int | None] = []
+    for k in range(len(problem.priorities)):
+        known += [None if bound is None else bound[k], None]
+    return where, known
+
+
 def solve_by_terms(problem: PodPacking, opts: SolveOptions) -> Outcome:
     """Repair, then the exact model term by term when it fits the window."""
     t0 = time.monotonic()
@@ -110,6 +134,10 @@ def solve_by_terms(problem: PodPacking, opts: SolveOptions) -> Outcome:
             termination=Termination.TIME_LIMIT,
             stats={"path": "repair", "pairs": pairs, "repair_s": round(time.monotonic() - t0, 4)},
         )
-    out = solve_lexicographic(problem, CpsatStages(problem, opts), opts, [repaired])
+    starts, known = [repaired], []
+    if problem.objective == "per-tier" and opts.params.get("patterns", True):
+        placed, known = placement_bounds(problem, opts, PLACEMENT_SHARE * opts.remaining(60.0))
+        starts.append(placed)
+    out = solve_lexicographic(problem, CpsatStages(problem, opts), opts, starts, known)
     out.stats.update(path="exact", pairs=pairs, repair_s=round(time.monotonic() - t0, 4))
     return out
