@@ -434,10 +434,6 @@ def main(argv=None) -> None:
     print(body)
 
 
-if __name__ == "__main__":
-    main()
-
-
 # -- head to head against priority-matters, in both orders -----------------------------------------
 
 
@@ -649,3 +645,7 @@ def shapes_run(threads: int) -> str:
         f"{r['runtime_s']:.2f} s, peak RSS {r['peak_rss_mb']} MB, path {r['path']}, "
         f"pending after {r['pending_after']}."
     )
+
+
+if __name__ == "__main__":
+    main()
