@@ -18,10 +18,12 @@ import collections
 import json
 import resource
 import time
+from pathlib import Path
 
 import optkit
 from benchmarks._common import SHARED, machine, markdown_table, write_section
 from optkit.backends.heuristics.pod_packing import Cluster, kube_schedule
+from optkit.problems.pod_objective import ORDERS
 from optkit.problems.pod_packing import generate, read_kwok, with_placement
 from optkit.result import Status
 
@@ -266,25 +268,6 @@ def seeds_table(
     )
 
 
-def scale_test(seconds: float = 10.0, threads: int = 1) -> str:
-    t0 = time.monotonic()
-    p = generate(seed=0, nodes=1000, pods_per_node=10, priorities=4, util=1.05)
-    gen = time.monotonic() - t0
-    before = p.evaluate_current()
-    r = optkit.solve(p, "cpsat", time_limit=seconds, threads=threads, seed=0)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    better = r.status.has_solution and p.better(r.objective, before.objective)
-    return (
-        f"1,000 nodes x 10,000 pods, 4 priorities, util 1.05 (generator seed 0; generating it with the "
-        f"kube-default 'before' state took {gen:.1f} s). Before: pending by priority "
-        f"{before.metrics['pending_by_priority']}. cpsat (LNS), {seconds:.0f} s limit, ran {r.runtime_s:.1f} s: status {r.status.value}, "
-        f"pending by priority {r.metrics.get('pending_by_priority')}, evictions {r.metrics.get('evictions')}, "
-        f"moves {r.metrics.get('moves')}, {threads} thread(s), improvement verified by the checker: {better}; "
-        f"{r.stats.get('iterations')} neighbourhoods, {r.stats.get('improvements')} improving; "
-        f"peak RSS of the benchmark process {rss:.0f} MB."
-    )
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -296,8 +279,9 @@ def main(argv=None) -> None:
     )
     ap.add_argument(
         "--parts",
-        default="grid,seeds,kwok,validation,scale",
-        help="which parts to run now (grid, seeds, modes, kwok, validation, scale); the others are "
+        default="h2h,kwok,scale",
+        help="which parts to run now (grid, seeds, modes, kwok, validation, h2h, scale, seeds1000); "
+        "the others are "
         "taken from --cache if there",
     )
     ap.add_argument(
@@ -314,6 +298,13 @@ def main(argv=None) -> None:
         help="parts already run (markdown), so that the section can be assembled from several runs",
     )
     ap.add_argument("--out", default=None, help="write per-scenario rows (JSONL) here")
+    ap.add_argument("--h2h-windows", default="1,10", help="windows of the head-to-head part")
+    ap.add_argument(
+        "--h2h-sample", type=int, default=3, help="head to head beyond 1 s: every N-th scenario"
+    )
+    ap.add_argument("--scale-sizes", default="200,1000,5000", help="node counts of the scale part")
+    ap.add_argument("--scale-windows", default="1,10", help="windows of the scale part")
+    ap.add_argument("--scale-seeds", type=int, default=1, help="generator seeds per scale case")
     ap.add_argument(
         "--threads",
         type=int,
@@ -354,14 +345,17 @@ def main(argv=None) -> None:
     kw = read_kwok(SHARED / "podpacking" / "kwok" / "instances.jsonl")
     if "kwok" in parts:
         kwin = [int(w) for w in args.kwok_windows.split(",")] if args.kwok_windows else windows
-        kscen = pending((inst.name, inst) for inst, _ in kw)
+        # the order of the paper's classification runs before the per-tier default existed
+        kscen = pending(
+            (inst.name, inst.model_copy(update={"objective": "placement-first"})) for inst, _ in kw
+        )
         kcounts, krows = run_grid(kscen, kwin, log=sys.stderr, threads=args.threads)
         rows += krows
         cache["kwok"] = (
             cmd
             + "\n\n"
             + f"### KWOK runs ({len(kscen)} of {len(kw)} scenarios leave pods pending; before = the real "
-            f"kube-scheduler placement); cpsat, {args.threads} thread(s)\n\n"
+            f"kube-scheduler placement); cpsat, placement-first order, {args.threads} thread(s)\n\n"
             + pct_table(kcounts, kwin)
         )
     if "validation" in parts:
@@ -384,11 +378,46 @@ def main(argv=None) -> None:
         )
     if "modes" in parts:
         cache["modes"] = cmd + "\n\n" + modes_table(threads=args.threads)
+    if "h2h" in parts:
+        kscen = pending((inst.name, inst) for inst, _ in kw)
+        counts, n = {}, {}
+        for w in [int(x) for x in args.h2h_windows.split(",")]:
+            scen = kscen if w <= 1 else kscen[:: args.h2h_sample]
+            counts[w], hrows = head_to_head(scen, float(w), args.threads, log=sys.stderr)
+            n[w] = len(scen)
+            rows += hrows
+        cache["h2h"] = (
+            cmd
+            + "\n\n### KWOK head to head: cpsat against priority-matters (faithful), both orders\n\n"
+            f"{len(kscen)} KWOK scenarios that leave pods pending; the 10 s window on every "
+            f"{args.h2h_sample}-th of them; {args.threads} thread(s); every answer re-checked. "
+            "better / equal / worse: cpsat's objective against priority-matters' in the "
+            "instance's order (no answer is worst); worse than before: a plan lexicographically "
+            "worse than doing nothing, or no answer.\n\n" + h2h_table(counts, n)
+        )
+    if "seeds1000" in parts:
+        cache["seeds1000"] = (
+            cmd
+            + "\n\n### 1,000 nodes x 8,000 pods over generator seeds (cpsat, per-tier)\n\n"
+            + scale_table([1, 10], args.threads, (1000,), 5, log=sys.stderr, gpu=False)
+        )
     if "scale" in parts:
-        cache["scale"] = cmd + "\n\n### Scale\n\n" + scale_test(threads=args.threads)
+        sizes = tuple(int(x) for x in args.scale_sizes.split(","))
+        wins = [int(x) for x in args.scale_windows.split(",")]
+        cache["scale"] = (
+            cmd
+            + "\n\n### Scale (cpsat, per-tier)\n\n"
+            + "The generator, 8 pods per node, 4 priorities; each solve in a fresh process (peak "
+            "RSS includes the instance).\n\n"
+            + scale_table(wins, args.threads, sizes, args.scale_seeds, log=sys.stderr)
+            + "\n\n"
+            + shapes_run(args.threads)
+        )
     cache_path.write_text(json.dumps(cache))
     sections = [
-        cache[k] for k in ("grid", "seeds", "modes", "kwok", "validation", "scale") if k in cache
+        cache[k]
+        for k in ("h2h", "kwok", "grid", "seeds", "modes", "validation", "scale", "seeds1000")
+        if k in cache
     ]
     if args.out:
         with open(args.out, "w") as f:
@@ -403,6 +432,224 @@ def main(argv=None) -> None:
     )
     write_section("pod-packing", body)
     print(body)
+
+
+# -- head to head against priority-matters, in both orders -----------------------------------------
+
+
+def _rank(problem, result):
+    """Sort key of a result's answer: no answer is worst."""
+    return (0, result.objective) if result.status.has_solution else (1, None)
+
+
+def head_to_head(scenarios, window: float, threads: int, log=None) -> tuple[dict, list[dict]]:
+    """cpsat against priority-matters (faithful) on each scenario in both orders, one window.
+    Returns counts per order and one row per (scenario, order)."""
+    counts = {o: collections.Counter() for o in ORDERS}
+    rows = []
+    warm = generate(seed=1, nodes=4, pods_per_node=4, priorities=2, util=1.05)
+    for order in ORDERS:  # untimed: the first solve of a process pays the imports
+        for solver in ("cpsat", "priority-matters"):
+            p = warm.model_copy(update={"objective": order})
+            optkit.solve(p, solver, time_limit=1.0, threads=threads)
+    for label, base in scenarios:
+        for order in ORDERS:
+            p = base.model_copy(update={"objective": order})
+            ours = optkit.solve(p, "cpsat", time_limit=window, threads=threads, seed=0)
+            theirs = optkit.solve(p, "priority-matters", time_limit=window, threads=threads, seed=0)
+            a, b = _rank(p, ours), _rank(p, theirs)
+            verdict = "equal" if a == b else "better" if a < b else "worse"
+            before = p.evaluate_current().objective
+            c = counts[order]
+            c[verdict] += 1
+            c["optkit proven"] += ours.status == Status.OPTIMAL
+            c["pm proven"] += theirs.status == Status.OPTIMAL
+            c["optkit no answer"] += not ours.status.has_solution
+            c["pm no answer"] += not theirs.status.has_solution
+            c["optkit worse than before"] += not ours.status.has_solution or p.better(
+                before, ours.objective
+            )
+            c["pm worse than before"] += not theirs.status.has_solution or p.better(
+                before, theirs.objective
+            )
+            c["optkit over window +10 %"] += ours.runtime_s > 1.1 * window
+            row = {
+                "scenario": label,
+                "order": order,
+                "window_s": window,
+                "verdict": verdict,
+                "optkit": [ours.status.value, ours.objective, ours.runtime_s],
+                "priority-matters": [theirs.status.value, theirs.objective, theirs.runtime_s],
+            }
+            rows.append(row)
+            if log:
+                print(json.dumps(row), file=log, flush=True)
+    return counts, rows
+
+
+def h2h_table(counts_by_window: dict, n: dict) -> str:
+    keys = [
+        "better",
+        "equal",
+        "worse",
+        "optkit proven",
+        "pm proven",
+        "optkit no answer",
+        "pm no answer",
+        "optkit worse than before",
+        "pm worse than before",
+        "optkit over window +10 %",
+    ]
+    header = ["count"] + [f"{o}, {w} s (n={n[w]})" for w in counts_by_window for o in ORDERS]
+    body = [
+        [k] + [counts_by_window[w][o][k] for w in counts_by_window for o in ORDERS] for k in keys
+    ]
+    return markdown_table(header, body)
+
+
+# -- scale: generated clusters of 200 to 5,000 nodes -----------------------------------------------
+
+
+def scale_instance(nodes: int, util: float, seed: int = 0, gpu_every: int = 0):
+    """The paper's generator (8 pods per node, 4 priorities); with `gpu_every`, every that many
+    nodes gets 8 nvidia.com/gpu and about 3 % of the ReplicaSets request 1 or 2 GPUs (the before
+    state is then kube-default's again, in creation order without preemption)."""
+    if not gpu_every:
+        return generate(seed=seed, nodes=nodes, pods_per_node=8, priorities=4, util=util)
+    import random
+
+    p = generate(seed=seed, nodes=nodes, pods_per_node=8, priorities=4, util=util, before=False)
+    data = p.to_dict()
+    for j, node in enumerate(data["nodes"]):
+        if j % gpu_every == 0:
+            node["capacity"]["nvidia.com/gpu"] = 8
+    rng = random.Random(seed)
+    gpus: dict[str, int] = {}
+    for pod in data["pods"]:
+        owner = pod.get("owner", pod["name"])
+        if owner not in gpus:
+            gpus[owner] = rng.choice((1, 2)) if rng.random() < 0.03 else 0
+        if gpus[owner]:
+            pod["requests"]["nvidia.com/gpu"] = gpus[owner]
+    p = type(p).model_validate(data)
+    return with_placement(p, kube_schedule(p, order="arrival", preemption=False))
+
+
+def _scale_child(path: str, window: float, threads: int, queue) -> None:
+    problem = optkit.load(path)
+    optkit.solve(generate(seed=1, nodes=4, pods_per_node=4, priorities=2), "cpsat", time_limit=1)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    r = optkit.solve(problem, "cpsat", time_limit=window, threads=threads, seed=0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put(
+        {
+            "runtime_s": r.runtime_s,
+            "status": r.status.value,
+            "pending_after": r.metrics.get("pending_by_priority"),
+            "evictions": r.metrics.get("evictions"),
+            "moves": r.metrics.get("moves"),
+            "path": r.stats.get("path"),
+            "peak_rss_mb": round(peak),
+            "rss_before_solve_mb": round(base),
+        }
+    )
+
+
+def scale_run(problem, window: float, threads: int) -> dict:
+    """One solve in a fresh process (spawned: its peak RSS is the solve's, instance included)."""
+    import multiprocessing as mp
+    import tempfile
+
+    ctx = mp.get_context("spawn")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(problem.to_dict(), f)
+    queue = ctx.Queue()
+    child = ctx.Process(target=_scale_child, args=(f.name, window, threads, queue))
+    child.start()
+    out = queue.get()
+    child.join()
+    Path(f.name).unlink()
+    return out
+
+
+def scale_table(
+    windows, threads: int, sizes=(200, 1000, 5000), seeds: int = 1, log=None, gpu: bool = True
+) -> str:
+    body = []
+    utils = (0.95, 1.0) if gpu else (1.0,)
+    cases = [(n, u, 0) for n in sizes for u in utils] + ([(1000, 1.0, 8)] if gpu else [])
+    for n, util, gpu in cases:
+        for seed in range(seeds):
+            t0 = time.monotonic()
+            p = scale_instance(n, util, seed, gpu)
+            gen = time.monotonic() - t0
+            before = p.evaluate_current().metrics["pending_by_priority"]
+            for w in windows:
+                r = scale_run(p, float(w), threads)
+                row = [
+                    f"{n} x {p.n_pods}" + (f", GPUs on 1 node in {gpu}" if gpu else ""),
+                    util,
+                    seed,
+                    w,
+                    r["runtime_s"],
+                    r["peak_rss_mb"],
+                    _tiers(before),
+                    _tiers(r["pending_after"]),
+                    r["evictions"],
+                    r["moves"],
+                    r["path"],
+                ]
+                body.append(row)
+                if log:
+                    print(row, f"generated in {gen:.1f} s", file=log, flush=True)
+    header = [
+        "nodes x pods",
+        "util",
+        "seed",
+        "window s",
+        "wall in solve s",
+        "peak RSS MB",
+        "pending before (prio 4/3/2/1)",
+        "pending after",
+        "evictions",
+        "moves",
+        "path",
+    ]
+    return markdown_table(header, body)
+
+
+def _tiers(pending: dict | None) -> str:
+    if not pending:
+        return "-"
+    return "/".join(str(pending.get(k, 0)) for k in sorted(pending, key=int, reverse=True))
+
+
+def shapes_run(threads: int) -> str:
+    """100 nodes x 2,000 pods of 2,000 distinct shapes (peak RSS)."""
+    import random
+
+    rng = random.Random(0)
+    nodes = [
+        {"name": f"n{j}", "capacity": {"cpu": 16000, "memory": 64 * 2**30}} for j in range(100)
+    ]
+    pods = []
+    for i in range(2000):
+        pod = {
+            "name": f"p{i}",
+            "requests": {"cpu": 100 + i, "memory": rng.randint(2**27, 2**30)},
+            "priority": rng.randint(1, 4),
+        }
+        pods.append(pod)
+    from optkit.problems.pod_packing import PodPacking
+
+    p = PodPacking(name="shapes_n100_p2000", nodes=nodes, pods=pods)
+    p = with_placement(p, kube_schedule(p, order="arrival", preemption=False))
+    r = scale_run(p, 1.0, threads)
+    return (
+        f"100 nodes x 2,000 pods of 2,000 distinct shapes, cpsat, 1 s: wall in solve "
+        f"{r['runtime_s']:.2f} s, peak RSS {r['peak_rss_mb']} MB, path {r['path']}, "
+        f"pending after {r['pending_after']}."
+    )
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 next (shared by the CP-SAT and MIP backends; they only build and run models).
 
 A backend hands in `Stages`: `minimise(k)` solves with term k as the objective (the terms before it
-fixed at their proven optima), `fix(k, value)` adds term k == value, `hint(where)` warms the next
-solve. The driver keeps the best placement seen (by the instance's objective), skips a solve when
-the incumbent already meets the term's trivial bound, and returns the proven bound: the proven
-prefix, the current term's bound, then the trivial bound of every later term.
+fixed), `fix(k, value, proven)` adds term k == value (a proven optimum) or term k <= value (the
+incumbent's level of a term left unproven: the later terms are still improved, as the Priority
+Matters solver does), `hint(where)` warms the next solve. The driver keeps the best placement seen
+(by the instance's objective), skips a solve when the incumbent already meets the term's trivial
+bound, and returns the proven bound: the proven prefix, the first unproven term's bound, then the
+trivial bound of every later term.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class StageAnswer(NamedTuple):
 class Stages(Protocol):
     def minimise(self, k: int) -> StageAnswer: ...
 
-    def fix(self, k: int, value: int) -> None: ...
+    def fix(self, k: int, value: int, proven: bool = True) -> None: ...
 
     def hint(self, where: Sequence[int | None]) -> None: ...
 
@@ -61,43 +63,56 @@ def solve_lexicographic(
     stages: Stages,
     opts: SolveOptions,
     starts: Sequence[Sequence[int | None]] = (),
+    known: Sequence[int | None] = (),
 ) -> Outcome:
-    """Minimise the instance's objective terms in order; `starts` are known placements (checked)."""
+    """Minimise the instance's objective terms in order; `starts` are known placements (checked),
+    `known` proven lower bounds of terms (given the earlier terms at their optima; None: none)."""
     from optkit.solve import Outcome
 
     lows = pod_objective.lower_bounds(problem)
+    for k, b in enumerate(known):
+        if b is not None:
+            lows[k] = max(lows[k], b)
     best = _Incumbent(problem, opts)
     for where in starts:
         best.offer(where)
     if best.where is not None:
         stages.hint(best.where)
-    proven: list[int] = []
+    proven: list[int] = []  # optima of the leading terms, each proven with the earlier ones fixed
     statuses: list[str] = []
     bound: list[int] | None = None
+    settled = True  # every term so far proven
     t0 = time.monotonic()
     for k in range(len(lows)):
-        if best.obj is not None and best.obj[:k] == proven and best.obj[k] <= lows[k]:
+        if settled and best.obj is not None and best.obj[:k] == proven and best.obj[k] <= lows[k]:
             statuses.append("bound")
             proven.append(best.obj[k])
             stages.fix(k, best.obj[k])
             continue
         if opts.expired():
-            bound = proven + lows[k:] if k else None
+            if settled:
+                bound = proven + lows[k:] if k else None
             break
         ans = stages.minimise(k)
         statuses.append(ans.status)
         if best.offer(ans.where):
             stages.hint(best.where)
-        if ans.status == "infeasible" and not proven:
+        if ans.status == "infeasible" and k == 0:
             return Outcome(proven_infeasible=True, stats={"statuses": statuses})
-        if ans.status != "optimal" or best.obj is None or best.obj[:k] != proven:
+        if best.obj is None:
+            if ans.status == "error":
+                return Outcome(termination=Termination.ERROR, message=ans.detail)
+            bound = [max(lows[0], ans.bound)] + lows[1:] if ans.bound is not None else None
+            break
+        if settled and ans.status == "optimal" and best.obj[:k] == proven:
+            proven.append(best.obj[k])
+            stages.fix(k, best.obj[k])
+            continue
+        if settled:  # the first term left unproven: the bound ends here
             term_bound = lows[k] if ans.bound is None else max(lows[k], ans.bound)
             bound = proven + [term_bound] + lows[k + 1 :] if (k or ans.bound is not None) else None
-            if ans.status == "error" and best.where is None:
-                return Outcome(termination=Termination.ERROR, message=ans.detail)
-            break
-        proven.append(best.obj[k])
-        stages.fix(k, best.obj[k])
+            settled = False
+        stages.fix(k, best.obj[k], proven=False)  # keep the incumbent's level, improve the rest
     stats = {"statuses": statuses, "lex_wall_s": round(time.monotonic() - t0, 4)}
     if best.where is None:
         return Outcome(termination=Termination.TIME_LIMIT, bound=bound, stats=stats)

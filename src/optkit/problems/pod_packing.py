@@ -251,6 +251,8 @@ class PodPacking(Problem):
 
     @staticmethod
     def _signature(pod: Pod) -> str:
+        if not pod.node_selector and pod.node_affinity is None and not pod.tolerations:
+            return ""  # most pods: no constraint at all
         return json.dumps(
             [pod.node_selector, pod.model_dump(include={"node_affinity", "tolerations"})],
             sort_keys=True,
@@ -260,8 +262,7 @@ class PodPacking(Problem):
     @cached_property
     def _eligible_by_signature(self) -> dict[str, tuple[bool, ...]]:
         table: dict[str, tuple[bool, ...]] = {}
-        for pod in self.pods:
-            sig = self._signature(pod)
+        for pod, sig in zip(self.pods, self._pod_signature):
             if sig not in table:
                 table[sig] = tuple(self._static_ok(pod, node) for node in self.nodes)
         return table

@@ -42,12 +42,21 @@ class Usage:
         ).reshape(P.n_nodes, n_res)
         self.scale = np.maximum(np.where(self.cap >= big, 1, self.cap).max(axis=0, initial=1), 1)
         self.used = np.zeros_like(self.cap)
+        self.size = (self.req / self.scale).sum(axis=1).tolist() if P.n_pods else []
+        self.rows = [tuple(r) for r in P.request_matrix]
+        self.prio = [pod.priority for pod in P.pods]
+        self.movable = [pod.movable for pod in P.pods]
         self.where: list[int | None] = [None] * P.n_pods
         self.on_node: list[set[int]] = [set() for _ in range(P.n_nodes)]
         self._masks: dict[tuple, np.ndarray] = {}
-        for i, j in enumerate(where):
-            if j is not None:
-                self.place(i, j)
+        self._elig: dict[str, np.ndarray] = {}
+        placed = [(i, j) for i, j in enumerate(where) if j is not None]
+        if placed:
+            rows, nodes = zip(*placed)
+            np.add.at(self.used, list(nodes), self.req[list(rows)])
+            for i, j in placed:
+                self.where[i] = j
+                self.on_node[j].add(i)
 
     def place(self, i: int, j: int) -> None:
         self.where[i] = j
@@ -71,7 +80,9 @@ class Usage:
         key = self.class_of(i)
         mask = self._masks.get(key)
         if mask is None:
-            elig = np.array(P._eligible_by_signature[key[0]], dtype=bool)
+            elig = self._elig.get(key[0])
+            if elig is None:
+                elig = self._elig[key[0]] = np.array(P._eligible_by_signature[key[0]], dtype=bool)
             mask = self._masks[key] = elig & np.all(self.cap >= self.req[i], axis=1)
         return mask
 
@@ -111,25 +122,26 @@ def start_from_current(problem: PodPacking) -> Usage:
 
 
 def _victims(u: Usage, i: int, j: int) -> list[int] | None:
-    """Lowest-priority-first movable pods of lower priority on node j whose removal lets pod i in."""
+    """Lowest-priority-first movable pods of lower priority on node j whose removal lets pod i in
+    (plain Python on the few resources: far faster than NumPy on vectors this short)."""
     P = u.p
     prio = P.pods[i].priority
-    need = u.used[j] + u.req[i] - u.cap[j]
-    pool = [k for k in u.on_node[j] if P.pods[k].movable and P.pods[k].priority < prio]
-    pool.sort(key=lambda k: (P.pods[k].priority, -(u.req[k] / u.scale).sum(), k))
+    need = (u.used[j] + u.req[i] - u.cap[j]).tolist()
+    pool = [k for k in u.on_node[j] if u.movable[k] and u.prio[k] < prio]
+    pool.sort(key=lambda k: (u.prio[k], -u.size[k], k))
     out = []
     for k in pool:
-        if not np.any(need > 0):
+        if max(need) <= 0:
             break
-        if np.any((u.req[k] > 0) & (need > 0)):
+        q = u.rows[k]
+        if any(a > 0 and b > 0 for a, b in zip(q, need)):
             out.append(k)
-            need = need - u.req[k]
-    return out if not np.any(need > 0) else None
+            need = [b - a for a, b in zip(q, need)]
+    return out if max(need, default=0) <= 0 else None
 
 
 def _preempt(u: Usage, i: int) -> list[int] | None:
     """Place pod i by displacing lower-priority pods; returns the evicted ones (None: no way)."""
-    P = u.p
     nodes = np.flatnonzero(u.eligible(i))
     if not len(nodes):
         return None
@@ -139,7 +151,7 @@ def _preempt(u: Usage, i: int) -> list[int] | None:
         victims = _victims(u, i, int(j))
         if victims is None:
             continue
-        key = (max((P.pods[k].priority for k in victims), default=-(2**62)), len(victims))
+        key = (max((u.prio[k] for k in victims), default=-(2**62)), len(victims))
         if best is None or key < best[0]:
             best = (key, int(j), victims)
     if best is None:
@@ -162,7 +174,7 @@ def repair(problem: PodPacking, deadline: float | None = None) -> list[int | Non
     """The targeted repair of the current placement (see the module docstring)."""
     P = problem
     u = start_from_current(P)
-    size = (u.req / u.scale).sum(axis=1) if P.n_pods else np.zeros(0)
+    size = u.size
     queue = [(-P.pods[i].priority, -size[i], i) for i in range(P.n_pods) if u.where[i] is None]
     heapq.heapify(queue)
     tried: set[int] = set()

@@ -225,13 +225,15 @@ def _answer(problem, opts, model, solver, statuses, last_good, failed) -> Outcom
     stats = {"statuses": statuses, "faithful": faithful}
     if where is None:
         return Outcome(termination=Termination.TIME_LIMIT, stats=stats)
-    pending = any(j is None for j in problem.current)
-    optimal = (
-        not failed
-        and done
-        and all(s == "OPTIMAL" for s in statuses)
-        and (not faithful or not pending)
+    # with the forced placement the stages' optimum is the problem's only when it is no worse
+    # than placing no pending pod at all, whose best is the current placement
+    current = problem.check(problem.current_solution())
+    forced_ok = (
+        not faithful
+        or all(j is not None for j in problem.current)
+        or (current.feasible and problem.objective_of(where) <= current.objective)
     )
+    optimal = not failed and done and all(s == "OPTIMAL" for s in statuses) and forced_ok
     return Outcome(
         solution=problem.to_solution(where),
         objective=problem.objective_of(where),

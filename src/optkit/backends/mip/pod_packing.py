@@ -83,8 +83,9 @@ class MipStages:
         status = "optimal" if ans.proven_optimal else "feasible" if where else "unknown"
         return StageAnswer(status, where, bound, ans.detail)
 
-    def fix(self, k: int, value: int) -> None:
-        self.prob += self.terms[k] == value, f"term_{k}"
+    def fix(self, k: int, value: int, proven: bool = True) -> None:
+        term = self.terms[k]
+        self.prob += (term == value) if proven else (term <= value), f"term_{k}"
 
     def hint(self, where) -> None:
         """PuLP's HiGHS interface takes no start; the driver keeps the incumbent itself."""
