@@ -246,14 +246,14 @@ def test_numbers_at_the_edge_of_the_range_solve_exactly():
 
 def test_time_up_while_building_returns_the_best_reported(fake_solver):
     def slow_build(problem, opts):
-        opts.report({"sequence": [0, 1, 2]}, 4)
+        opts.report({"sequence": [0, 1, 2]}, 6)
         while True:  # a model that takes longer to build than the limit
             time.sleep(0.01)
             opts.check_clock()
 
     result = optkit.solve(PROBLEM, fake_solver(slow_build), time_limit=0.1)
     assert result.status == Status.FEASIBLE and result.termination == Termination.TIME_LIMIT
-    assert result.objective == 4 and result.runtime_s < 1.0
+    assert result.objective == 6 and result.runtime_s < 1.0
 
 
 @pytest.mark.slow
