@@ -142,13 +142,16 @@ def solve(
 _LIBRARIES = {"ortools": ("ortools.sat.python.cp_model",), "pulp": ("pulp", "highspy")}
 _FAMILY_LIBRARIES = {"minmax": ("scipy.optimize", "scipy.sparse")}
 _FAMILY_LIBRARIES["heuristics"] = _FAMILY_LIBRARIES["minmax"]
+#: and by problem (software pipelining finds dependence cycles with networkx)
+_PROBLEM_LIBRARIES = {"software-pipelining": ("networkx",)}
 
 
 def _import_libraries(spec: SolverSpec) -> None:
     """Import the solver's libraries before its clock starts: a one-time cost per process (CP-SAT's
     Python module takes about a second, pandas included), which is not the solver's work."""
     modules = [m for name in spec.requires for m in _LIBRARIES.get(name, (name,))]
-    for module in modules + list(_FAMILY_LIBRARIES.get(spec.family, ())):
+    modules += _FAMILY_LIBRARIES.get(spec.family, ()) + _PROBLEM_LIBRARIES.get(spec.problem, ())
+    for module in modules:
         try:
             importlib.import_module(module)
         except ImportError:
