@@ -7,6 +7,7 @@ objective, keeps a bound only when the solver proved one, and derives status and
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing as mp
 import sys
 import time
@@ -23,6 +24,10 @@ from optkit.result import Result, Status, Termination, relative_gap, same_object
 
 #: callback(solution, objective) called by solvers for every improving solution they find
 Callback = Callable[[dict, Any], None]
+
+
+class TimeUp(Exception):
+    """The time limit ran out in the middle of a solver's work (see `SolveOptions.check_clock`)."""
 
 
 @dataclass
@@ -47,6 +52,12 @@ class SolveOptions:
 
     def expired(self) -> bool:
         return self.time_limit is not None and self.remaining() <= 0.0
+
+    def check_clock(self) -> None:
+        """Raise `TimeUp` once the time limit is spent. Solvers call it between phases and inside
+        long model-building loops; the facade then returns the best solution they reported."""
+        if self.time_limit is not None and self.remaining() <= 0.0:
+            raise TimeUp
 
     def report(self, solution: dict, objective: Any = None) -> None:
         """Called by a solver with each improving solution."""
@@ -86,7 +97,8 @@ def solve(
     """Solve `problem` with the named solver (the problem's default if None).
 
     `hard_limit=True` runs the solver in a child process and kills it at `time_limit` seconds of
-    wall clock, returning the best solution it had reported by then. Unknown `params` raise
+    wall clock, returning the best solution it had reported by then. The clock starts once the
+    solver's libraries are imported (a one-time cost per process). Unknown `params` raise
     `InputError`; a solver that cannot run here raises `SolverUnavailable`.
 
     An `initial_solution` must be feasible. The answer is never worse than it: when the solver
@@ -101,6 +113,7 @@ def solve(
         raise InputError(f"threads must be a positive integer, got {threads!r}")
     spec = get_solver(problem.kind, solver)
     require(spec)
+    _import_libraries(spec)
     opts = SolveOptions(
         time_limit=time_limit,
         threads=threads,
@@ -122,6 +135,27 @@ def solve(
     if opts.initial_solution is not None:
         result = _no_worse_than_start(spec, problem, opts.initial_solution, result)
     return result
+
+
+#: modules a solver's first call imports: by what it requires (ortools pulls in pandas), and by
+#: family (the local searches use SciPy's sparse matrices and assignment solver)
+_LIBRARIES = {"ortools": ("ortools.sat.python.cp_model",), "pulp": ("pulp", "highspy")}
+_FAMILY_LIBRARIES = {"minmax": ("scipy.optimize", "scipy.sparse")}
+_FAMILY_LIBRARIES["heuristics"] = _FAMILY_LIBRARIES["minmax"]
+#: and by problem (software pipelining finds dependence cycles with networkx)
+_PROBLEM_LIBRARIES = {"software-pipelining": ("networkx",)}
+
+
+def _import_libraries(spec: SolverSpec) -> None:
+    """Import the solver's libraries before its clock starts: a one-time cost per process (CP-SAT's
+    Python module takes about a second, pandas included), which is not the solver's work."""
+    modules = [m for name in spec.requires for m in _LIBRARIES.get(name, (name,))]
+    modules += _FAMILY_LIBRARIES.get(spec.family, ()) + _PROBLEM_LIBRARIES.get(spec.problem, ())
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass  # the solver reports what is missing itself
 
 
 def _no_worse_than_start(
@@ -160,6 +194,10 @@ def _run(spec: SolverSpec, problem: Problem, opts: SolveOptions) -> Outcome:
         raise
     except KeyboardInterrupt:
         return _fallback(opts, Termination.INTERRUPTED, "interrupted")
+    except TimeUp:
+        return _fallback(
+            opts, Termination.TIME_LIMIT, "time limit reached before the solver finished"
+        )
     except Exception as e:  # a solver bug must become a readable error result, not a crash
         return Outcome(
             termination=Termination.ERROR,

@@ -72,6 +72,8 @@ def solve_model(
     rounded towards the feasible side for an integer minimisation). With no objective in the
     model, no bound is reported. `cpsat_params` are set on the solver's parameters.
     """
+    if opts.expired():  # model building took the time: no search, the caller keeps its start
+        return Outcome(termination=Termination.TIME_LIMIT, message="no time left to search")
     solver = cp_model.CpSolver()
     parameters(solver, opts, **cpsat_params)
     callback = _Incumbents(extract, opts, objective_of) if opts.callback else None

@@ -126,6 +126,7 @@ def cpsat(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     x = {}
     for l in range(L):
         for e in range(E):
+            opts.check_clock()  # building a large model can take the whole limit
             ys = [model.new_bool_var(f"y{l}_{e}_{k}") for k in range(1, K + 1)]
             model.add_exactly_one(ys)
             for k in range(1, K + 1):
@@ -171,6 +172,7 @@ def cpsat(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
             nvars = {}
             hint_vars.append((l, mvars, nvars, node_gpus))
             for e in range(E):
+                opts.check_clock()
                 for e2 in range(E):
                     a = float(A[l, e, e2])
                     if a <= 0:
@@ -306,18 +308,24 @@ def by_layer(problem: ExpertPlacement, opts: SolveOptions, warm, solve_one) -> O
     Optimal only if every layer is; the bound is the sum of the layers' bounds (when all have one).
     """
     from optkit.solve import SolveOptions as Opts
+    from optkit.solve import TimeUp
 
     L = problem.num_layers
     rows, bounds, optimal, term = [], [], True, Termination.COMPLETED
     stats: dict = {"layers_optimal": 0}
     for l in range(L):
+        if opts.expired():  # no layer gets a slice of time that is not there: the rest keep warm
+            rows.extend(list(r) for r in warm[l:])
+            optimal, term = False, Termination.TIME_LIMIT
+            bounds.extend([None] * (L - l))
+            break
         sub = ExpertPlacement(
             gpus=problem.gpus,
             slots_per_gpu=problem.slots_per_gpu,
             load=[problem.load[l]],
             gpu_node=problem.gpu_node,
         )
-        limit = None if opts.time_limit is None else max(1e-3, opts.remaining() / (L - l))
+        limit = None if opts.time_limit is None else opts.remaining() / (L - l)
         sub_opts = Opts(
             time_limit=limit,
             threads=opts.threads,
@@ -325,7 +333,10 @@ def by_layer(problem: ExpertPlacement, opts: SolveOptions, warm, solve_one) -> O
             initial_solution={"slots": [list(warm[l])]},
             params=opts.params,
         )
-        out = solve_one(sub, sub_opts)
+        try:
+            out = solve_one(sub, sub_opts)
+        except TimeUp:  # its share ran out while its model was being built
+            out = Outcome(termination=Termination.TIME_LIMIT)
         sol = out.solution["slots"][0] if out.solution else list(warm[l])
         if sub.objective_of([sol]) > sub.objective_of([list(warm[l])]):
             sol = list(warm[l])

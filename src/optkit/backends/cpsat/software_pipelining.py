@@ -12,6 +12,7 @@ formulation.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 
 from optkit.problems.software_pipelining import SoftwarePipelining
 from optkit.registry import register
@@ -19,8 +20,11 @@ from optkit.result import Termination
 from optkit.solve import Outcome, SolveOptions
 
 
-def build_model(problem: SoftwarePipelining, ii: int, hint: dict | None = None):
-    """The CP-SAT model at a fixed II: (model, start vars, group vars or None, length var)."""
+def build_model(
+    problem: SoftwarePipelining, ii: int, hint: dict | None = None, opts: SolveOptions | None = None
+):
+    """The CP-SAT model at a fixed II: (model, start vars, group vars or None, length var).
+    With `opts`, the clock is checked while it is built (`TimeUp`)."""
     from ortools.sat.python import cp_model
 
     m = cp_model.CpModel()
@@ -41,6 +45,8 @@ def build_model(problem: SoftwarePipelining, ii: int, hint: dict | None = None):
     by_unit: dict[str, list] = {u: [] for u in problem.units}
     full: dict[str, int] = {u: 0 for u in problem.units}
     for v in range(n):
+        if opts is not None:
+            opts.check_clock()
         for unit, off, run in _runs(problem.uses[v]):
             q, rem = divmod(run, ii)
             full[unit] += q
@@ -192,16 +198,15 @@ def _runs(uses: list[tuple[str, int]]) -> list[tuple[str, int, int]]:
     by_unit: dict[str, list[int]] = {}
     for u, off in uses:
         by_unit.setdefault(u, []).append(off)
-    for u, offs in by_unit.items():
-        offs.sort()
-        pending = list(offs)
-        while pending:
-            run_start = pending[0]
-            t = run_start
-            while t in pending:
-                pending.remove(t)
-                t += 1
-            out.append((u, run_start, t - run_start))
+    for u, offs in by_unit.items():  # linear in the uses: a 65,536-cycle op has as many
+        count = Counter(offs)
+        for first in sorted(count):
+            while count[first] > 0:
+                t = first
+                while count.get(t, 0) > 0:
+                    count[t] -= 1
+                    t += 1
+                out.append((u, first, t - first))
     return out
 
 
@@ -210,7 +215,7 @@ def solve_at(
 ) -> Outcome:
     from optkit.backends.cpsat._common import solve_model
 
-    m, s, group, _ = build_model(problem, ii, hint)
+    m, s, group, _ = build_model(problem, ii, hint, opts)
 
     def extract(value) -> dict:
         start = [value(x) for x in s]
@@ -237,7 +242,7 @@ def solve_at(
 )
 def cpsat(problem: SoftwarePipelining, opts: SolveOptions) -> Outcome:
     """II upward from MII, each a CP-SAT model minimising the schedule length (jointly with warp groups)."""
-    from optkit.backends.heuristics.software_pipelining import default_ii_max, ims_solve
+    from optkit.backends.heuristics.software_pipelining import default_ii_max, ims_start
 
     reason = problem.infeasibility_reason()
     if reason is not None:
@@ -246,9 +251,8 @@ def cpsat(problem: SoftwarePipelining, opts: SolveOptions) -> Outcome:
     assert mii is not None
     incumbent = opts.initial_solution
     if incumbent is None and opts.params.get("ims_start", True):
-        incumbent, _ = ims_solve(
-            problem, opts, budget=6, tries=2, ii_max=mii
-        )  # a hint at MII, if cheap
+        # a hint at MII, if cheap: at most a third of the time
+        incumbent = ims_start(problem, opts, 1 / 3, budget=6, tries=2, ii_max=mii)
     ii_max = max(incumbent["ii"] if incumbent else 0, default_ii_max(problem))
     lb = mii  # every II below lb is proven infeasible
     proven_chain = True

@@ -32,8 +32,10 @@ def dominates(problem: Tardiness, i: int, j: int) -> bool:
     return key_i != key_j or i < j
 
 
-def build(problem: Tardiness, dominance: bool = True):
-    """The model and its variables (starts, tardiness); for users who want the raw CpModel."""
+def build(problem: Tardiness, dominance: bool = True, opts: SolveOptions | None = None):
+    """The model and its variables (starts, tardiness); for users who want the raw CpModel.
+
+    With `opts`, the clock is checked while the n^2 dominance pairs are added (`TimeUp`)."""
     from ortools.sat.python import cp_model
 
     n, p, d, w, r = problem.n, problem.processing_times, problem.due_dates, problem.w, problem.r
@@ -47,6 +49,8 @@ def build(problem: Tardiness, dominance: bool = True):
         model.add(tardy[j] >= start[j] + p[j] - d[j])
     if dominance:
         for i in range(n):
+            if opts is not None:
+                opts.check_clock()
             for j in range(n):
                 if i != j and dominates(problem, i, j):
                     model.add(start[i] + p[i] <= start[j])
@@ -71,18 +75,18 @@ def cpsat(problem: Tardiness, opts: SolveOptions) -> Outcome:
     from optkit.backends.cpsat._common import add_hints, solve_model
     from optkit.backends.heuristics.tardiness import best_rule
 
-    model, start, _ = build(problem, opts.params["dominance"])
     _, sequence, objective = best_rule(problem, RULES)
     if opts.initial_solution is not None:
         given = list(opts.initial_solution["sequence"])
         if problem.total_weighted_tardiness(given) < objective:
             sequence, objective = given, problem.total_weighted_tardiness(given)
     warm = ({"sequence": [int(j) for j in sequence]}, objective)
+    opts.report(*warm)  # the answer if the model takes the whole limit to build
+    model, start, _ = build(problem, opts.params["dominance"], opts)
     completion = problem.completion_times(sequence)
     add_hints(
         model, {start[j]: completion[j] - problem.processing_times[j] for j in range(problem.n)}
     )
-    opts.report(*warm)
 
     def extract(value) -> dict:
         return {"sequence": sorted(range(problem.n), key=lambda j: (value(start[j]), j))}

@@ -44,6 +44,7 @@ def modulo_schedule(
     extra: int = 0,
     rng: random.Random | None = None,
     group: list[int] | None = None,
+    opts: SolveOptions | None = None,
 ) -> list[int] | None:
     """One IMS attempt at `ii` (resources and dependences); starts or None. With a fixed
     `group` per op, each warp group is a unit of capacity 1 that an op holds for its issue
@@ -125,6 +126,8 @@ def modulo_schedule(
     horizon = problem.horizon_for(ii)
     left = budget * n
     while left > 0:
+        if opts is not None:
+            opts.check_clock()
         todo = [v for v in range(n) if start[v] is None]
         if not todo:
             break
@@ -309,10 +312,16 @@ def _topological(problem: SoftwarePipelining) -> list[int]:
 
 
 def compact(
-    problem: SoftwarePipelining, ii: int, start: list[int], group: list[int] | None, passes: int = 4
+    problem: SoftwarePipelining,
+    ii: int,
+    start: list[int],
+    group: list[int] | None,
+    passes: int = 4,
+    opts: SolveOptions | None = None,
 ) -> list[int]:
     """Shorten a feasible schedule: move each op (earliest first) to the earliest cycle that keeps
-    the whole schedule feasible, until nothing moves."""
+    the whole schedule feasible, until nothing moves (or the time limit is reached: the schedule
+    as compacted so far, still feasible)."""
     start = list(start)
     grp: list[int | None] = list(group) if group is not None else [None] * problem.n
     preds: list[list[tuple[int, int, int]]] = [[] for _ in range(problem.n)]
@@ -321,6 +330,8 @@ def compact(
     for _ in range(passes):
         moved = False
         for v in sorted(range(problem.n), key=lambda x: start[x]):
+            if opts is not None and opts.expired():
+                return start
             lo = max([0] + [start[u] + lat - ii * d for u, lat, d in preds[v] if u != v])
             for t in range(lo, start[v]):
                 old, start[v] = start[v], t
@@ -340,7 +351,10 @@ def ims_solve(
     tries: int,
     ii_max: int | None = None,
 ) -> tuple[dict | None, int | None]:
-    """(solution, ii) of the first II at which IMS succeeds, or (None, None)."""
+    """(solution, ii) of the first II at which IMS succeeds, or (None, None).
+
+    Each schedule found is reported at once (`opts.report`), so that when the clock runs out
+    (`TimeUp`, raised in the middle of an attempt) the best one so far is the answer."""
     mii = problem.mii()
     if mii is None:
         return None, None
@@ -354,13 +368,16 @@ def ims_solve(
         if problem.warp_groups is None:
             for attempt in range(1 + tries):
                 start = modulo_schedule(
-                    problem, ii, budget, 0, random.Random(attempt) if attempt else None
+                    problem, ii, budget, 0, random.Random(attempt) if attempt else None, opts=opts
                 )
                 if start is None:
                     if attempt == 0:
                         break  # the plain attempt failed: next II (noise only polishes the length)
                     continue
-                found.append(problem.solution_from(ii, compact(problem, ii, start, None)))
+                if not found:
+                    _report(problem, opts, problem.solution_from(ii, start))
+                start = compact(problem, ii, start, None, opts=opts)
+                found.append(_report(problem, opts, problem.solution_from(ii, start)))
         else:
             for attempt, grp in enumerate(
                 component_groups(problem, random.Random(opts.seed), tries)
@@ -368,7 +385,7 @@ def ims_solve(
                 if opts.expired():
                     break
                 start = modulo_schedule(
-                    problem, ii, budget, 0, random.Random(attempt) if attempt else None, grp
+                    problem, ii, budget, 0, random.Random(attempt) if attempt else None, grp, opts
                 )
                 if start is None:
                     continue
@@ -378,7 +395,8 @@ def ims_solve(
                     if regrouped is None:
                         continue
                     grp = regrouped
-                found.append(problem.solution_from(ii, compact(problem, ii, start, grp), grp))
+                start = compact(problem, ii, start, grp, opts=opts)
+                found.append(_report(problem, opts, problem.solution_from(ii, start, grp)))
             # also: schedule first, then assign groups (finds other trade-offs)
             extras = [0, problem.handoff] if problem.handoff else [0]
             for attempt in range(tries):
@@ -386,19 +404,47 @@ def ims_solve(
                     break
                 extra = extras[attempt % len(extras)]
                 r = rng if attempt >= len(extras) else None
-                start = modulo_schedule(problem, ii, budget, extra, r)
+                start = modulo_schedule(problem, ii, budget, extra, r, opts=opts)
                 if start is None:
                     continue
                 group = assign_groups(problem, ii, start, r)
                 if group is not None:
-                    found.append(
-                        problem.solution_from(ii, compact(problem, ii, start, group), group)
-                    )
+                    start = compact(problem, ii, start, group, opts=opts)
+                    found.append(_report(problem, opts, problem.solution_from(ii, start, group)))
         checked = [(problem.check(sol), sol) for sol in found]
         feasible = [(rep.objective, i, sol) for i, (rep, sol) in enumerate(checked) if rep.feasible]
         if feasible:
             return min(feasible, key=lambda t: (t[0], t[1]))[2], ii
     return None, None
+
+
+def ims_start(
+    problem: SoftwarePipelining, opts: SolveOptions, share: float, **ims_args: int
+) -> dict | None:
+    """IMS as the start of an exact solver: at most `share` of the time left, then its best.
+
+    Its schedules are reported to `opts` as they are found."""
+    from optkit.solve import SolveOptions as Opts
+    from optkit.solve import TimeUp
+
+    limit = None if opts.time_limit is None else share * opts.remaining()
+    sub = Opts(time_limit=limit, seed=opts.seed, callback=lambda sol, obj: opts.report(sol, obj))
+    try:
+        found, _ = ims_solve(problem, sub, **ims_args)
+    except TimeUp:
+        found = None
+    if found is None and sub.incumbent is not None:
+        found = sub.incumbent[0]
+    return found
+
+
+def _report(problem: SoftwarePipelining, opts: SolveOptions, solution: dict) -> dict:
+    """Report `solution` when it is feasible and better than the incumbent; return it."""
+    report = problem.check(solution)
+    best = opts.incumbent[1] if opts.incumbent else None
+    if report.feasible and (best is None or report.objective < best):
+        opts.report(solution, report.objective)
+    return solution
 
 
 def default_ii_max(problem: SoftwarePipelining) -> int:

@@ -272,6 +272,10 @@ def minmax_expert_placement(problem: ExpertPlacement, opts: SolveOptions) -> Out
     # finish a little early: the relabelling and the final check also take time
     deadline = None if opts.time_limit is None else time.monotonic() + 0.9 * opts.remaining() - 0.1
     for l in range(L):
+        if deadline is not None and time.monotonic() >= deadline:
+            termination = Termination.TIME_LIMIT  # the layers left keep their start
+            stats["layers_timed_out"] += L - l
+            break
         load = loads[l]
         layer_start = time.monotonic()
         layer_deadline = (

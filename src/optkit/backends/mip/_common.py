@@ -13,7 +13,7 @@ import pulp
 
 from optkit.errors import InputError, SolverUnavailable
 from optkit.result import Termination
-from optkit.solve import SolveOptions
+from optkit.solve import SolveOptions, TimeUp
 
 BACKENDS = ("highs", "cbc")
 
@@ -44,7 +44,8 @@ def backend_solver(
                 "PuLP's HiGHS backend needs highspy (pip install 'highspy>=1.11,<1.15')"
             )
         extra = {"random_seed": opts.seed}
-        return pulp.HiGHS(
+        return _ClockedHiGHS(
+            opts,
             mip=mip,
             msg=log,
             timeLimit=limit,
@@ -70,6 +71,37 @@ def backend_solver(
         path=cbcbox.cbc_bin_path(),
         options=[f"randomSeed {opts.seed + 1}"],
     )
+
+
+def ensure_time_to_hand_over(opts: SolveOptions, build_s: float) -> None:
+    """Raise `TimeUp` unless the time left covers handing the model to the solver.
+
+    PuLP passes a model on in Python, one column and row at a time, at about the pace at which
+    it was built: a model that took `build_s` seconds to build needs about as long again before
+    the solver's own clock starts. When that is not left, the caller's start is the answer.
+    """
+    if opts.time_limit is not None and opts.remaining() < build_s:
+        raise TimeUp
+
+
+class _ClockedHiGHS(pulp.HiGHS):
+    """PuLP's HiGHS, with the time limit set from the clock just before HiGHS runs.
+
+    PuLP hands the model to HiGHS one column and one row at a time, in Python, before HiGHS's own
+    clock starts; on large models that takes seconds. Setting the limit after the hand-over keeps
+    the whole solve, model building included, within the caller's time limit.
+    """
+
+    def __init__(self, opts: SolveOptions, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._opts = opts
+
+    def callSolver(self, lp: pulp.LpProblem) -> None:
+        if self._opts.time_limit is not None:
+            left = self._opts.remaining()
+            reserve = min(0.2, 0.05 * self._opts.time_limit)  # reading the solution back
+            lp.solverModel.setOptionValue("time_limit", max(0.0, left - reserve))
+        super().callSolver(lp)
 
 
 class MipAnswer:

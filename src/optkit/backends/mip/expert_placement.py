@@ -31,11 +31,17 @@ MAX_VARS = 200_000
 def mip(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     """Exact MIP (HiGHS/CBC) with replica counts, slots and linearised communication."""
     import math
+    import time
 
     import pulp
 
     from optkit.backends.cpsat.expert_placement import prepare
-    from optkit.backends.mip._common import MipAnswer, backend_solver, value
+    from optkit.backends.mip._common import (
+        MipAnswer,
+        backend_solver,
+        ensure_time_to_hand_over,
+        value,
+    )
 
     L, E, G, S = problem.num_layers, problem.num_experts, problem.gpus, problem.slots_per_gpu
     N = problem.num_nodes
@@ -49,6 +55,7 @@ def mip(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     use_comm = A is not None and w > 0
     ks = range(1, K + 1)
 
+    built = time.monotonic()
     prob = pulp.LpProblem("expert_placement", pulp.LpMinimize)
     y = {
         (l, e, k): prob.add_variable(f"y_{l}_{e}_{k}", cat="Binary")
@@ -56,13 +63,13 @@ def mip(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
         for e in range(E)
         for k in ks
     }
-    z = {
-        (l, e, g, k): prob.add_variable(f"z_{l}_{e}_{g}_{k}", cat="Binary")
-        for l in range(L)
-        for e in range(E)
-        for g in range(G)
-        for k in ks
-    }
+    z = {}
+    for l in range(L):
+        for e in range(E):
+            opts.check_clock()  # building a large model can take the whole limit
+            for g in range(G):
+                for k in ks:
+                    z[l, e, g, k] = prob.add_variable(f"z_{l}_{e}_{g}_{k}", cat="Binary")
     x = {
         (l, e, g): pulp.lpSum(z[l, e, g, k] for k in ks)
         for l in range(L)
@@ -78,6 +85,7 @@ def mip(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     M = [prob.add_variable(f"M_{l}", lowBound=0) for l in range(L)]
     for l in range(L):
         for e in range(E):
+            opts.check_clock()
             prob += pulp.lpSum(y[l, e, k] for k in ks) == 1
             for k in ks:
                 prob += pulp.lpSum(z[l, e, g, k] for g in range(G)) == k * y[l, e, k]
@@ -104,6 +112,7 @@ def mip(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
         cn = (c_out - c_in) if N > 1 else 0.0
         for l in range(L - 1):
             for e in range(E):
+                opts.check_clock()
                 for f in range(E):
                     a = float(A[l, e, f])
                     if a <= 0:
@@ -134,6 +143,7 @@ def mip(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     for (l, e, g, k), var in z.items():
         var.setInitialValue(int(rw[l, e] == k and Xw[l, e, g] > 0))
 
+    ensure_time_to_hand_over(opts, time.monotonic() - built)
     solver = backend_solver(opts, warm_start=True, gap_abs=1e-7)
     code = prob.solve(solver)
     ans = MipAnswer(prob, solver, code)

@@ -31,24 +31,37 @@ def dependence_rows(ii: int, latency: int, distance: int) -> list[tuple[int, int
     return rows
 
 
-def build(problem: SoftwarePipelining, ii: int):
-    """The PuLP model at a fixed II: (problem, a, k, length)."""
+def build(problem: SoftwarePipelining, ii: int, opts: SolveOptions | None = None):
+    """The PuLP model at a fixed II: (problem, a, k, length). With `opts`, the clock is checked
+    while it is built (`TimeUp`): its size grows with n x II and edges x II^2."""
     import pulp
 
     H = problem.horizon_for(ii)
     n = problem.n
     K = H // ii
     prob = pulp.LpProblem(f"modulo_ii{ii}", pulp.LpMinimize)
-    a = [[prob.add_variable(f"a_{v}_{r}", cat="Binary") for r in range(ii)] for v in range(n)]
+    a = []
+    for v in range(n):
+        if opts is not None:
+            opts.check_clock()
+        a.append([prob.add_variable(f"a_{v}_{r}", cat="Binary") for r in range(ii)])
     k = [prob.add_variable(f"k_{v}", lowBound=0, upBound=K, cat="Integer") for v in range(n)]
     length = prob.add_variable("length", lowBound=problem.length_lower_bound(), upBound=H)
     prob += length
-    start = [pulp.lpSum(r * a[v][r] for r in range(ii)) + ii * k[v] for v in range(n)]
+    start = []
+    for v in range(n):
+        if opts is not None:
+            opts.check_clock()
+        start.append(pulp.lpSum(r * a[v][r] for r in range(ii)) + ii * k[v])
     for v, op in enumerate(problem.ops):
+        if opts is not None:
+            opts.check_clock()
         prob += pulp.lpSum(a[v]) == 1, f"one_{v}"
         prob += length >= start[v] + op.cycles, f"len_{v}"
         prob += start[v] + op.cycles <= H, f"hor_{v}"
     for e, (u, v, lat, d, _) in enumerate(problem.arcs):
+        if opts is not None:
+            opts.check_clock()
         if u == v:
             continue  # lat <= d * ii holds since ii >= RecMII
         for r, w, rhs in dependence_rows(ii, lat, d):
@@ -64,6 +77,8 @@ def build(problem: SoftwarePipelining, ii: int):
             )
     for unit, cap in problem.units.items():
         for r in range(ii):
+            if opts is not None:
+                opts.check_clock()
             terms = [
                 a[v][(r - off) % ii] for v in range(n) for u, off in problem.uses[v] if u == unit
             ]
@@ -84,7 +99,9 @@ def build(problem: SoftwarePipelining, ii: int):
 )
 def mip(problem: SoftwarePipelining, opts: SolveOptions) -> Outcome:
     """Eichenberger-Davidson structured 0-1 formulation, II upward from MII (no warp groups)."""
-    from optkit.backends.mip._common import solve_problem, value
+    import time
+
+    from optkit.backends.mip._common import ensure_time_to_hand_over, solve_problem, value
 
     reason = problem.infeasibility_reason()
     if reason is not None:
@@ -95,17 +112,19 @@ def mip(problem: SoftwarePipelining, opts: SolveOptions) -> Outcome:
             message="solver 'mip' models modulo scheduling without warp groups; "
             "use --solver cpsat (joint model) or ims for this instance",
         )
-    from optkit.backends.heuristics.software_pipelining import default_ii_max, ims_solve
+    from optkit.backends.heuristics.software_pipelining import default_ii_max, ims_start
 
     mii = problem.mii()
     assert mii is not None
-    incumbent, _ = ims_solve(problem, opts, budget=6, tries=1)
+    incumbent = ims_start(problem, opts, 1 / 3, budget=6, tries=1)  # at most a third of the time
     ii_max = incumbent["ii"] if incumbent else default_ii_max(problem)
     lb, chain, infeasible = mii, True, []
     for ii in range(mii, ii_max + 1):
         if opts.expired():
             break
-        prob, a, k, _ = build(problem, ii)
+        built = time.monotonic()
+        prob, a, k, _ = build(problem, ii, opts)
+        ensure_time_to_hand_over(opts, time.monotonic() - built)
         ans = solve_problem(prob, opts)
         if ans.proven_infeasible:
             infeasible.append(ii)

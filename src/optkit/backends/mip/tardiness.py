@@ -14,20 +14,29 @@ from optkit.registry import register
 from optkit.solve import Outcome, SolveOptions
 
 FORMULATIONS = ("auto", "positional", "time-indexed")
+#: dispatch rules whose best sequence is the answer when the MIP finds nothing better in time
+RULES = ("edd", "wspt", "mdd", "wmdd", "atc", "eddc", "mddc")
 
 
-def positional(problem: Tardiness):
+def positional(problem: Tardiness, opts: SolveOptions | None = None):
     import pulp
 
     n, p, d, w, r = problem.n, problem.processing_times, problem.due_dates, problem.w, problem.r
     prob = pulp.LpProblem("tardiness_positional", pulp.LpMinimize)
-    x = {(j, k): prob.add_variable(f"x_{j}_{k}", cat="Binary") for j in range(n) for k in range(n)}
+    x = {}
+    for j in range(n):
+        if opts is not None:
+            opts.check_clock()  # n^2 variables: building can take the whole limit
+        for k in range(n):
+            x[j, k] = prob.add_variable(f"x_{j}_{k}", cat="Binary")
     completion = [prob.add_variable(f"C_{k}", lowBound=0) for k in range(n)]
     tardy = [prob.add_variable(f"T_{j}", lowBound=0) for j in range(n)]
     prob += pulp.lpSum(w[j] * tardy[j] for j in range(n))
     for j in range(n):
         prob += pulp.lpSum(x[j, k] for k in range(n)) == 1
     for k in range(n):
+        if opts is not None:
+            opts.check_clock()
         prob += pulp.lpSum(x[j, k] for j in range(n)) == 1
         here = pulp.lpSum((r[j] + p[j]) * x[j, k] for j in range(n))
         prob += completion[k] >= here
@@ -38,6 +47,8 @@ def positional(problem: Tardiness):
     shortest = sorted(p)
     longest = sorted(p, reverse=True)
     for k in range(n):  # valid inequality: k+1 jobs take at least the k+1 shortest processing times
+        if opts is not None:
+            opts.check_clock()
         prob += completion[k] >= sum(shortest[: k + 1])
         upper = max(r) + sum(longest[: k + 1])  # no k-th completion can be later
         for j in range(n):
@@ -50,7 +61,7 @@ def positional(problem: Tardiness):
     return prob, decode
 
 
-def time_indexed(problem: Tardiness):
+def time_indexed(problem: Tardiness, opts: SolveOptions | None = None):
     import pulp
 
     n, p, d, w, r = problem.n, problem.processing_times, problem.due_dates, problem.w, problem.r
@@ -91,7 +102,10 @@ def time_indexed(problem: Tardiness):
 )
 def mip(problem: Tardiness, opts: SolveOptions) -> Outcome:
     """Positional or time-indexed MIP (auto: time-indexed when the horizon is short)."""
-    from optkit.backends.mip._common import solve_problem
+    import time
+
+    from optkit.backends.heuristics.tardiness import best_rule
+    from optkit.backends.mip._common import ensure_time_to_hand_over, solve_problem
 
     form = opts.params["formulation"]
     if form not in FORMULATIONS:
@@ -103,22 +117,29 @@ def mip(problem: Tardiness, opts: SolveOptions) -> Outcome:
     if form == "auto":
         size = problem.n * (max(problem.r) + sum(problem.processing_times))
         form = "time-indexed" if size <= opts.params["max_time_indexed_vars"] else "positional"
-    prob, decode = (time_indexed if form == "time-indexed" else positional)(problem)
+    _, rule_sequence, rule_objective = best_rule(problem, RULES)
+    opts.report({"sequence": list(rule_sequence)}, rule_objective)  # if the model takes the limit
+    built = time.monotonic()
+    prob, decode = (time_indexed if form == "time-indexed" else positional)(problem, opts)
+    ensure_time_to_hand_over(opts, time.monotonic() - built)
     ans = solve_problem(prob, opts)
     stats = {"formulation": form, "mip_status": ans.detail}
+    bound = _ceil(ans.bound)
     if not ans.has_solution:
-        return Outcome(
-            termination=ans.termination,
-            bound=_ceil(ans.bound),
-            stats=stats,
-            proven_infeasible=ans.proven_infeasible,
-        )
+        if ans.proven_infeasible:
+            return Outcome(termination=ans.termination, stats=stats, proven_infeasible=True)
+        sequence, optimal = list(rule_sequence), bound is not None and bound >= rule_objective
+    else:
+        sequence, optimal = decode(), ans.proven_optimal
+        if rule_objective < problem.total_weighted_tardiness(sequence):
+            sequence, optimal = list(rule_sequence), bound is not None and bound >= rule_objective
     return Outcome(
-        solution={"sequence": decode()},
+        solution={"sequence": sequence},
         termination=ans.termination,
-        proven_optimal=ans.proven_optimal,
-        bound=_ceil(ans.bound),
+        proven_optimal=optimal,
+        bound=bound,
         stats=stats,
+        message=None if ans.has_solution else "no MIP solution in time: the best dispatch rule",
     )
 
 

@@ -1,0 +1,192 @@
+"""Do solvers keep their time limit? Every problem x solver on large generated instances.
+
+    .venv/bin/python -m benchmarks.time_limits [--limits 1,5] [--problems P,...] [--solvers S,...]
+        [--modes soft,hard] [--write]
+
+Each run is `optkit solve INSTANCE -s SOLVER -t LIMIT --json` (plus `--hard-limit` in mode hard)
+in a fresh process, so that a solver that hangs is cut off by the benchmark (at 3 x limit + 10 s)
+and recorded as such. The figure is `runtime_s` of the result: the time inside `optkit.solve`,
+model building included. Targets (issue 26): soft runtime <= 1.1 x limit + 0.1 s, hard
+runtime <= limit + 0.3 s. `--write` replaces the section "time limits" of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import optkit
+from benchmarks._common import machine, markdown_table, write_section
+from optkit.registry import generators, solver_specs
+
+
+def _long_op_loop(seed: int = 1) -> optkit.Problem:
+    """A generated loop of 40 ops with one op of the longest allowed duration (65,536 cycles)."""
+    from optkit.problems.software_pipelining import MAX_CYCLES
+
+    base = generators()["software-pipelining"](seed=seed, n=40).to_dict()
+    base["ops"][0] = {**base["ops"][0], "cycles": MAX_CYCLES}
+    base["ops"][0].pop("reservation", None)
+    base["ops"][0].pop("issue_cycles", None)
+    base["name"] = "long-op-40"
+    return optkit.problem.Problem.from_dict(base)
+
+
+def _gen(problem: str, name: str, **options: object) -> Callable[[], optkit.Problem]:
+    def build() -> optkit.Problem:
+        p = generators()[problem](seed=1, **options)
+        return p.model_copy(update={"name": name})
+
+    return build
+
+
+#: the large instances of each problem (those of issue 26 among them)
+INSTANCES: dict[str, list[Callable[[], optkit.Problem]]] = {
+    "tardiness": [
+        _gen("tardiness", "n100", n=100),
+        _gen("tardiness", "n500", n=500),
+    ],
+    "expert-placement": [
+        _gen("expert-placement", "mixtral-32gpus", shape="mixtral", gpus=32, nodes=4),
+        _gen(
+            "expert-placement",
+            "8L-120E-16G",
+            shape="qwen-moe",
+            layers=8,
+            experts=120,
+            gpus=16,
+            nodes=2,
+        ),
+        _gen("expert-placement", "deepseek-v3-4L", shape="deepseek-v3", layers=4),
+    ],
+    "gpu-selection": [
+        _gen("gpu-selection", "sf64-pooled", slice_factor=64, request_rate=400.0),
+        _gen(
+            "gpu-selection",
+            "sf64-per-instance",
+            slice_factor=64,
+            request_rate=400.0,
+            packing="per_instance",
+        ),
+    ],
+    "software-pipelining": [
+        _gen("software-pipelining", "n120", n=120, recurrences=6),
+        _long_op_loop,
+    ],
+    "pod-packing": [
+        _gen("pod-packing", "80x10", nodes=80, pods_per_node=10, priorities=3),
+        _gen("pod-packing", "200x4", nodes=200, pods_per_node=4, priorities=2),
+    ],
+}
+
+
+def run_one(path: Path, solver: str, limit: float, hard: bool) -> dict:
+    cmd = [sys.executable, "-m", "optkit", "solve", str(path), "-s", solver, "-t", str(limit)]
+    cmd += ["--json"] + (["--hard-limit"] if hard else [])
+    cap = 3 * limit + 10
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=cap)
+    except subprocess.TimeoutExpired:
+        return {"runtime": None, "status": f"hung (cut off at {cap:g} s)"}
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"runtime": None, "status": f"exit {proc.returncode}: {tail[:80]}"}
+    return {"runtime": result["runtime_s"], "status": result["status"]}
+
+
+def within(runtime: float | None, limit: float, hard: bool) -> bool:
+    if runtime is None:
+        return False
+    return runtime <= (limit + 0.3 if hard else 1.1 * limit + 0.1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--limits", default="1,5")
+    ap.add_argument("--problems", default=",".join(INSTANCES))
+    ap.add_argument("--solvers", default="")
+    ap.add_argument("--modes", default="soft,hard")
+    ap.add_argument("--write", action="store_true")
+    args = ap.parse_args()
+    limits = [float(x) for x in args.limits.split(",")]
+    modes = args.modes.split(",")
+    only = set(filter(None, args.solvers.split(",")))
+    rows, misses = [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for problem in args.problems.split(","):
+            paths = []
+            for build in INSTANCES[problem]:
+                p = build()
+                paths.append((p.name, Path(tmp) / f"{problem}-{p.name}.json"))
+                optkit.dump(p, paths[-1][1])
+            for spec in solver_specs(problem):
+                if only and spec.name not in only:
+                    continue
+                for limit in limits:
+                    for mode in modes:
+                        worst, worst_of, notes = -1.0, "", []
+                        for name, path in paths:
+                            r = run_one(path, spec.name, limit, mode == "hard")
+                            print(problem, spec.name, limit, mode, name, r, flush=True)
+                            if r["runtime"] is None:
+                                notes.append(f"{name}: {r['status']}")
+                                worst, worst_of = float("inf"), name
+                            elif r["runtime"] > worst:
+                                worst, worst_of = r["runtime"], name
+                            if r["status"] in ("error", "unknown") or r["runtime"] is None:
+                                notes.append(f"{name}: {r['status']}")
+                        ok = within(worst if worst != float("inf") else None, limit, mode == "hard")
+                        misses += not ok
+                        rows.append(
+                            [
+                                problem,
+                                spec.name,
+                                f"{limit:g}",
+                                mode,
+                                "hang" if worst == float("inf") else f"{worst:.2f}",
+                                worst_of,
+                                "yes" if ok else "**no**",
+                                "; ".join(dict.fromkeys(notes)),
+                            ]
+                        )
+    header = ["problem", "solver", "limit (s)", "limit kind", "largest runtime (s)", "on"]
+    header += ["within target", "notes"]
+    table = markdown_table(header, rows)
+    print(table)
+    print(f"{misses} of {len(rows)} (problem, solver, limit, kind) outside the target")
+    if args.write:
+        instances = "; ".join(
+            f"{problem}: " + ", ".join(build().name for build in builds)
+            for problem, builds in INSTANCES.items()
+        )
+        write_section(
+            "time limits",
+            f"""## Time limits
+
+Largest `runtime_s` (the time inside `optkit.solve`, model building included) over the instances
+of each problem, per solver, time limit and kind of limit (`soft`: the solver's own clock; `hard`:
+`--hard-limit`, the solver in a child process killed at the limit). Target: soft <= 1.1 x limit +
+0.1 s, hard <= limit + 0.3 s. Instances (generated, seed 1): {instances}.
+Solver errors and `unknown` answers are listed in the notes (an error within the time is still
+within the target). {misses} of {len(rows)} rows outside the target.
+
+```
+.venv/bin/python -m benchmarks.time_limits --limits {args.limits} --modes {args.modes} --write
+```
+
+{table}
+
+Machine: {machine()}, shared with other jobs while it ran (timings are noisy).
+""",
+        )
+
+
+if __name__ == "__main__":
+    main()
