@@ -31,8 +31,9 @@ from optkit.backends.dp import ssdp_kernels as K
 
 #: float slack on bound comparisons (values are sums of at most n integers and the multipliers)
 EPS = 1e-6
-#: times per chunk of the memorising pass between two looks at the clock
+#: the memorising pass looks at the clock after each this many times or new states
 ROWS_PER_CHUNK = 256
+STATES_PER_CHUNK = 500_000
 
 
 @dataclass
@@ -60,9 +61,10 @@ class SSDP:
         upper: tuple[int, list[int]],
         deadline: float,
         on_bound: Callable[[int], None] | None = None,
-        max_states: int = 50_000_000,
+        max_states: int = 30_000_000,
         add_per_round: int = 3,
         sg_iterations: tuple[int, int] = (400, 100),
+        readjust_gain: float = 0.05,
     ):
         self.p = np.asarray(p, np.int64)
         self.d = np.asarray(d, np.int64)
@@ -75,6 +77,7 @@ class SSDP:
         self.max_states = max_states
         self.add_per_round = add_per_round
         self.sg_iterations = sg_iterations
+        self.readjust_gain = readjust_gain
         self.bound = 0
         self.stats: dict = {"bounds": []}
         self.started = time.monotonic()
@@ -175,23 +178,38 @@ class SSDP:
         return G
 
     def sublimate(self, u: np.ndarray, G: np.ndarray, path: np.ndarray) -> None:
-        """Memorise jobs until the relaxed optimum is a sequence or nothing beats UB."""
+        """Memorise jobs until the relaxed optimum is a sequence or nothing beats UB. Between
+        additions the multipliers are readjusted on the memorising network (a memorised job's
+        multiplier no longer matters: it occurs exactly once)."""
         memo: list[int] = []
+        best, step, add = -math.inf, 0.5, True
         while not self.proven() and not self.expired():
             cnt = self.counts(path)
-            wrong = [j for j in np.flatnonzero(cnt != 1).tolist() if j not in memo]
-            if not wrong or len(memo) >= 64:
+            if add:
+                wrong = [j for j in np.flatnonzero(cnt != 1).tolist() if j not in memo]
+                if not wrong or len(memo) >= 64:
+                    break
+                wrong.sort(key=lambda j: (-abs(1 - cnt[j]), -int(self.p[j])))
+                memo += wrong[: self.add_per_round]
+                self.stats["memorised"] = len(memo)
+            out = self.memo_pass(u, G, memo)
+            if out is None:
                 break
-            wrong.sort(key=lambda j: (-abs(1 - cnt[j]), -int(self.p[j])))
-            memo += wrong[: self.add_per_round]
-            path = self.memo_pass(u, G, memo)
-            self.stats["memorised"] = len(memo)
-            if path is None:
+            path, lb = out
+            g = 1.0 - self.counts(path)
+            if not g.any() or self.proven():
                 break
+            add = lb <= best + self.readjust_gain * (self.ub - best)
+            best = max(best, lb)
+            if add:
+                step = max(step / 2, 1e-3)
+            u = u + step * (self.ub - lb) / float(g @ g) * g
+            G, _ = K.backward(self.p, self.d, self.w, u, self.alive)
+            self.stats["memo_passes"] = self.stats.get("memo_passes", 0) + 1
 
-    def memo_pass(self, u: np.ndarray, G: np.ndarray, memo: list[int]) -> np.ndarray | None:
-        """One pass of the memorising network; the relaxed optimum's path, or None when the pass
-        proved UB optimal, ran out of time or of room."""
+    def memo_pass(self, u: np.ndarray, G: np.ndarray, memo: list[int]):
+        """One pass of the memorising network: the relaxed optimum's path and bound, or None when
+        the pass proved UB optimal, ran out of time or of room."""
         n, T = self.n, self.T
         bit = np.zeros(n, np.uint64)
         for k, j in enumerate(memo):
@@ -209,13 +227,13 @@ class SSDP:
             np.zeros(cap, np.int64),
             1,
         )
-        for t0 in range(1, T + 1, ROWS_PER_CHUNK):
+        t = 1
+        while t <= T:
             if self.expired():
                 return None
-            t1 = min(T + 1, t0 + ROWS_PER_CHUNK)
-            store, status = K.memo_rows(
-                t0, t1, self.p, self.d, self.w, u, bit, self.alive, G, cut, left_p, lo, hi,
-                store, self.max_states,
+            store, t, status = K.memo_rows(
+                t, min(T + 1, t + ROWS_PER_CHUNK), self.p, self.d, self.w, u, bit, self.alive, G,
+                cut, left_p, lo, hi, store, self.max_states, STATES_PER_CHUNK,
             )  # fmt: skip
             if status == K.FULL:
                 self.stats["stopped"] = f"state store full ({self.max_states} states)"
@@ -234,4 +252,4 @@ class SSDP:
         if not (self.counts(path) - 1).any():
             self.improve(path, f"memo {len(memo)}")
             self.raise_bound(float(vals[end]) + float(u.sum()), f"memo {len(memo)}")
-        return path
+        return path, float(vals[end]) + float(u.sum())

@@ -145,15 +145,17 @@ def _grow(a, size, cap):
 
 
 @nb.njit(cache=True)
-def memo_rows(t0, t1, p, d, w, u, bit, alive, G, cut, left_p, lo, hi, store, cap_max):
-    """Extend the memorising network over times t0..t1-1.
+def memo_rows(t0, t1, p, d, w, u, bit, alive, G, cut, left_p, lo, hi, store, cap_max, budget):
+    """Extend the memorising network over times t0..t1-1, or fewer: it stops after the first
+    time at which it has made more than `budget` states, so that the caller can look at the clock.
 
     A state is (t, j, S): node (t, j) with S the set (bit mask) of memorised jobs done so far, so
     a memorised job occurs at most once and, at T, exactly once. States of node (t, j) are
     store[lo[t, j]:hi[t, j]], sorted by S; `store` = (job, mask, val, pred, done, count) where done
     is p(S) and state 0 is the empty start. A state is dropped when val + G[t, j] > cut (no path
     through it beats the upper bound) or when the memorised jobs left do not fit before T.
-    Returns the store and OK, or FULL when it would exceed cap_max states.
+    Returns the store, the next time to extend, and OK, or FULL when it would exceed cap_max
+    states.
     """
     job, mask, val, pred, done, count = store
     rows, n = alive.shape
@@ -161,7 +163,10 @@ def memo_rows(t0, t1, p, d, w, u, bit, alive, G, cut, left_p, lo, hi, store, cap
     bm = np.empty(64, np.uint64)
     bv = np.empty(64)
     bp = np.empty(64, np.int64)
+    first = count
     for t in range(t0, t1):
+        if count - first > budget:
+            return (job, mask, val, pred, done, count), t, OK
         for j in range(n):
             tp = t - p[j]
             if tp < 0 or not alive[t, j]:
@@ -203,7 +208,7 @@ def memo_rows(t0, t1, p, d, w, u, bit, alive, G, cut, left_p, lo, hi, store, cap
                 cap = max(2 * job.shape[0], count + m)
                 if cap > cap_max:
                     if count + m > cap_max:
-                        return (job, mask, val, pred, done, count), FULL
+                        return (job, mask, val, pred, done, count), t, FULL
                     cap = cap_max
                 job = _grow(job, count, cap)
                 mask = _grow(mask, count, cap)
@@ -228,7 +233,7 @@ def memo_rows(t0, t1, p, d, w, u, bit, alive, G, cut, left_p, lo, hi, store, cap
                 count += 1
                 q = r
             hi[t, j] = count
-    return (job, mask, val, pred, done, count), OK
+    return (job, mask, val, pred, done, count), t1, OK
 
 
 @nb.njit(cache=True)
