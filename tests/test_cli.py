@@ -93,9 +93,10 @@ def test_solve_write_and_check_round_trip(tmp_path, capsys):
 
 
 def test_solver_error_exits_3(tmp_path, capsys):
-    big = {**GOOD, "processing_times": [1] * 30, "due_dates": [1] * 30, "weights": [1] * 30}
-    assert main(["solve", str(write(tmp_path, "big.json", big)), "--solver", "dp"]) == 3
-    assert "max_n" in capsys.readouterr().out
+    released = {**GOOD, "processing_times": [1, 2], "due_dates": [1, 1], "release_dates": [0, 3]}
+    released.pop("weights", None)
+    assert main(["solve", str(write(tmp_path, "rel.json", released)), "--solver", "dp"]) == 3
+    assert "release dates" in capsys.readouterr().out
 
 
 def test_generate_and_import(tmp_path, shared_benchmarks):

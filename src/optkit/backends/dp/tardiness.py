@@ -1,13 +1,23 @@
-"""Exact subset dynamic program for 1 || sum w_j T_j: f(S) = min over the last job j of S of
-f(S - j) + w_j max(0, p(S) - d_j). Proves optimality; O(n 2^n) time and 2^n memory, so small n only.
+"""Exact dynamic programs for 1 || sum w_j T_j, registered as the `dp` solver.
+
+Two routes: a subset DP for tiny instances (n <= `subset_max_n`), and successive sublimation
+dynamic programming (`ssdp.py`) for the rest, which takes dynasearch's answer as its upper bound
+and proves it optimal (or finds a better sequence) when its lower bound reaches it.
 """
 
 from __future__ import annotations
+
+import time
+
+import numpy as np
 
 from optkit.problems.tardiness import Tardiness
 from optkit.registry import register
 from optkit.result import Termination
 from optkit.solve import Outcome, SolveOptions
+
+#: dynasearch kicks for the upper bound: this many per job (iteration-bounded, so repeatable)
+UB_KICKS_PER_JOB = 5
 
 
 @register(
@@ -15,26 +25,79 @@ from optkit.solve import Outcome, SolveOptions
     "tardiness",
     exact=True,
     bounds=True,
-    requires=("numpy",),
-    versions=("numpy",),
-    params={"max_n": 22},
+    requires=("numpy", "numba"),
+    versions=("numpy", "numba"),
+    params={"subset_max_n": 12, "max_states": 30_000_000},
 )
 def dp(problem: Tardiness, opts: SolveOptions) -> Outcome:
-    """Subset DP (no release dates), vectorised over all subsets of each size."""
-    import numpy as np
-
-    n = problem.n
+    """Subset DP for n <= `subset_max_n`, SSDP beyond (bounded by `max_states` memorised states,
+    36 bytes each, twice that while the store grows). No release dates: those need idle time, which neither route models."""
     if problem.release_dates is not None and any(problem.release_dates):
         return Outcome(
             termination=Termination.ERROR,
-            message="dp: release dates make the completion time of a job set order-dependent; "
+            message="dp: release dates are not supported (the DP runs jobs without idle time); "
             "use cpsat or mip",
         )
-    if n > opts.params["max_n"]:
+    if problem.n <= opts.params["subset_max_n"]:
+        return _subset_dp(problem, opts)
+    return _ssdp(problem, opts)
+
+
+def _ssdp(problem: Tardiness, opts: SolveOptions) -> Outcome:
+    from optkit.backends.dp.ssdp import SSDP
+    from optkit.solve import solve
+
+    # jobs of length 0 go first at no cost; the SSDP's time-indexed network needs p_j >= 1
+    zero = [j for j in range(problem.n) if problem.processing_times[j] == 0]
+    jobs = [j for j in range(problem.n) if problem.processing_times[j] > 0]
+    start = time.monotonic()
+    budget = opts.remaining() if opts.time_limit is not None else None
+    heuristic = solve(
+        problem,
+        "dynasearch",
+        time_limit=None if budget is None else max(1e-3, 0.3 * budget),
+        seed=opts.seed,
+        initial_solution=opts.initial_solution,
+        iterations=UB_KICKS_PER_JOB * problem.n,
+    )
+    if heuristic.solution is None:
         return Outcome(
-            termination=Termination.ERROR,
-            message=f"dp: n = {n} exceeds max_n = {opts.params['max_n']} (memory grows as 2^n)",
+            termination=Termination.ERROR, message=f"dp: dynasearch: {heuristic.message}"
         )
+    opts.report(heuristic.solution, heuristic.objective)
+    upper_bound_s = time.monotonic() - start
+    order = [j for j in heuristic.solution["sequence"] if j in set(jobs)]
+    index = {j: k for k, j in enumerate(jobs)}
+    solver = SSDP(
+        [problem.processing_times[j] for j in jobs],
+        [problem.due_dates[j] for j in jobs],
+        [problem.w[j] for j in jobs],
+        (heuristic.objective, [index[j] for j in order]),
+        deadline=time.monotonic() + opts.remaining(),
+        max_states=int(opts.params["max_states"]),
+    )
+    answer = solver.run()
+    sequence = zero + [jobs[k] for k in answer.sequence]
+    if answer.cost < heuristic.objective:
+        opts.report({"sequence": sequence}, answer.cost)
+    stats = answer.stats | {"upper_bound_s": round(upper_bound_s, 4)}
+    return Outcome(
+        solution={"sequence": sequence},
+        objective=answer.cost,
+        bound=answer.bound,
+        proven_optimal=answer.optimal,
+        termination=Termination.COMPLETED
+        if answer.optimal or not opts.expired()
+        else Termination.TIME_LIMIT,
+        message=None if answer.optimal else answer.stats.get("stopped"),
+        stats=stats,
+    )
+
+
+def _subset_dp(problem: Tardiness, opts: SolveOptions) -> Outcome:
+    """f(S) = min over the last job j of S of f(S - j) + w_j max(0, p(S) - d_j), vectorised over
+    all subsets of each size: O(n 2^n) time and 2^n memory."""
+    n = problem.n
     p = np.array(problem.processing_times, dtype=np.int64)
     d = np.array(problem.due_dates, dtype=np.int64)
     w = np.array(problem.w, dtype=np.int64)

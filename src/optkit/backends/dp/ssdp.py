@@ -1,0 +1,255 @@
+"""Successive sublimation dynamic programming (SSDP) for 1 || sum w_j T_j.
+
+After Tanaka, Fujikuma and Araki (J. Scheduling 12, 2009). The jobs run without idle time in
+[0, T], T = sum p. Relaxing "each job exactly once" with multipliers u turns the problem into a
+shortest path over the time-indexed network of `ssdp_kernels` (nodes (t, j): job j completes at
+t); its cost plus sum u is a lower bound for every u. The stages, each a tighter relaxation:
+
+1. Multipliers: subgradient optimisation of that bound on the network whose arcs forbid a job
+   following itself and any adjacent pair that an interchange would improve.
+2. Elimination: with the best u, a forward and a backward pass give for each node the cheapest
+   path through it; nodes whose bound cannot beat the upper bound (dynasearch's answer) go.
+3. Sublimation: jobs that the relaxed optimum repeats or misses are memorised: states become
+   (t, j, S) with S the memorised jobs done, so that each of them occurs exactly once. Jobs are
+   added until the relaxed optimum is a sequence (then optimal) or no state can beat the upper
+   bound (then the upper bound is optimal). States are pruned by the upper bound as they are made.
+
+The bound only grows and is reported after each stage; the objective is integral, so a bound
+above UB - 1 proves UB optimal.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from optkit.backends.dp import ssdp_kernels as K
+
+#: float slack on bound comparisons (values are sums of at most n integers and the multipliers)
+EPS = 1e-6
+#: the memorising pass looks at the clock after each this many times or new states
+ROWS_PER_CHUNK = 256
+STATES_PER_CHUNK = 500_000
+
+
+@dataclass
+class Answer:
+    """What the SSDP established: the best sequence known, its cost, and a proven lower bound."""
+
+    sequence: list[int]
+    cost: int
+    bound: int
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def optimal(self) -> bool:
+        return self.bound >= self.cost
+
+
+class SSDP:
+    """One instance (jobs with p_j >= 1), an upper bound and its sequence, and a clock."""
+
+    def __init__(
+        self,
+        p: list[int],
+        d: list[int],
+        w: list[int],
+        upper: tuple[int, list[int]],
+        deadline: float,
+        on_bound: Callable[[int], None] | None = None,
+        max_states: int = 30_000_000,
+        add_per_round: int = 3,
+        sg_iterations: tuple[int, int] = (400, 100),
+        readjust_gain: float = 0.05,
+    ):
+        self.p = np.asarray(p, np.int64)
+        self.d = np.asarray(d, np.int64)
+        self.w = np.asarray(w, np.int64)
+        self.n = len(p)
+        self.T = int(self.p.sum())
+        self.ub, self.seq = upper[0], list(upper[1])
+        self.deadline = deadline
+        self.on_bound = on_bound
+        self.max_states = max_states
+        self.add_per_round = add_per_round
+        self.sg_iterations = sg_iterations
+        self.readjust_gain = readjust_gain
+        self.bound = 0
+        self.stats: dict = {"bounds": []}
+        self.started = time.monotonic()
+        # node (t, j) exists only once j can have completed
+        self.alive = np.arange(self.T + 1)[:, None] >= self.p[None, :]
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+    def expired(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+    def raise_bound(self, lb: float, stage: str) -> None:
+        bound = min(self.ub, math.ceil(lb - EPS))
+        if bound > self.bound:
+            self.bound = bound
+            self.stats["bounds"].append((stage, round(time.monotonic() - self.started, 4), bound))
+            if self.on_bound is not None:
+                self.on_bound(bound)
+
+    def improve(self, seq: np.ndarray, stage: str) -> None:
+        """Take a feasible sequence found by the relaxation if it beats the upper bound."""
+        c = np.cumsum(self.p[seq])
+        cost = int((self.w[seq] * np.maximum(0, c - self.d[seq])).sum())
+        if cost < self.ub:
+            self.ub, self.seq = cost, [int(j) for j in seq]
+            self.stats.setdefault("improved_by", []).append(stage)
+
+    def proven(self) -> bool:
+        return self.bound >= self.ub
+
+    def answer(self) -> Answer:
+        self.stats["seconds"] = round(time.monotonic() - self.started, 4)
+        return Answer(self.seq, self.ub, min(self.bound, self.ub), self.stats)
+
+    # -- the stages -------------------------------------------------------------------------------
+    def run(self) -> Answer:
+        if self.n == 0 or self.ub == 0:
+            self.bound = self.ub
+            return self.answer()
+        u, path = self.multipliers()
+        if self.proven() or self.expired():
+            return self.answer()
+        G = self.eliminate(u)
+        if not self.proven() and not self.expired():
+            self.sublimate(u, G, path)
+        return self.answer()
+
+    def counts(self, path: np.ndarray) -> np.ndarray:
+        return np.bincount(path, minlength=self.n)
+
+    def multipliers(self) -> tuple[np.ndarray, np.ndarray]:
+        """Subgradient optimisation: first on the network without the interchange arcs removed
+        (O(nT) a pass), then on the full one, starting from the first phase's best."""
+        u = np.zeros(self.n)
+        u, path = self.subgradient(u, False, self.sg_iterations[0], 2.0)
+        if not self.proven() and not self.expired():
+            u, path = self.subgradient(u, True, self.sg_iterations[1], 0.5)
+        return u, path
+
+    def subgradient(self, u, adjacent: bool, iterations: int, step: float):
+        """Polyak steps towards UB, halved after `patience` passes without a better bound."""
+        best_u, best_lb, best_path = u.copy(), -math.inf, None
+        stall, patience = 0, 20
+        stage = "multipliers" + (" (adjacent)" if adjacent else "")
+        passes = 0
+        for passes in range(1, iterations + 1):  # noqa: B007 - counted after the loop
+            F, pred = K.forward(self.p, self.d, self.w, u, self.alive, adjacent)
+            lb = float(F[-1].min()) + float(u.sum())
+            path = K.path_of(F, pred, self.p)
+            g = 1.0 - self.counts(path)
+            if lb > best_lb + EPS:
+                best_u, best_lb, best_path, stall = u.copy(), lb, path, 0
+                self.raise_bound(lb, stage)
+            else:
+                stall += 1
+                if stall >= patience:
+                    step, stall = step / 2, 0
+            if not g.any():  # the relaxed optimum is a sequence: optimal
+                self.improve(path, stage)
+                self.raise_bound(lb, stage)
+                break
+            if self.proven() or step < 1e-4 or self.expired():
+                break
+            u = u + step * (self.ub - lb) / float(g @ g) * g
+        self.stats[stage] = {"iterations": passes, "bound": round(best_lb, 3)}
+        return best_u, best_path
+
+    def eliminate(self, u: np.ndarray) -> np.ndarray:
+        """Remove the nodes through which no path beats the upper bound; returns the backward
+        costs G (a bound on the cost of completing any path from a node)."""
+        F, _ = K.forward(self.p, self.d, self.w, u, self.alive)
+        G, best = K.backward(self.p, self.d, self.w, u, self.alive)
+        self.raise_bound(best + u.sum(), "elimination")
+        cut = self.ub - 1 - float(u.sum()) + EPS
+        self.alive &= F + G <= cut
+        self.stats["nodes_alive"] = int(self.alive.sum())
+        if not self.alive[-1].any():
+            self.raise_bound(self.ub, "elimination")
+        return G
+
+    def sublimate(self, u: np.ndarray, G: np.ndarray, path: np.ndarray) -> None:
+        """Memorise jobs until the relaxed optimum is a sequence or nothing beats UB. Between
+        additions the multipliers are readjusted on the memorising network (a memorised job's
+        multiplier no longer matters: it occurs exactly once)."""
+        memo: list[int] = []
+        best, step, add = -math.inf, 0.5, True
+        while not self.proven() and not self.expired():
+            cnt = self.counts(path)
+            if add:
+                wrong = [j for j in np.flatnonzero(cnt != 1).tolist() if j not in memo]
+                if not wrong or len(memo) >= 64:
+                    break
+                wrong.sort(key=lambda j: (-abs(1 - cnt[j]), -int(self.p[j])))
+                memo += wrong[: self.add_per_round]
+                self.stats["memorised"] = len(memo)
+            out = self.memo_pass(u, G, memo)
+            if out is None:
+                break
+            path, lb = out
+            g = 1.0 - self.counts(path)
+            if not g.any() or self.proven():
+                break
+            add = lb <= best + self.readjust_gain * (self.ub - best)
+            best = max(best, lb)
+            if add:
+                step = max(step / 2, 1e-3)
+            u = u + step * (self.ub - lb) / float(g @ g) * g
+            G, _ = K.backward(self.p, self.d, self.w, u, self.alive)
+            self.stats["memo_passes"] = self.stats.get("memo_passes", 0) + 1
+
+    def memo_pass(self, u: np.ndarray, G: np.ndarray, memo: list[int]):
+        """One pass of the memorising network: the relaxed optimum's path and bound, or None when
+        the pass proved UB optimal, ran out of time or of room."""
+        n, T = self.n, self.T
+        bit = np.zeros(n, np.uint64)
+        for k, j in enumerate(memo):
+            bit[j] = np.uint64(1) << np.uint64(k)
+        left_p = int(self.p[memo].sum())
+        cut = self.ub - 1 - float(u.sum()) + EPS
+        lo = np.zeros((T + 1, n), np.int64)
+        hi = np.zeros((T + 1, n), np.int64)
+        cap = 1 << 16
+        store = (
+            np.full(cap, n, np.int32),
+            np.zeros(cap, np.uint64),
+            np.zeros(cap),
+            np.zeros(cap, np.int64),
+            np.zeros(cap, np.int64),
+            1,
+        )
+        t = 1
+        while t <= T:
+            if self.expired():
+                return None
+            store, t, status = K.memo_rows(
+                t, min(T + 1, t + ROWS_PER_CHUNK), self.p, self.d, self.w, u, bit, self.alive, G,
+                cut, left_p, lo, hi, store, self.max_states, STATES_PER_CHUNK,
+            )  # fmt: skip
+            if status == K.FULL:
+                self.stats["stopped"] = f"state store full ({self.max_states} states)"
+                return None
+        self.stats["states"] = max(self.stats.get("states", 0), int(store[5]))
+        self.alive &= hi > lo
+        a, b = lo[T], hi[T]
+        ends = [k for j in range(n) for k in range(a[j], b[j])]
+        if not ends:
+            self.raise_bound(self.ub, f"memo {len(memo)}")
+            return None
+        vals = store[2]
+        end = min(ends, key=lambda k: vals[k])
+        self.raise_bound(float(vals[end]) + float(u.sum()), f"memo {len(memo)}")
+        path = K.memo_path(store, self.p, end)
+        if not (self.counts(path) - 1).any():
+            self.improve(path, f"memo {len(memo)}")
+            self.raise_bound(float(vals[end]) + float(u.sum()), f"memo {len(memo)}")
+        return path, float(vals[end]) + float(u.sum())

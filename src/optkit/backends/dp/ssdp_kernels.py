@@ -1,0 +1,249 @@
+"""Numba kernels of the SSDP for 1 || sum w_j T_j (see `ssdp.py` for the method).
+
+The network: a node (t, j) means "job j completes at time t" on a machine without idle time,
+t = 0..T with T = sum p. A path from time 0 to T is a sequence of jobs that may repeat or miss
+jobs (the job-occurrence constraints are relaxed with multipliers u); an arc i -> j into (t, j)
+exists when i != j and the adjacent pair (i, j) ending at t is not improved by interchanging it.
+Node costs are c_j(t) = w_j max(0, t - d_j) - u_j.
+
+Each kernel is one pass over the time axis; the recurrences chain times p_j apart, so they are
+loops (numba) rather than array expressions.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+INF = 1e30
+#: state-store status codes returned by `memo_rows`
+OK, FULL = 0, 1
+#: how many of the cheapest predecessors a node keeps at hand
+TOP = 4
+
+
+@nb.njit(cache=True, inline="always")
+def precedes(i, j, t, p, d, w):
+    """True if job i may run right before job j when j completes at t: the pair costs less than
+    (or, tied, i < j) the interchanged pair. Some optimal sequence has no other adjacent pair."""
+    s = t - p[i] - p[j]
+    a = w[i] * max(0, s + p[i] - d[i]) + w[j] * max(0, t - d[j])
+    b = w[j] * max(0, s + p[j] - d[j]) + w[i] * max(0, t - d[i])
+    return a < b or (a == b and i < j)
+
+
+@nb.njit(cache=True)
+def forward(p, d, w, u, alive, adjacent=True):
+    """F[t, j] = cheapest path from 0 to node (t, j), pred[t, j] its previous job (n: none).
+    Without `adjacent` only a job following itself is barred (O(nT), for the first multipliers).
+
+    Each row keeps its TOP cheapest entries; a node looks at the whole row only when all of them
+    are barred from preceding it."""
+    rows, n = alive.shape
+    F = np.full((rows, n), INF)
+    pred = np.full((rows, n), -1, np.int32)
+    top = np.full((rows, TOP), -1, np.int32)
+    for t in range(1, rows):
+        for j in range(n):
+            tp = t - p[j]
+            if tp < 0 or not alive[t, j]:
+                continue
+            c = w[j] * max(0, t - d[j]) - u[j]
+            if tp == 0:
+                F[t, j] = c
+                pred[t, j] = n
+                continue
+            arg = -1
+            full = True
+            for q in range(TOP):
+                i = top[tp, q]
+                if i < 0:
+                    full = False
+                    break
+                if i != j and (not adjacent or precedes(i, j, t, p, d, w)):
+                    arg = i
+                    full = False
+                    break
+            if full:  # all of the cheapest few are barred: look at the whole row
+                best = INF
+                for i in range(n):
+                    if F[tp, i] < best and i != j and precedes(i, j, t, p, d, w):
+                        best = F[tp, i]
+                        arg = i
+            if arg >= 0:
+                F[t, j] = F[tp, arg] + c
+                pred[t, j] = arg
+        for i in range(n):  # keep the TOP cheapest of row t, in order
+            v = F[t, i]
+            if v >= INF or (top[t, TOP - 1] >= 0 and v >= F[t, top[t, TOP - 1]]):
+                continue
+            q = TOP - 1
+            while q > 0 and (top[t, q - 1] < 0 or v < F[t, top[t, q - 1]]):
+                top[t, q] = top[t, q - 1]
+                q -= 1
+            top[t, q] = i
+    return F, pred
+
+
+@nb.njit(cache=True)
+def backward(p, d, w, u, alive):
+    """G[t, j] = cheapest path from node (t, j) to time T (c_j(t) excluded); also the cheapest
+    whole path (which equals min_j F[T, j] of `forward` on the same network)."""
+    rows, n = alive.shape
+    T = rows - 1
+    G = np.full((rows, n), INF)
+    G[T, :] = 0.0
+    H = np.empty(n)  # H[k] = cheapest path from "k starts at t" to T
+    best = INF
+    for t in range(T - 1, -1, -1):
+        for k in range(n):
+            te = t + p[k]
+            if te <= T and alive[te, k] and G[te, k] < INF:
+                H[k] = w[k] * max(0, te - d[k]) - u[k] + G[te, k]
+            else:
+                H[k] = INF
+        order = np.argsort(H)
+        if t == 0:
+            best = H[order[0]]
+            break
+        for j in range(n):
+            if t < p[j] or not alive[t, j]:
+                continue
+            for kk in range(n):
+                k = order[kk]
+                if H[k] >= INF:
+                    break
+                if k != j and precedes(j, k, t + p[k], p, d, w):
+                    G[t, j] = H[k]
+                    break
+    return G, best
+
+
+@nb.njit(cache=True)
+def path_of(F, pred, p):
+    """The jobs of the cheapest path ending at T, in order (from `forward`'s arrays)."""
+    rows, n = F.shape
+    t = rows - 1
+    j = np.argmin(F[t])
+    out = []
+    while True:
+        out.append(j)
+        i = pred[t, j]
+        t -= p[j]
+        if i == n:
+            break
+        j = i
+    out.reverse()
+    return np.array(out, np.int64)
+
+
+@nb.njit(cache=True)
+def _grow(a, size, cap):
+    out = np.empty(cap, a.dtype)
+    out[:size] = a[:size]
+    return out
+
+
+@nb.njit(cache=True)
+def memo_rows(t0, t1, p, d, w, u, bit, alive, G, cut, left_p, lo, hi, store, cap_max, budget):
+    """Extend the memorising network over times t0..t1-1, or fewer: it stops after the first
+    time at which it has made more than `budget` states, so that the caller can look at the clock.
+
+    A state is (t, j, S): node (t, j) with S the set (bit mask) of memorised jobs done so far, so
+    a memorised job occurs at most once and, at T, exactly once. States of node (t, j) are
+    store[lo[t, j]:hi[t, j]], sorted by S; `store` = (job, mask, val, pred, done, count) where done
+    is p(S) and state 0 is the empty start. A state is dropped when val + G[t, j] > cut (no path
+    through it beats the upper bound) or when the memorised jobs left do not fit before T.
+    Returns the store, the next time to extend, and OK, or FULL when it would exceed cap_max
+    states.
+    """
+    job, mask, val, pred, done, count = store
+    rows, n = alive.shape
+    T = rows - 1
+    bm = np.empty(64, np.uint64)
+    bv = np.empty(64)
+    bp = np.empty(64, np.int64)
+    first = count
+    for t in range(t0, t1):
+        if count - first > budget:
+            return (job, mask, val, pred, done, count), t, OK
+        for j in range(n):
+            tp = t - p[j]
+            if tp < 0 or not alive[t, j]:
+                continue
+            c = w[j] * max(0, t - d[j]) - u[j]
+            bj = bit[j]
+            pj = p[j] if bj else 0
+            limit = cut - G[t, j] - c
+            m = 0
+            for i in range(n + 1):
+                if tp == 0:  # only the start state precedes
+                    if i > 0:
+                        break
+                    a, b = 0, 1
+                else:
+                    if i == n or i == j or hi[tp, i] == lo[tp, i]:
+                        continue
+                    if not precedes(i, j, t, p, d, w):
+                        continue
+                    a, b = lo[tp, i], hi[tp, i]
+                for k in range(a, b):
+                    s = mask[k]
+                    if s & bj or val[k] > limit:
+                        continue
+                    if left_p - done[k] - pj > T - t:
+                        continue
+                    if m == bm.shape[0]:
+                        bm = _grow(bm, m, 2 * m)
+                        bv = _grow(bv, m, 2 * m)
+                        bp = _grow(bp, m, 2 * m)
+                    bm[m] = s | bj
+                    bv[m] = val[k] + c
+                    bp[m] = k
+                    m += 1
+            if m == 0:
+                continue
+            order = np.argsort(bm[:m], kind="mergesort")
+            if count + m > job.shape[0]:
+                cap = max(2 * job.shape[0], count + m)
+                if cap > cap_max:
+                    if count + m > cap_max:
+                        return (job, mask, val, pred, done, count), t, FULL
+                    cap = cap_max
+                job = _grow(job, count, cap)
+                mask = _grow(mask, count, cap)
+                val = _grow(val, count, cap)
+                pred = _grow(pred, count, cap)
+                done = _grow(done, count, cap)
+            lo[t, j] = count
+            q = 0
+            while q < m:  # one state per distinct S: the cheapest
+                s = bm[order[q]]
+                best = order[q]
+                r = q + 1
+                while r < m and bm[order[r]] == s:
+                    if bv[order[r]] < bv[best]:
+                        best = order[r]
+                    r += 1
+                job[count] = j
+                mask[count] = s
+                val[count] = bv[best]
+                pred[count] = bp[best]
+                done[count] = done[bp[best]] + pj
+                count += 1
+                q = r
+            hi[t, j] = count
+    return (job, mask, val, pred, done, count), t1, OK
+
+
+@nb.njit(cache=True)
+def memo_path(store, p, end):
+    """The jobs of the path that ends in state `end` (at time T), in order."""
+    job, mask, val, pred, done, count = store
+    out = []
+    k = end
+    while k != 0:
+        out.append(job[k])
+        k = pred[k]
+    out.reverse()
+    return np.array(out, np.int64)
