@@ -333,7 +333,6 @@ def test_generator_shapes(shape):
     assert p.affinity_array.sum(axis=(1, 2)).tolist() == [256 * k * k] * 2
 
 
-
 def test_generated_instance_round_trips_through_a_file(tmp_path):
     p = generate(seed=3, shape="tiny", layers=3, tokens=64, comm_weight=0.1)
     optkit.dump(p, tmp_path / "p.json")
@@ -359,22 +358,25 @@ def test_windows_drift_and_plans_carry_over():
 
 def test_cli_generate_and_solve(tmp_path, capsys):
     path = tmp_path / "m.json"
-    assert main(
-        [
-            "generate",
-            "expert-placement",
-            "--seed",
-            "1",
-            "-o",
-            str(path),
-            "--layers",
-            "3",
-            "--tokens",
-            "128",
-            "--comm-weight",
-            "0.1",
-        ]
-    ) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "expert-placement",
+                "--seed",
+                "1",
+                "-o",
+                str(path),
+                "--layers",
+                "3",
+                "--tokens",
+                "128",
+                "--comm-weight",
+                "0.1",
+            ]
+        )
+        == 0
+    )
     assert main(["solve", str(path), "--solver", "eplb", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "feasible" and out["metrics"]["same_gpu_replicas"] == 0

@@ -103,8 +103,17 @@ def test_both_implementations_satisfy_the_protocol(api):
     defaults), so the planner can be handed either."""
     import inspect
 
-    methods = [m for m in vars(ClusterAPI) if not m.startswith("_") and callable(vars(ClusterAPI)[m])]
-    assert set(methods) >= {"list_nodes", "list_pods", "list_pdbs", "get_pod", "evict", "watch_pods"}
+    methods = [
+        m for m in vars(ClusterAPI) if not m.startswith("_") and callable(vars(ClusterAPI)[m])
+    ]
+    assert set(methods) >= {
+        "list_nodes",
+        "list_pods",
+        "list_pdbs",
+        "get_pod",
+        "evict",
+        "watch_pods",
+    }
     for impl in (type(api), FakeCluster):
         for m in methods:
             want = inspect.signature(getattr(ClusterAPI, m)).parameters

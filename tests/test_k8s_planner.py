@@ -223,8 +223,9 @@ def test_plan_invalidated_by_a_changed_cluster(change):
 def test_solver_time_out_means_no_action(monkeypatch):
     from optkit import registry
 
-    def sleeper(problem, opts):
-        time.sleep(60)
+    def sleeper(problem, opts):  # never answers: the window (a hard limit) must end it
+        while True:
+            time.sleep(1)
         return Outcome(termination=Termination.COMPLETED)
 
     registry.discover()
@@ -321,7 +322,9 @@ def test_api_error_type():
 
     c = two_node_cluster()
     namespace, name = next(iter(c.pods))
-    c.fail("evict", 429, message="Cannot evict pod as it would violate the pod's disruption budget.")
+    c.fail(
+        "evict", 429, message="Cannot evict pod as it would violate the pod's disruption budget."
+    )
     with pytest.raises(ApiError) as e:
         c.evict(namespace, name)
     assert isinstance(e.value, OptkitError) and e.value.exit_code == 3

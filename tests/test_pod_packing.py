@@ -730,8 +730,7 @@ def test_highs_time_limit_counts_the_run_time_of_every_run():
     while h.getRunTime() < 0.05:
         h.clearSolver()  # from scratch: every run adds to the run time
         assert (
-            _run(h, time.monotonic() + 1000, shared_clock=True)
-            == highspy.HighsModelStatus.kOptimal
+            _run(h, time.monotonic() + 1000, shared_clock=True) == highspy.HighsModelStatus.kOptimal
         )
     spent = h.getRunTime()
     h.clearSolver()

@@ -120,7 +120,8 @@ def test_pictures_of_every_problem_from_dicts():
         fig = plt.figure()
         PICTURES[kind](fig, instance, solution)
         text = " | ".join(
-            [ax.get_title() for ax in fig.axes] + [t.get_text() for ax in fig.axes for t in ax.texts]
+            [ax.get_title() for ax in fig.axes]
+            + [t.get_text() for ax in fig.axes for t in ax.texts]
         )
         for needle in shows[kind]:
             assert needle in text, (kind, needle, text)

@@ -106,7 +106,9 @@ def _subset_dp_optimum(problem: Tardiness) -> int:
         for j in range(n):
             has = ((level >> j) & 1).astype(bool)
             sub = level[has]
-            cost = f[sub ^ (1 << j)] + problem.w[j] * np.maximum(0, total[sub] - problem.due_dates[j])
+            cost = f[sub ^ (1 << j)] + problem.w[j] * np.maximum(
+                0, total[sub] - problem.due_dates[j]
+            )
             best[has] = np.minimum(best[has], cost)
         f[level] = best
     return int(f[-1])
