@@ -333,7 +333,14 @@ def test_tardiness_checker_matches_the_rules(case):
     if metrics is not None:
         assert report.metrics == metrics
     else:
-        assert "not a permutation" in report.violations[0]
+        n = len(data["processing_times"])
+        missing = sorted(set(range(n)) - set(sequence))
+        repeated = sorted({j for j in sequence if sequence.count(j) > 1})
+        beyond = sorted({j for j in sequence if j >= n})
+        assert report.violations == (
+            f"sequence is not a permutation of 0..{n - 1} (missing {missing[:5]}, "
+            f"repeated {repeated[:5]}, out of range {beyond[:5]})",
+        )
 
 
 def test_tardiness_helpers_agree_with_the_checker():
