@@ -1,10 +1,11 @@
 """Plant one bug per rule of each checker and count how often the default tests catch it.
 
-Each bug is an edit of one line of a checker (or a helper it calls), installed in the test process
-by `benchmarks._planting`. Every run is a fresh `pytest` process over the problem's checker tests
-(`tests/test_checkers.py`, part of the default run) with the hypothesis profile "planted": the "ci"
-example budget with no example database, so that no run replays another run's failure. A bug is
-caught in a run when the tests fail. Results go to docs/benchmarks.md, section "checkers".
+Each bug is an edit of one line of a checker (or a helper it calls), installed by
+`benchmarks._planting` in a fresh process, which then runs the problem's checker tests (the tests of
+`tests/test_checkers.py` whose name holds the problem, part of the default run) once per run with
+the hypothesis profile "planted": the "ci" example budget, no example database and no shrinking, so
+that every run is a new random search and no run replays another's failure. A bug is caught in a
+run when a test fails. Results go to docs/benchmarks.md, section "checkers".
 
     python -m benchmarks.planted_bugs [--runs 20] [--only NAME] [--no-doc]
 """
@@ -12,8 +13,8 @@ caught in a run when the tests fail. Results go to docs/benchmarks.md, section "
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
-import subprocess
 import sys
 import time
 
@@ -142,24 +143,41 @@ BUGS: dict[str, tuple[str, str, str, str, str]] = {
 }
 
 
-def run_once(name: str) -> bool:
-    """One fresh pytest process with the bug planted; True when the tests fail (bug caught)."""
+def _runs(name: str, runs: int, queue) -> None:
+    """In a fresh process: plant the bug, then run the problem's checker tests `runs` times."""
+    os.environ["HYPOTHESIS_PROFILE"] = "planted"
+    sys.path.insert(0, str(ROOT / "tests"))
+    import conftest  # noqa: F401  (registers and loads the hypothesis profiles)
+    import test_checkers
+    from benchmarks._planting import plant
+
     problem = BUGS[name][0]
-    code = (
-        "import sys, pytest\n"
-        "from benchmarks._planting import plant\n"
-        "from benchmarks.planted_bugs import BUGS\n"
-        f"plant(*BUGS[{name!r}][2:])\n"
-        "sys.exit(pytest.main(['-q', '-x', '-p', 'no:cacheprovider', '-p', 'no:randomly',\n"
-        f"    'tests/test_checkers.py', '-k', {problem!r}]))\n"
-    )
-    env = {**os.environ, "HYPOTHESIS_PROFILE": "planted"}
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"{name}: pytest exited {proc.returncode}\n{proc.stdout[-2000:]}")
-    return proc.returncode == 1
+    tests = [
+        getattr(test_checkers, t)
+        for t in dir(test_checkers)
+        if t.startswith("test_") and problem in t
+    ]
+    plant(*BUGS[name][2:])
+    caught = 0
+    for _ in range(runs):
+        try:
+            for test in tests:
+                test()
+        except Exception:  # noqa: BLE001 - a failing test is a catch
+            caught += 1
+    queue.put(caught)
+
+
+def run(name: str, runs: int) -> int:
+    """How many of `runs` independent runs catch the bug (one process per bug, the bug planted
+    before the tests run; each run is a new random search: no example database)."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_runs, args=(name, runs, queue))
+    proc.start()
+    caught = queue.get()
+    proc.join()
+    return caught
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in names:
         started = time.monotonic()
-        caught = sum(run_once(name) for _ in range(args.runs))
+        caught = run(name, args.runs)
         seconds = time.monotonic() - started
         problem, rule = BUGS[name][:2]
         rows.append((name, problem, rule, caught, seconds))
@@ -181,9 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         lines = [
             "### Planted bugs",
             "",
-            "One bug per rule, planted as a one-line edit of the checker; each run is a fresh pytest",
-            "process over `tests/test_checkers.py -k <problem>` with the hypothesis profile `planted`",
-            f"(100 examples per test, no example database). {args.runs} runs per bug.",
+            "One bug per rule, planted as a one-line edit of the checker; each run is a new random",
+            "search of the problem's tests in `tests/test_checkers.py` with the hypothesis profile",
+            f"`planted` (100 examples per test, no example database). {args.runs} runs per bug.",
             "",
             "| bug | problem | rule | caught |",
             "|---|---|---|---|",
