@@ -36,6 +36,9 @@ def _oom(problem, opts):
 
 
 def _slow(problem, opts):
+    if problem.name and problem.name == os.environ.get("OPTKIT_TEST_HANG_ON"):
+        while True:  # never returns: the batch can only be killed here
+            time.sleep(1)
     time.sleep(0.3)
     return Outcome(solution={"sequence": list(range(problem.n))})
 

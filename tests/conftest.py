@@ -6,6 +6,23 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
+
+# Hypothesis profiles: "ci" (the default) for every run, "nightly" for the long run
+# (HYPOTHESIS_PROFILE=nightly), "planted" = ci without the example database nor shrinking, so that the planted-bug
+# benchmark's runs are independent (benchmarks/planted_bugs.py). Tests that set max_examples
+# themselves keep it; the checker tests scale with the profile.
+_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=100, **_COMMON)
+settings.register_profile("nightly", max_examples=1000, **_COMMON)
+settings.register_profile(
+    "planted",
+    max_examples=100,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],  # no replay, no shrinking: a failure is all it needs
+    **_COMMON,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCES = ROOT / "instances"

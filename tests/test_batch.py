@@ -176,10 +176,12 @@ def test_resume_after_interruption(tmp_path: Path, instances: Path):
 
 
 def test_resume_after_kill_of_the_whole_batch(tmp_path: Path, instances: Path, bad_solvers):
-    """A real `optkit batch` process killed with SIGKILL mid-run loses nothing it had finished."""
+    """A real `optkit batch` process killed with SIGKILL mid-run loses nothing it had finished. In
+    the killed run `test-slow` never returns on the last instance, so the kill always lands mid-run."""
     out = tmp_path / "r.jsonl"
     env = {
         **os.environ,
+        "OPTKIT_TEST_HANG_ON": optkit.load(instances / "t3.json").name,
         "OPTKIT_BATCH_PRELOAD": "_batch_solvers_autoload",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
     }
@@ -232,10 +234,19 @@ def test_writer_cuts_partial_line(tmp_path: Path):
 def test_crash_isolation(tmp_path: Path, instances: Path, bad_solvers):
     out = tmp_path / "r.jsonl"
     solvers = ["test-raise", "test-sleep", "test-exit", "test-kill", "test-oom", "test-ok"]
+    # the solvers that end by themselves run without a clock (a slow machine changes nothing);
+    # the one that ignores its limit is stopped by the hard limit, time_limit + grace
     run = run_batch(
-        [str(instances / "t0.json")], solvers, output=out, time_limit=0.3, grace=0.5, jobs=2
+        [str(instances / "t0.json")],
+        [s for s in solvers if s != "test-sleep"],
+        output=out,
+        jobs=2,
     )
-    assert not run.interrupted and len(run.new_lines) == 6
+    assert not run.interrupted and len(run.new_lines) == 5
+    run = run_batch(
+        [str(instances / "t0.json")], ["test-sleep"], output=out, time_limit=0.3, grace=0.5, jobs=1
+    )
+    assert not run.interrupted and len(run.new_lines) == 1
     by = _by(read_lines(out)[0])
     assert set(by) == set(solvers)
     for name in solvers[:-1]:

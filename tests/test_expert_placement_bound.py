@@ -50,6 +50,23 @@ def test_traffic_bound_below_exhaustive_optimum(problem):
         assert 0.0 <= b["local_share_max"] <= 1.0
 
 
+@pytest.mark.parametrize(
+    "gpus, experts, optimum",
+    [(2, 2, 2.0), (3, 3, 6.0), (4, 4, 12.0)],
+)
+def test_traffic_bound_is_positive_and_tight_when_traffic_must_cross(gpus, experts, optimum):
+    """One slot per GPU and every expert talking to every expert: a token can stay only with the one
+    expert of the next layer on its GPU, so E * E - E of the E * E pairs cross. A bound that says 0
+    (or anything below the optimum here) fails."""
+    ones = [[1] * experts for _ in range(experts)]
+    p = ExpertPlacement(gpus=gpus, slots_per_gpu=1, load=[[1] * experts] * 2, affinity=[ones])
+    assert _min_cross_gpu(p) == pytest.approx(optimum)
+    for lp in (False, True):
+        b = traffic_lower_bound(p, lp=lp)
+        assert b["cross_gpu_min"] == pytest.approx(optimum), lp
+        assert b["local_share_max"] == pytest.approx(1 - optimum / experts**2), lp
+
+
 def test_traffic_bound_is_tight_on_block_affinity():
     # two GPUs x 2 slots, experts {0,1} talk only to {0,1}, {2,3} to {2,3}: everything can stay local
     blk = [[5, 5, 0, 0], [5, 5, 0, 0], [0, 0, 5, 5], [0, 0, 5, 5]]

@@ -431,11 +431,18 @@ def test_bad_inputs_exit_2_naming_the_field(tmp_path, capsys, patch, needle):
 
 
 def test_distribution_tolerance():
-    ok = {
-        **GOOD,
-        "workload": {"distribution": [[0.25, 0.25], [0.25, 0.2500001]], "request_rate": 2},
-    }
-    GpuSelection.from_dict(ok)
+    """Shares may sum to 1 within 1e-6 (written decimals are compared exactly); beyond that the
+    distribution is rejected naming the field."""
+
+    def with_last_share(x):
+        dist = {"distribution": [[0.25, 0.25], [0.25, x]], "request_rate": 2}
+        return {**GOOD, "workload": dist}
+
+    for inside in (0.2500001, 0.249999, 0.250001):
+        assert GpuSelection.from_dict(with_last_share(inside)).workload.distribution[1][1] == inside
+    for outside in (0.2500011, 0.2499989, 0.26):
+        with pytest.raises(InputError, match="workload.distribution"):
+            GpuSelection.from_dict(with_last_share(outside))
 
 
 # -- profiles and the generator --------------------------------------------------------------------

@@ -99,8 +99,28 @@ def api():
 
 
 def test_both_implementations_satisfy_the_protocol(api):
-    assert isinstance(api, ClusterAPI)
-    assert isinstance(FakeCluster(), ClusterAPI)
+    """Every method of the protocol exists on both with the protocol's parameters (names, order,
+    defaults), so the planner can be handed either."""
+    import inspect
+
+    methods = [
+        m for m in vars(ClusterAPI) if not m.startswith("_") and callable(vars(ClusterAPI)[m])
+    ]
+    assert set(methods) >= {
+        "list_nodes",
+        "list_pods",
+        "list_pdbs",
+        "get_pod",
+        "evict",
+        "watch_pods",
+    }
+    for impl in (type(api), FakeCluster):
+        for m in methods:
+            want = inspect.signature(getattr(ClusterAPI, m)).parameters
+            got = inspect.signature(getattr(impl, m)).parameters
+            assert [(p.name, p.default) for p in got.values()] == [
+                (p.name, p.default) for p in want.values()
+            ], (impl.__name__, m)
 
 
 def test_lists_become_api_json(api):

@@ -226,8 +226,9 @@ def test_plan_invalidated_by_a_changed_cluster(change):
 def test_solver_time_out_means_no_action(monkeypatch):
     from optkit import registry
 
-    def sleeper(problem, opts):
-        time.sleep(60)
+    def sleeper(problem, opts):  # never answers: the window (a hard limit) must end it
+        while True:
+            time.sleep(1)
         return Outcome(termination=Termination.COMPLETED)
 
     registry.discover()
@@ -321,10 +322,23 @@ def test_one_plan_at_a_time_and_pins_expire():
 
 
 def test_api_error_type():
-    e = ApiError(
-        429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget."
+    """An API failure reaches the caller as an `ApiError` (an `OptkitError`, CLI exit 3) that keeps
+    the HTTP status and the server's message for the planner to act on."""
+    from optkit.errors import OptkitError
+
+    c = two_node_cluster()
+    namespace, name = next(iter(c.pods))
+    c.fail(
+        "evict", 429, message="Cannot evict pod as it would violate the pod's disruption budget."
     )
-    assert e.status == 429 and "429" in str(e)
+    with pytest.raises(ApiError) as e:
+        c.evict(namespace, name)
+    assert isinstance(e.value, OptkitError) and e.value.exit_code == 3
+    assert e.value.status == 429 and "disruption budget" in e.value.message
+    c.evict(namespace, name)  # the injected fault was used up: the next call goes through
+    assert (namespace, name) not in c.pods or c.pods[(namespace, name)]["metadata"].get(
+        "deletionTimestamp"
+    )
 
 
 @pytest.mark.slow

@@ -104,9 +104,26 @@ def test_pictures_of_every_problem_from_dicts():
             {"ii": 2, "start": {"ld": 0, "mma": 2}},
         ),
     }
-    assert set(cases) == set(PICTURES)
+    # what each picture must show of its solution, worked out by hand
+    shows = {
+        # job 1 runs 0-3 (due 3), job 0 runs 3-5 (due 2): tardiness 3
+        "tardiness": ["total weighted tardiness 3"],
+        "pod-packing": ["1 pods placed, 1 pending"],
+        # layer 0: expert 0 has two replicas: GPU loads 2 + 2 = 4 and 2 + 1 = 3, max/mean 4/3.5
+        "expert-placement": ["layer 0 (most loaded): max/mean 1.143"],
+        "gpu-selection": ["3 GPUs, $6.00 per hour", "$2.00/h", "$4.00/h"],
+        # ld uses mem in cycles 0, 1 (stage 0); mma at 2 is cycle 0 of stage 1
+        "software-pipelining": ["II = 2", "ld/0", "mma/1"],
+    }
+    assert set(cases) == set(PICTURES) == set(shows)
     for kind, (instance, solution) in cases.items():
         fig = plt.figure()
         PICTURES[kind](fig, instance, solution)
-        assert fig.axes, kind
+        text = " | ".join(
+            [ax.get_title() for ax in fig.axes]
+            + [t.get_text() for ax in fig.axes for t in ax.texts]
+        )
+        for needle in shows[kind]:
+            assert needle in text, (kind, needle, text)
+        assert "over capacity" not in text, kind
         plt.close(fig)

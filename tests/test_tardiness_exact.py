@@ -118,13 +118,51 @@ def test_mip_cbc_backend_agrees():
     problem = generate(seed=5, n=6)
     highs = optkit.solve(problem, "mip", time_limit=20, formulation="positional")
     cbc = optkit.solve(problem, "mip", time_limit=20, formulation="positional", backend="cbc")
-    assert highs.status == cbc.status == Status.OPTIMAL and highs.objective == cbc.objective
+    optimum = brute_force(problem)  # 6! = 720 sequences
+    assert highs.status == cbc.status == Status.OPTIMAL
+    assert highs.objective == cbc.objective == optimum
 
 
 def test_dp_refuses_release_dates():
     with_release = Tardiness(processing_times=[1, 2], due_dates=[1, 1], release_dates=[0, 3])
     result = optkit.solve(with_release, "dp")
     assert result.status == Status.ERROR and "release dates" in result.message
+
+
+def _subset_dp_optimum(problem: Tardiness) -> int:
+    """Optimum without release dates by the textbook recursion over the set S of jobs scheduled
+    first, vectorised over all 2^n sets: f(S) = min over j in S of f(S - j) + w_j max(0, P(S) - d_j).
+    Written here, independently of the dp solver."""
+    import numpy as np
+
+    n = problem.n
+    masks = np.arange(1 << n, dtype=np.int64)
+    total = np.zeros(1 << n, dtype=np.int64)
+    for j, p in enumerate(problem.processing_times):
+        total += ((masks >> j) & 1) * p
+    f = np.full(1 << n, np.iinfo(np.int64).max // 4, dtype=np.int64)
+    f[0] = 0
+    popcount = np.array([bin(m).count("1") for m in range(1 << n)])
+    for size in range(1, n + 1):
+        level = masks[popcount == size]
+        best = np.full(len(level), np.iinfo(np.int64).max // 4, dtype=np.int64)
+        for j in range(n):
+            has = ((level >> j) & 1).astype(bool)
+            sub = level[has]
+            cost = f[sub ^ (1 << j)] + problem.w[j] * np.maximum(
+                0, total[sub] - problem.due_dates[j]
+            )
+            best[has] = np.minimum(best[has], cost)
+        f[level] = best
+    return int(f[-1])
+
+
+def test_dp_proves_n18():
+    problem = generate(seed=1, n=18)
+    result = optkit.solve(problem, "dp")
+    assert result.status == Status.OPTIMAL
+    assert result.objective == _subset_dp_optimum(problem)
+    assert problem.check(result.solution).objective == result.objective
 
 
 @pytest.fixture(scope="module")

@@ -113,8 +113,13 @@ def test_eddc_with_release_dates_reads_completion_times_of_the_semi_active_sched
 
 
 def test_rule_parameters():
-    assert seq("atc", H1, k=0.5) == rules.atc_sequence(H1, 0.5)
-    assert seq("covert", H1, k=1.0) == rules.covert_sequence(H1, 1.0)
+    # ATC k=0.5, I_j = exp(-max(0, d_j - p_j - t) / (k pbar)) / p_j: t=0 pbar=2.5: .25, .018, .067,
+    # .002 -> 0; t=4 pbar=2: .368, .333, .025 -> 1; t=5 pbar=2.5: .333, .101 -> 2; then 3
+    # (k=2 gives [1, 2, 3, 0]: the parameter reaches the rule)
+    assert seq("atc", H1, k=0.5) == [0, 1, 2, 3]
+    # COVERT k=1, max(0, 1 - max(0, d_j - t - p_j) / (k p_j)) / p_j: t=0: .25, 0, .111, 0 -> 0;
+    # t=4: 0, .333, 0 -> 2; t=7: 1, .5 -> 1; then 3 (k=2 gives [0, 1, 2, 3])
+    assert seq("covert", H1, k=1.0) == [0, 2, 1, 3]
     with pytest.raises(InputError):
         optkit.solve(H1, "atc", k="big")
 
@@ -192,9 +197,8 @@ def test_dynasearch_is_repeatable_for_a_seed_when_iteration_bounded():
     problem = read_orlib_like()
     a = optkit.solve(problem, "dynasearch", iterations=40, seed=7)
     b = optkit.solve(problem, "dynasearch", iterations=40, seed=7)
-    assert (
-        a.solution == b.solution and a.stats["kicks"] == b.stats["kicks"] == 40 or a.objective == 0
-    )
+    assert a.objective > 0  # an instance with something to improve: the kicks change the answer
+    assert a.solution == b.solution and a.stats["kicks"] == b.stats["kicks"] == 40
 
 
 def read_orlib_like() -> Tardiness:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
@@ -52,13 +53,22 @@ def relative_gap(objective: Any, bound: Any) -> float | None:
 
 
 def same_objective(a: Any, b: Any) -> bool:
-    """Equal objectives: numbers within a relative 1e-6, lists element by element."""
+    """Equal objectives, lists element by element. Two integers are compared exactly; an integer
+    against a float (a MIP's claim of an integer objective) within an absolute 1e-6, so one unit
+    never passes at any magnitude; two floats within a relative 1e-6."""
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(same_objective(x, y) for x, y in zip(a, b))
+    if _is_integer(a) and _is_integer(b):
+        return bool(a == b)
     try:
-        return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
+        scale = 1.0 if _is_integer(a) or _is_integer(b) else max(1.0, abs(a), abs(b))
+        return bool(abs(a - b) <= 1e-6 * scale)
     except TypeError:
         return a == b
+
+
+def _is_integer(x: Any) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
 def _is_number(x: Any) -> bool:

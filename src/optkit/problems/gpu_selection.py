@@ -118,7 +118,7 @@ class GpuSelection(Problem):
                     f"field 'workload.distribution.{i}': has {len(row)} entries, row 0 has {cols}"
                 )
         total = sum(exact(x) for row in dist for x in row)
-        if abs(total - 1) > DISTRIBUTION_TOLERANCE:
+        if abs(total - 1) > exact(DISTRIBUTION_TOLERANCE):
             raise ValueError(
                 f"field 'workload.distribution': shares sum to {float(total):.9g}, not 1 "
                 f"(tolerance {DISTRIBUTION_TOLERANCE:g})"

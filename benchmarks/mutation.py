@@ -1,0 +1,321 @@
+"""Mutation testing of the problem checkers: how many small edits of a checker the tests notice.
+
+For each problem, every function the checker runs (`evaluate` and the helpers it calls, listed in
+TARGETS) is parsed, and each mutation point gives one mutant: an arithmetic operator swapped
+(+ -, * /, // %), a comparison flipped (< <=, > >=, == !=, in / not in, is / is not), an integer
+constant moved by one either way, `and` / `or` swapped, a `not` dropped, an `if` condition negated,
+`min` / `max` swapped. Text inside f-strings (the violation messages) is left alone.
+
+Each mutant is installed in a worker process (benchmarks._planting) and the problem's checker tests
+run against it (the tests of tests/test_checkers.py whose name holds the problem, stopping at the
+first failure; hypothesis profile "planted": 100 examples, no database, no shrinking). A mutant is
+killed when a test fails or it runs past the timeout (an endless loop); it survives otherwise.
+Results: the kill rate per problem in docs/benchmarks.md (section "checkers-mutation") and every
+survivor in benchmarks/results/mutation_survivors.txt.
+
+mutmut 3.8.1 was not used: it mutates whole files (the generators, importers and renderers beside
+the checkers) and first maps the whole test suite to functions, hours on this shared machine; a
+per-function runner is a page of code.
+
+    python -m benchmarks.mutation [--problem NAME] [--jobs 1] [--timeout 60] [--no-doc]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from benchmarks._common import ROOT, machine, write_section
+
+P = "optkit.problems"
+TARGETS: dict[str, list[str]] = {
+    "tardiness": [
+        f"{P}.tardiness:Tardiness.{f}" for f in ("evaluate", "completion_times", "w", "r")
+    ],
+    "pod_packing": [
+        f"{P}.pod_packing:{f}"
+        for f in (
+            "Toleration.tolerates",
+            "Requirement.matches",
+            "PodPacking.resources",
+            "PodPacking.request",
+            "PodPacking.capacity",
+            "PodPacking.priorities",
+            "PodPacking.current",
+            "PodPacking._static_ok",
+            "PodPacking.may_stay",
+            "PodPacking.allowed",
+            "PodPacking.objective_of",
+            "PodPacking.placement_of",
+            "PodPacking.evaluate",
+            "PodPacking._metrics",
+        )
+    ],
+    "expert_placement": [
+        f"{P}.expert_placement:ExpertPlacement.{f}"
+        for f in (
+            "load_array",
+            "affinity_array",
+            "node_of_gpu",
+            "num_nodes",
+            "link_costs",
+            "weight",
+            "replica_matrix",
+            "_gpu_loads",
+            "_traffic",
+            "objective_of",
+            "_objective",
+            "evaluate",
+        )
+    ],
+    "gpu_selection": [f"{P}.gpu_selection:exact", f"{P}.gpu_selection:first_fit_decreasing"]
+    + [
+        f"{P}.gpu_selection:GpuSelection.{f}"
+        for f in (
+            "buckets",
+            "slice_rate",
+            "loads",
+            "costs",
+            "can_serve",
+            "exact_cost",
+            "single_type_count",
+            "single_type_baseline",
+            "evaluate",
+        )
+    ],
+    "software_pipelining": [
+        f"{P}.software_pipelining:SoftwarePipelining.{f}"
+        for f in (
+            "arcs",
+            "value_arcs",
+            "uses",
+            "issue",
+            "handoff",
+            "default_horizon",
+            "horizon_for",
+            "res_mii",
+            "recurrence_ok",
+            "rec_mii",
+            "zero_distance_cycle",
+            "violations",
+            "occupancy",
+            "lifetime",
+            "register_use",
+            "evaluate",
+        )
+    ],
+}
+
+_SWAP_BIN = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult}
+_SWAP_BIN.update({ast.FloorDiv: ast.Mod, ast.Mod: ast.FloorDiv})
+_SWAP_CMP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt}
+_SWAP_CMP.update({ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In})
+_SWAP_CMP.update({ast.Is: ast.IsNot, ast.IsNot: ast.Is})
+
+
+@dataclass
+class Mutant:
+    problem: str
+    target: str
+    index: int  # the index-th mutation point of the target
+    line: int  # in the module's file
+    what: str
+    source: str
+
+
+def _points(tree: ast.AST) -> Iterator[tuple[ast.AST, str, object]]:
+    """(node, description, how) for every mutation point, in a fixed order; f-strings skipped."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            skip.update(id(n) for n in ast.walk(node))
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, (ast.BinOp, ast.AugAssign)) and type(node.op) in _SWAP_BIN:
+            new = _SWAP_BIN[type(node.op)]
+            yield node, f"{type(node.op).__name__} -> {new.__name__}", ("op", new)
+        elif isinstance(node, ast.Compare):
+            for k, op in enumerate(node.ops):
+                if type(op) in _SWAP_CMP:
+                    new = _SWAP_CMP[type(op)]
+                    yield node, f"{type(op).__name__} -> {new.__name__}", ("cmp", k, new)
+        elif isinstance(node, ast.Constant) and type(node.value) is int:
+            for delta in (1, -1):
+                yield node, f"{node.value} -> {node.value + delta}", ("const", delta)
+        elif isinstance(node, ast.BoolOp):
+            new = ast.Or if isinstance(node.op, ast.And) else ast.And
+            yield node, f"{type(node.op).__name__} -> {new.__name__}", ("bool", new)
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            yield node, "not x -> x", ("not",)
+        elif isinstance(node, (ast.If, ast.While)) and not isinstance(node.test, ast.Constant):
+            yield node, "if c -> if not c", ("negate",)
+        elif isinstance(node, ast.Name) and node.id in ("min", "max"):
+            new = "max" if node.id == "min" else "min"
+            yield node, f"{node.id} -> {new}", ("name", new)
+
+
+def _apply(node: ast.AST, how: tuple) -> None:
+    kind = how[0]
+    if kind in ("op", "bool"):
+        node.op = how[1]()
+    elif kind == "cmp":
+        node.ops[how[1]] = how[2]()
+    elif kind == "const":
+        node.value = node.value + how[1]
+    elif kind == "not":
+        node.__class__, node.operand = _Same, node.operand  # replaced below by its operand
+    elif kind == "negate":
+        node.test = ast.UnaryOp(op=ast.Not(), operand=node.test)
+    elif kind == "name":
+        node.id = how[1]
+
+
+class _Same(ast.AST):
+    """Marker: a `not x` whose `not` was dropped (unwrapped by _Unwrap)."""
+
+
+class _Unwrap(ast.NodeTransformer):
+    def visit(self, node):
+        node = self.generic_visit(node)
+        return node.operand if isinstance(node, _Same) else node
+
+
+def mutants(problem: str) -> list[Mutant]:
+    from benchmarks._planting import locate, source
+
+    out = []
+    for target in TARGETS[problem]:
+        text = source(target)
+        first_line = locate(target)[3].__code__.co_firstlineno
+        decorators = len(text) and text.count("\n", 0, text.index("def "))
+        count = sum(1 for _ in _points(ast.parse(text)))
+        for k in range(count):
+            tree = ast.parse(text)
+            node, what, how = list(_points(tree))[k]
+            line = first_line + getattr(node, "lineno", 1) - 1 - decorators
+            _apply(node, how)
+            tree = ast.fix_missing_locations(_Unwrap().visit(tree))
+            out.append(Mutant(problem, target, k, line, what, ast.unparse(tree)))
+    return out
+
+
+# -- worker ----------------------------------------------------------------------------------------
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout()
+
+
+def _worker(problem: str, batch: list[Mutant], timeout: int, queue) -> None:
+    """Run the problem's checker tests against each mutant in turn, in this one process."""
+    os.environ["HYPOTHESIS_PROFILE"] = "planted"
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import conftest  # noqa: F401  (registers and loads the hypothesis profiles)
+    import test_checkers
+    from benchmarks._planting import install, locate
+
+    tests = [
+        getattr(test_checkers, name)
+        for name in dir(test_checkers)
+        if name.startswith("test_") and problem in name
+    ]
+    signal.signal(signal.SIGALRM, _alarm)
+    for m in batch:
+        _, owner, name, _ = locate(m.target)
+        original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+        verdict = "survived"
+        try:
+            install(m.target, m.source)
+            signal.alarm(timeout)
+            for test in tests:
+                test()
+        except _Timeout:
+            verdict = "killed (timeout)"
+        except BaseException as e:  # noqa: BLE001 - any failure of a test kills the mutant
+            verdict = f"killed ({type(e).__name__})"
+        finally:
+            signal.alarm(0)
+            setattr(owner, name, original)
+        queue.put((m.target, m.index, verdict))
+    queue.put(None)
+
+
+def run(problem: str, timeout: int, jobs: int) -> list[tuple[Mutant, str]]:
+    todo = mutants(problem)
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    procs = [
+        ctx.Process(target=_worker, args=(problem, todo[k::jobs], timeout, queue))
+        for k in range(jobs)
+    ]
+    for p in procs:
+        p.start()
+    by_key = {(m.target, m.index): m for m in todo}
+    results, done = [], 0
+    while done < jobs:
+        item = queue.get()
+        if item is None:
+            done += 1
+            continue
+        results.append((by_key[item[:2]], item[2]))
+    for p in procs:
+        p.join()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--problem", action="append", choices=list(TARGETS))
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--timeout", type=int, default=60)
+    ap.add_argument("--no-doc", action="store_true")
+    args = ap.parse_args(argv)
+    rows, survivors = [], []
+    for problem in args.problem or list(TARGETS):
+        started = time.monotonic()
+        results = run(problem, args.timeout, args.jobs)
+        killed = sum(1 for _, v in results if v.startswith("killed"))
+        seconds = time.monotonic() - started
+        rate = killed / len(results) if results else 1.0
+        rows.append((problem, len(results), killed, rate, seconds))
+        print(
+            f"{problem:20} {killed}/{len(results)} killed ({rate:.1%}) {seconds:.0f} s", flush=True
+        )
+        for m, v in sorted(results, key=lambda r: (r[0].target, r[0].index)):
+            if v == "survived":
+                survivors.append(f"{m.problem}\t{m.target.split(':')[1]}\tline {m.line}\t{m.what}")
+    out = ROOT / "benchmarks" / "results" / "mutation_survivors.txt"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text("\n".join(survivors) + "\n")
+    if not args.no_doc:
+        lines = [
+            "### Mutation testing",
+            "",
+            "| problem | mutants | killed | kill rate | seconds |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [f"| {p} | {n} | {k} | {r:.1%} | {s:.0f} |" for p, n, k, r, s in rows]
+        lines += [
+            "",
+            f"Command: `python -m benchmarks.mutation`; {machine()}, shared with other work.",
+            "Survivors: `benchmarks/results/mutation_survivors.txt`.",
+        ]
+        write_section("checkers-mutation", "\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,219 @@
+"""Plant one bug per rule of each checker and count how often the default tests catch it.
+
+Each bug is an edit of one line of a checker (or a helper it calls), installed by
+`benchmarks._planting` in a fresh process, which then runs the problem's checker tests (the tests of
+`tests/test_checkers.py` whose name holds the problem, part of the default run) once per run with
+the hypothesis profile "planted": the "ci" example budget, no example database and no shrinking, so
+that every run is a new random search and no run replays another's failure. A bug is caught in a
+run when a test fails. Results go to docs/benchmarks.md, section "checkers".
+
+    python -m benchmarks.planted_bugs [--runs 20] [--only NAME] [--no-doc]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+import time
+
+from benchmarks._common import ROOT, machine, write_section
+
+SP = "optkit.problems.software_pipelining:SoftwarePipelining"
+TD = "optkit.problems.tardiness:Tardiness"
+PP = "optkit.problems.pod_packing"
+EP = "optkit.problems.expert_placement:ExpertPlacement"
+GS = "optkit.problems.gpu_selection:GpuSelection"
+
+#: name -> (problem, rule, target, old text, new text)
+BUGS: dict[str, tuple[str, str, str, str, str]] = {
+    "sp-distance-2-as-3": (
+        "software_pipelining",
+        "dependence distance",
+        f"{SP}.violations",
+        "if start[v] + d * ii <",
+        "if start[v] + (3 if d == 2 else d) * ii <",
+    ),
+    "sp-handoff-ignored": (
+        "software_pipelining",
+        "handoff across groups",
+        f"{SP}.violations",
+        "extra = wg.handoff",
+        "extra = 0",
+    ),
+    "sp-no-modulo-wrap": (
+        "software_pipelining",
+        "modulo resources",
+        f"{SP}.violations",
+        "key = (u, (start[v] + off) % ii)",
+        "key = (u, start[v] + off)",
+    ),
+    "sp-register-lifetime-no-distance": (
+        "software_pipelining",
+        "register lifetime",
+        f"{SP}.lifetime",
+        "end = max(end, start[w] + d * ii)",
+        "end = max(end, start[w])",
+    ),
+    "sp-register-limit-off-by-one": (
+        "software_pipelining",
+        "register limit",
+        f"{SP}.violations",
+        "if live[g][r] > wg.reg_limit[g]:",
+        "if live[g][r] > wg.reg_limit[g] + 1:",
+    ),
+    "sp-blocking-wait-ignored": (
+        "software_pipelining",
+        "group occupancy",
+        f"{SP}.occupancy",
+        "if u == v and blocking and",
+        "if u == v and False and",
+    ),
+    "td-release-ignored": (
+        "tardiness",
+        "release dates",
+        f"{TD}.completion_times",
+        "t = max(t, r[j]) + p[j]",
+        "t = t + p[j]",
+    ),
+    "td-due-date-counts-as-late": (
+        "tardiness",
+        "on time at the due date",
+        f"{TD}.evaluate",
+        "tard = [max(0, cj - d)",
+        "tard = [max(0, cj - d + 1)",
+    ),
+    "pp-capacity-tie-rejected": (
+        "pod_packing",
+        "capacity",
+        f"{PP}:PodPacking.evaluate",
+        "if c is not None and q > c:",
+        "if c is not None and q >= c:",
+    ),
+    "pp-toleration-effect-ignored": (
+        "pod_packing",
+        "taints and tolerations",
+        f"{PP}:Toleration.tolerates",
+        "if self.effect and self.effect != taint.effect:",
+        "if False:",
+    ),
+    "pp-tiers-not-cumulative": (
+        "pod_packing",
+        "priority tiers",
+        f"{PP}:PodPacking.objective_of",
+        "running += placed_at.get(p, 0)",
+        "running = placed_at.get(p, 0)",
+    ),
+    "ep-same-gpu-replicas-allowed": (
+        "expert_placement",
+        "replicas on distinct GPUs",
+        f"{EP}.evaluate",
+        "dup = int(np.maximum(X - 1, 0).sum())",
+        "dup = 0",
+    ),
+    "ep-load-not-split": (
+        "expert_placement",
+        "load split over replicas",
+        f"{EP}._gpu_loads",
+        "share = np.divide(self.load_array, r,",
+        "share = np.divide(self.load_array, 1 + 0 * r,",
+    ),
+    "gs-full-load-rejected": (
+        "gpu_selection",
+        "instance load <= 1",
+        f"{GS}.evaluate",
+        "if load > 1:",
+        "if load >= 1:",
+    ),
+    "gs-duplicate-slice-accepted": (
+        "gpu_selection",
+        "each slice once",
+        f"{GS}.evaluate",
+        "if (b, a.slice) in seen:",
+        "if False:",
+    ),
+    "gs-max-count-off-by-one": (
+        "gpu_selection",
+        "max_count",
+        f"{GS}.evaluate",
+        "if cap is not None and c > cap:",
+        "if cap is not None and c > cap + 1:",
+    ),
+}
+
+
+def _runs(name: str, runs: int, queue) -> None:
+    """In a fresh process: plant the bug, then run the problem's checker tests `runs` times."""
+    os.environ["HYPOTHESIS_PROFILE"] = "planted"
+    sys.path.insert(0, str(ROOT / "tests"))
+    import conftest  # noqa: F401  (registers and loads the hypothesis profiles)
+    import test_checkers
+    from benchmarks._planting import plant
+
+    problem = BUGS[name][0]
+    tests = [
+        getattr(test_checkers, t)
+        for t in dir(test_checkers)
+        if t.startswith("test_") and problem in t
+    ]
+    plant(*BUGS[name][2:])
+    caught = 0
+    for _ in range(runs):
+        try:
+            for test in tests:
+                test()
+        except Exception:  # noqa: BLE001 - a failing test is a catch
+            caught += 1
+    queue.put(caught)
+
+
+def run(name: str, runs: int) -> int:
+    """How many of `runs` independent runs catch the bug (one process per bug, the bug planted
+    before the tests run; each run is a new random search: no example database)."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_runs, args=(name, runs, queue))
+    proc.start()
+    caught = queue.get()
+    proc.join()
+    return caught
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--only", action="append", help="bug name (repeatable)")
+    ap.add_argument("--no-doc", action="store_true")
+    args = ap.parse_args(argv)
+    names = args.only or list(BUGS)
+    rows = []
+    for name in names:
+        started = time.monotonic()
+        caught = run(name, args.runs)
+        seconds = time.monotonic() - started
+        problem, rule = BUGS[name][:2]
+        rows.append((name, problem, rule, caught, seconds))
+        print(f"{name:36} {caught:3}/{args.runs}  {seconds:6.1f} s", flush=True)
+    if not args.no_doc:
+        lines = [
+            "### Planted bugs",
+            "",
+            "One bug per rule, planted as a one-line edit of the checker; each run is a new random",
+            "search of the problem's tests in `tests/test_checkers.py` with the hypothesis profile",
+            f"`planted` (100 examples per test, no example database). {args.runs} runs per bug.",
+            "",
+            "| bug | problem | rule | caught |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| `{n}` | {p} | {r} | {c}/{args.runs} |" for n, p, r, c, _ in rows]
+        lines += [
+            "",
+            f"Command: `python -m benchmarks.planted_bugs --runs {args.runs}`; {machine()}.",
+        ]
+        write_section("checkers-planted", "\n".join(lines))
+    return 0 if all(c == args.runs for *_, c, _ in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
