@@ -88,7 +88,7 @@ def _label_bars(fig: Any, ax: Any, spans: list, horizon: float, rows: int) -> No
     size = min(7.0, _row_points(fig, rows) * 0.75)
     if size < 4:
         return
-    points_per_unit = fig.get_figwidth() * 72 * 0.75 / horizon
+    points_per_unit = fig.get_figwidth() * 72 * 0.6 / horizon  # the axes: ~60 % of the width
     for row, j, start, end in spans:
         text = str(j)
         if (end - start) * points_per_unit >= len(text) * size * 0.65 + 2:
