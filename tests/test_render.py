@@ -17,15 +17,34 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SUITE = Path(__file__).resolve().parent.parent / "instances"
 
 
-def _solve_and_render(tmp_path: Path, instance: Path, capsys, solver: str | None = None) -> str:
+def _solve_and_render(
+    tmp_path: Path, instance: Path, capsys, solver: str | None = None, png: bool = False
+) -> str:
     result = tmp_path / "r.json"
     args = ["solve", str(instance), "-o", str(result), "--json", "-t", "10"]
     assert main(args + (["-s", solver] if solver else [])) in (0, 1)
     capsys.readouterr()
-    png = tmp_path / "s.png"
-    assert main(["render", str(instance), str(result), "--png", str(png)]) == 0
-    assert png.read_bytes()[:8] == PNG_MAGIC
+    picture = ["--png", str(tmp_path / "s.png")] if png else []
+    assert main(["render", str(instance), str(result), *picture]) == 0
+    if png:
+        assert (tmp_path / "s.png").read_bytes()[:8] == PNG_MAGIC
     return capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "instance",
+    [
+        "tardiness/suite/tardiness_n6.json",
+        "pod-packing/suite/tiny_priorities.json",
+        "expert-placement/suite/tiny_nodes.json",
+        "gpu-selection/suite/melange_sf2_pooled.json",
+        "software-pipelining/suite/twill_fig1.json",
+    ],
+)
+def test_render_png_for_every_problem(tmp_path: Path, capsys, instance: str):
+    text = _solve_and_render(tmp_path, SUITE / instance, capsys, png=True)
+    assert "objective" in text
 
 
 def test_tardiness_prints_the_sequence_with_completion_and_tardiness(tmp_path: Path, capsys):
@@ -133,3 +152,50 @@ def test_render_png_of_a_result_without_solution_exits_1(tmp_path: Path, capsys,
     (tmp_path / "r.json").write_text(json.dumps(result))
     code = main(["render", str(tmp_path / "t.json"), str(tmp_path / "r.json"), flag, "x.png"])
     assert code == 1 and not (tmp_path / "x.png").exists()
+
+
+# -- what a first try shows: generator options, seeds, the default instances ---------------------
+
+
+@pytest.mark.parametrize(
+    "problem",
+    ["tardiness", "pod-packing", "expert-placement", "gpu-selection", "software-pipelining"],
+)
+def test_help_options_give_a_sentence_for_every_option(problem, capsys):
+    assert main(["generate", problem, "--help-options"]) == 0
+    text = capsys.readouterr().out
+    flags = [line for line in text.splitlines() if line.startswith("--")]
+    helps = [line for line in text.splitlines() if line.startswith("    ")]
+    assert flags and len(helps) >= len(flags)  # each flag has at least one line of help
+    assert all("default" in line for line in flags)
+
+
+def test_help_options_name_units_and_choices(capsys):
+    main(["generate", "tardiness", "--help-options"])
+    text = capsys.readouterr().out
+    assert "--tf  (default 0.6; unit: fraction of P)" in text and "Tardiness factor" in text
+    main(["generate", "expert-placement", "--help-options"])
+    assert "one of mixtral, deepseek-v3, qwen-moe, tiny" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "problem",
+    ["tardiness", "pod-packing", "expert-placement", "gpu-selection", "software-pipelining"],
+)
+def test_the_seed_changes_the_generated_instance(problem, tmp_path: Path, capsys):
+    options = {"expert-placement": ["--layers", "2"]}.get(problem, [])
+    texts = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"{seed}.json"
+        assert main(["generate", problem, "--seed", seed, "-o", str(out), *options]) == 0
+        texts.append(json.loads(out.read_text()))
+    assert texts[0] != texts[1]
+
+
+def test_default_expert_placement_instance_separates_the_solvers():
+    """The first demo: on the default instance EPLB and the default solver disagree."""
+    from optkit.problems.expert_placement import generate
+
+    problem = generate()
+    objectives = {s: optkit.solve(problem, s).objective for s in ("eplb", "greedy-affinity")}
+    assert problem.weight > 0 and objectives["greedy-affinity"] < objectives["eplb"]

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from optkit.errors import InputError
 from optkit.problem import CheckReport, Model, NonNegInt, Problem
+from optkit.registry import GeneratorOption as Opt
 from optkit.registry import generator, importer
 
 
@@ -105,7 +106,25 @@ class Tardiness(Problem):
 # -- instance generator and importers ----------------------------------------------------------
 
 
-@generator("tardiness")
+GENERATOR_OPTIONS = {
+    "seed": Opt("Random seed: each seed gives another instance."),
+    "n": Opt("Number of jobs.", unit="jobs"),
+    "tf": Opt(
+        "Tardiness factor TF in [0, 1]: the larger, the earlier the due dates and the more "
+        "jobs are late (due dates centre on P(1 - TF), P the total processing time).",
+        unit="fraction of P",
+    ),
+    "rdd": Opt(
+        "Range of due dates RDD in [0, 1]: the spread of the due dates around P(1 - TF).",
+        unit="fraction of P",
+    ),
+    "weighted": Opt("Draw weights in 1..wmax (false: every weight 1).", choices=("true", "false")),
+    "pmax": Opt("Largest processing time (drawn in 1..pmax).", unit="time units"),
+    "wmax": Opt("Largest weight (drawn in 1..wmax).", unit="weight"),
+}
+
+
+@generator("tardiness", GENERATOR_OPTIONS)
 def generate(
     seed: int = 0,
     n: int = 40,
