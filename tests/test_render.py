@@ -199,3 +199,32 @@ def test_default_expert_placement_instance_separates_the_solvers():
     problem = generate()
     objectives = {s: optkit.solve(problem, s).objective for s in ("eplb", "greedy-affinity")}
     assert problem.weight > 0 and objectives["greedy-affinity"] < objectives["eplb"]
+
+
+def test_shipped_eplb_example_reproduces_eplbs_readme_with_the_default_call():
+    problem = optkit.load(SUITE / "expert-placement" / "eplb_readme_example.json")
+    result = optkit.solve(problem, "eplb")  # no num_groups: the instance's 4 groups
+    assert result.stats["policy"] == "hierarchical"
+    assert result.solution["slots"] == [
+        [5, 6, 5, 7, 8, 4, 3, 4, 10, 9, 10, 2, 0, 1, 11, 1],
+        [7, 10, 6, 8, 6, 11, 8, 9, 2, 4, 5, 1, 5, 0, 3, 1],
+    ]  # EPLB's README output
+    assert [round(b, 3) for b in result.metrics["balancedness_per_layer"]] == [0.828, 0.805]
+
+
+def test_orlib_import_carries_the_optima_of_the_opt_file(tmp_path: Path, capsys):
+    from optkit.batch import run_batch
+
+    # two 2-job instances: p, w, d; optima by hand (job 1 first: 2*1 + 1*4 = 6) and 0
+    (tmp_path / "wt2.txt").write_text("2 3 1 2 1 2\n1 1 1 1 5 5\n")
+    (tmp_path / "wt2.opt").write_text("6\n0\n")
+    assert main(["import", "orlib-wt", str(tmp_path / "wt2.txt"), "-o", str(tmp_path / "i")]) == 0
+    files = sorted((tmp_path / "i").glob("*.json"))
+    assert [json.loads(f.read_text())["known_optimum"] for f in files] == [6, 0]
+    out = tmp_path / "r.jsonl"
+    run_batch([str(tmp_path / "i")], ["dp"], output=out, jobs=1)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted((d["known_optimum"], d["objective"]) for d in lines) == [(0, 0), (6, 6)]
+    (tmp_path / "wt2.opt").write_text("6\n")
+    assert main(["import", "orlib-wt", str(tmp_path / "wt2.txt"), "-o", str(tmp_path / "j")]) == 2
+    assert "wt2.opt: 1 optima for the 2 instances" in capsys.readouterr().err

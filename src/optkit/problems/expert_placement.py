@@ -85,6 +85,9 @@ class ExpertPlacement(Problem):
     gpu_node: tuple[NonNegInt, ...] | None = None
     link_cost: LinkCost | None = None
     comm_weight: NonNegNumber | None = None
+    #: the model's expert groups (DeepSeek's n_group), which EPLB's hierarchical policy packs onto
+    #: nodes; solvers with a `num_groups` parameter default to it
+    num_groups: PosInt | None = None
 
     @model_validator(mode="after")
     def _shapes(self) -> ExpertPlacement:

@@ -198,9 +198,23 @@ def read_sdt(path: Path) -> Iterator[tuple[Tardiness, int]]:
 
 @importer("orlib-wt")
 def import_orlib(source: Path) -> list[Tardiness]:
-    return read_orlib(source)
+    """OR-Library `wtNN.txt`; with `wtNN.opt` beside it, each instance carries its known optimum."""
+    instances = read_orlib(source)
+    opt = Path(source).with_suffix(".opt")
+    if not opt.is_file():
+        return instances
+    try:
+        optima = read_optima(opt)
+    except ValueError as e:
+        raise InputError(f"{opt}: not an OR-Library optima file: {e}") from None
+    if len(optima) != len(instances):
+        raise InputError(
+            f"{opt}: {len(optima)} optima for the {len(instances)} instances of {source}"
+        )
+    return [i.model_copy(update={"known_optimum": v}) for i, v in zip(instances, optima)]
 
 
 @importer("sdt")
 def import_sdt(source: Path) -> list[Tardiness]:
-    return [inst for inst, _ in read_sdt(source)]
+    """The sdt*.jsonl sets, each instance with the optimum its line records."""
+    return [inst.model_copy(update={"known_optimum": opt}) for inst, opt in read_sdt(source)]
