@@ -228,3 +228,21 @@ def test_orlib_import_carries_the_optima_of_the_opt_file(tmp_path: Path, capsys)
     (tmp_path / "wt2.opt").write_text("6\n")
     assert main(["import", "orlib-wt", str(tmp_path / "wt2.txt"), "-o", str(tmp_path / "j")]) == 2
     assert "wt2.opt: 1 optima for the 2 instances" in capsys.readouterr().err
+
+
+def test_shipped_cluster_dump_is_a_fragmented_cluster_and_its_script_remakes_it():
+    import importlib.util
+
+    from optkit.k8s.snapshot import build_snapshot, split_list
+
+    dump = SUITE / "k8s" / "fragmented_cluster.json"
+    data = json.loads(dump.read_text())
+    spec = importlib.util.spec_from_file_location("make_dump", SUITE / "k8s" / "make_dump.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.cluster_dump() == data
+    snapshot = build_snapshot(*split_list([data]), name="fragmented_cluster")
+    instance = PodPacking.from_dict(snapshot.instance)
+    assert len(instance.nodes) == 4 and len(snapshot.pending_unschedulable()) == 2
+    # the two 3-CPU pods fit on no node as it is: every node has 2 CPUs free
+    assert instance.evaluate_current().metrics["pending_by_priority"] == {"1000": 2, "10": 0}

@@ -171,9 +171,8 @@ def text_pod_packing(problem: Any, solution: dict) -> str:
     """Pod-to-node table (changes first), per-node requests against capacity, and the pending pods."""
     changes = pod_changes(problem, solution)
     order = {"evicted": 0, "moved": 1, "placed": 2, "pending": 3, "stays": 4}
-    resources = [r for r in ("cpu", "memory") if r in problem.resources] + [
-        r for r in problem.resources if r not in ("cpu", "memory")
-    ]
+    requested = [r for r in problem.resources if any(r in p.requests for p in problem.pods)]
+    resources = sorted(requested, key=lambda r: (r != "cpu", r != "memory", r))
     rows = [
         [
             pod.name,
