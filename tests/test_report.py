@@ -130,6 +130,7 @@ def test_report_html_has_no_markdown_and_embeds_its_images(tmp_path: Path, resul
     assert "`" not in page and "<code>optima.json</code>" in page
     assert page.count('src="data:image/png;base64,') == 3
     assert "![" not in page and "| ---" not in page
+    assert "Objective (minimised): total weighted tardiness." in page
 
 
 @pytest.mark.slow

@@ -255,6 +255,10 @@ def gpu_traffic(instance: dict, solution: dict, layer: int) -> list[list[float]]
     return flow
 
 
+#: % off the layer mean at which the load colours saturate (at least)
+SATURATION = 20.0
+
+
 def draw_expert_placement(fig: Any, instance: dict, solution: dict) -> None:
     """Three panels: each GPU's load per layer as % off the layer's mean (diverging colours, white
     at the mean); the busiest layer's experts stacked on their GPUs; the GPU-to-GPU traffic from
@@ -265,7 +269,9 @@ def draw_expert_placement(fig: Any, instance: dict, solution: dict) -> None:
     loads = expert_gpu_loads(instance, solution)
     L, G = len(loads), instance["gpus"]
     dev = [[100.0 * (x / (sum(row) / G) - 1) if sum(row) else 0.0 for x in row] for row in loads]
-    spread = max(1.0, max(abs(v) for row in dev for v in row))
+    # the colours saturate at +-SATURATION % or the largest deviation, whichever is larger, so that
+    # a few percent of imbalance stays pale instead of filling the scale
+    spread = max(SATURATION, max(abs(v) for row in dev for v in row))
     axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.2, 1.0, 1.0]})
     ax = axes[0]
     im = ax.imshow(
@@ -338,11 +344,19 @@ def _draw_expert_map(ax: Any, instance: dict, solution: dict, layer: int) -> Non
             )
         base[g] += h
     mean = sum(load) / G
-    ax.axhline(mean, color="black", linestyle="--", linewidth=0.8, label=f"mean {mean:.0f}")
+    ax.axhline(mean, color="black", linestyle="--", linewidth=0.8)
+    ax.annotate(
+        f"mean {mean:.0f}",
+        (1.0, mean),
+        xycoords=("axes fraction", "data"),
+        xytext=(2, 0),
+        textcoords="offset points",
+        va="center",
+        fontsize=7,
+    )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("GPU")
     ax.set_ylabel("tokens served")
-    ax.legend(fontsize=8, loc="lower right")
     note = " (* replicated)" if any(c > 1 for e, c in replicas.items() if e >= 0) else ""
     ax.set_title(f"layer {layer} (most imbalanced): experts on each GPU{note}", fontsize=9)
 

@@ -23,6 +23,7 @@ from optkit.batch.records import latest, load_results, resolve_instance
 from optkit.batch.summary import HEADER, summarize
 from optkit.errors import OptkitError, SolverUnavailable
 from optkit.problem import kinds
+from optkit.render import OBJECTIVES, objective_line
 
 PLOT_HINT = "pip install 'optkit[plot]'"
 TIME_FLOOR = 1e-3  # seconds: runtimes below count as this much in ratios and log axes
@@ -174,6 +175,8 @@ def make_report(
         ref = references(plines, sense)
         doc.heading(problem, 2)
         doc.heading("Objective per instance", 3)
+        if problem in OBJECTIVES:
+            doc.para(f"Objective (minimised): {OBJECTIVES[problem]}.")
         solvers = sorted({d["solver"] for d in plines})
         rows = []
         cells: dict[tuple[str, str], dict] = {(d["instance_path"], d["solver"]): d for d in plines}
@@ -376,8 +379,8 @@ def _draw_solution(
     try:
         draw(fig, instance, best["solution"])
         fig.suptitle(
-            f"{best.get('instance')} solved by {best['solver']} ({best['status']}, "
-            f"objective {best['objective']})",
+            f"{best.get('instance')} solved by {best['solver']} ({best['status']})\n"
+            + objective_line(instance, best),
             fontsize=10,
         )
         fig.savefig(target, dpi=110, bbox_inches="tight")
