@@ -142,6 +142,7 @@ def draw_pod_packing(fig: Any, instance: dict, solution: dict) -> None:
         else:
             status[pod["name"]] = "stays" if now == before else "moved"
     axes = fig.subplots(1, 2, sharey=True, sharex=True)
+    ends: list[dict[str, float]] = []
     for ax, side in zip(axes, ("before", "after")):
         offset = dict.fromkeys(rows, 0.0)
         order = sorted(pods, key=lambda q: (-q.get("priority", 0), q["name"]))
@@ -173,6 +174,21 @@ def draw_pod_packing(fig: Any, instance: dict, solution: dict) -> None:
         )
         ax.set_title(f"{side}: {n_pending} pod(s) pending", fontsize=9)
         ax.set_xlabel(f"{resource} requested, % of the node's capacity (pending: of the largest)")
+        ends.append(offset)
+    # the nodes set the scale; a long pending row is cut at the edge and its total written there
+    right = max(110.0, 1.08 * max(v for end in ends for k, v in end.items() if k != "pending"))
+    for ax, end in zip(axes, ends):
+        ax.set_xlim(0, right)
+        if end["pending"] > right:
+            ax.text(
+                right,
+                len(rows) - 1,
+                f"in all {end['pending']:.0f} %",
+                ha="right",
+                va="center",
+                fontsize=8,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85},
+            )
     axes[0].set_yticks(range(len(rows)))
     axes[0].set_yticklabels(rows, fontsize=7)
     axes[0].set_ylim(len(rows) - 0.5, -0.5)
