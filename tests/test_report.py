@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -127,3 +129,54 @@ def test_pictures_of_every_problem_from_dicts():
             assert needle in text, (kind, needle, text)
         assert "over capacity" not in text, kind
         plt.close(fig)
+
+
+def _browser() -> str | None:
+    """Debian's chromium, or another Chromium-based browser on the PATH."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.mark.slow
+def test_report_html_has_no_markdown_and_embeds_its_images(tmp_path: Path, results: Path):
+    target = tmp_path / "rep"
+    assert main(["report", str(results), "-o", str(target)]) == 0
+    page = (target / "report.html").read_text()
+    assert "`" not in page and "<code>optima.json</code>" in page
+    assert page.count('src="data:image/png;base64,') == 3
+    assert "![" not in page and "| ---" not in page
+    assert "Objective (minimised): total weighted tardiness." in page
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_browser() is None, reason="no chromium on the PATH (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(tmp_path: Path, results: Path):
+    """The page as a browser builds it has the tables and images, and its screenshot shows the
+    pictures' colours (the images were decoded and painted, not just referenced)."""
+    import matplotlib.image
+
+    from optkit.batch.pictures import LATE, ON_TIME
+
+    target = tmp_path / "rep"
+    assert main(["report", str(results), "-o", str(target)]) == 0
+    url = (target / "report.html").resolve().as_uri()
+    flags = [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    dom = subprocess.run(
+        [*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert dom.count("<table") == 2  # the summary and the objectives per instance
+    assert dom.count("<img") == 3 and dom.count('src="data:image/png') == 3
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [*flags, "--window-size=1200,2600", f"--screenshot={shot}", url],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    pixels = matplotlib.image.imread(shot)[:, :, :3]
+    for colour in (ON_TIME, LATE):  # the Gantt chart's bars are on the screen
+        rgb = [int(colour[k : k + 2], 16) / 255 for k in (1, 3, 5)]
+        near = (abs(pixels - rgb) < 0.03).all(axis=2).sum()
+        assert near > 500, colour

@@ -285,9 +285,9 @@ def generate(
         )
     fn = gens[problem]
     if "--help-options" in ctx.args:
-        for name, prm in inspect.signature(fn).parameters.items():
-            if name != "seed":
-                out.print(f"--{name.replace('_', '-')}  (default {prm.default!r})", highlight=False)
+        from optkit.registry import generator_help
+
+        print("\n".join(generator_help(problem)))
         return
     if output is None:
         raise InputError("generate: -o FILE is required")

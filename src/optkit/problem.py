@@ -72,6 +72,8 @@ class Problem(Model):
 
     problem: str
     name: str | None = None
+    #: the proven optimal objective where a benchmark publishes it (batch reports show gaps to it)
+    known_optimum: Number | tuple[Number, ...] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

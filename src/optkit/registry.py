@@ -100,6 +100,7 @@ def _coerce(solver: str, key: str, value: Any, default: Any) -> Any:
 
 _SOLVERS: dict[tuple[str, str], SolverSpec] = {}
 _GENERATORS: dict[str, Callable] = {}
+_GENERATOR_OPTIONS: dict[str, dict[str, GeneratorOption]] = {}
 _IMPORTERS: dict[str, Callable] = {}
 _DISCOVERED = False
 
@@ -116,17 +117,52 @@ def register(name: str, problem: str, **caps: Any) -> Callable[[Callable], Calla
     return deco
 
 
-def generator(problem: str) -> Callable[[Callable], Callable]:
+@dataclass(frozen=True)
+class GeneratorOption:
+    """What `optkit generate PROBLEM --help-options` says of one generator option."""
+
+    help: str
+    unit: str = ""
+    choices: tuple[str, ...] = ()
+
+
+def generator(
+    problem: str, options: dict[str, GeneratorOption] | None = None
+) -> Callable[[Callable], Callable]:
     """Decorator: `fn(seed: int, **options) -> Problem` generates instances of `problem`.
 
     Options are keyword arguments with annotations and defaults; the CLI exposes them as flags.
+    `options` describes them (a sentence, the unit, the choices) for `--help-options`.
     """
 
     def deco(fn: Callable) -> Callable:
         _GENERATORS[problem] = fn
+        _GENERATOR_OPTIONS[problem] = dict(options or {})
         return fn
 
     return deco
+
+
+def generator_help(problem: str) -> list[str]:
+    """One line per option of `problem`'s generator: flag, default, unit, choices and meaning."""
+    import inspect
+    import json
+    import textwrap
+
+    fn = generators()[problem]
+    described = _GENERATOR_OPTIONS.get(problem, {})
+    lines = []
+    for name, prm in inspect.signature(fn).parameters.items():
+        info = described.get(name, GeneratorOption(""))
+        facts = [f"default {json.dumps(prm.default)}"]
+        if info.unit:
+            facts.append(f"unit: {info.unit}")
+        if info.choices:
+            facts.append(f"one of {', '.join(info.choices)}")
+        flag = "--" + name.replace("_", "-")
+        text = textwrap.fill(info.help, 96, initial_indent="    ", subsequent_indent="    ")
+        lines.append(f"{flag}  ({'; '.join(facts)})" + (f"\n{text}" if info.help else ""))
+    return lines
 
 
 def importer(fmt: str) -> Callable[[Callable], Callable]:

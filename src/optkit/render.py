@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from optkit.errors import OptkitError
 from optkit.problem import Problem
 
 #: a wider table is cut to this many columns (slot maps, per-GPU loads)
@@ -81,14 +82,20 @@ def objective_labels(problem: Problem, objective: Any) -> list[str]:
         return [*tiers, "evictions", "moves"]
     if kind == "software-pipelining" and isinstance(objective, list):
         return ["initiation interval (II)", "schedule length"][: len(objective)]
-    names = {
-        "tardiness": "total weighted tardiness",
-        "expert-placement": "sum over layers of the busiest GPU's load + comm_weight x comm cost",
-        "gpu-selection": "cost per hour",
-    }
     if isinstance(objective, list):
         return [f"term {k}" for k in range(len(objective))]
-    return [names.get(kind, "objective")]
+    return [OBJECTIVES.get(kind, "objective")]
+
+
+#: what each problem's objective is, in words (all are minimised; lists compare left to right)
+OBJECTIVES = {
+    "tardiness": "total weighted tardiness",
+    "pod-packing": "lexicographic: minus the pods placed with priority >= p, for each priority p "
+    "of the instance from the highest down, then evictions, then moves",
+    "expert-placement": "sum over layers of the busiest GPU's load + comm_weight x comm cost",
+    "gpu-selection": "cost per hour",
+    "software-pipelining": "lexicographic: initiation interval (II), then schedule length",
+}
 
 
 def labelled_objective(problem: Problem, result: dict) -> list[str]:
@@ -114,6 +121,16 @@ def labelled_objective(problem: Problem, result: dict) -> list[str]:
         pairs = list(zip(objective_labels(problem, objective), values))
     head = "objective (lexicographic, compared left to right):" if len(pairs) > 1 else "objective:"
     return [head, *(f"  {name}: {_objective_text(value)}" for name, value in pairs)]
+
+
+def objective_line(instance: dict, result: dict) -> str:
+    """The labelled objective on one line ('name: value; ...'), for picture titles; the bare value
+    when the instance does not validate."""
+    try:
+        problem = Problem.from_dict(instance)
+    except OptkitError:
+        return f"objective {result.get('objective')}"
+    return "; ".join(line.strip() for line in labelled_objective(problem, result)[1:])
 
 
 def _objective_text(value: Any) -> str:
@@ -171,9 +188,8 @@ def text_pod_packing(problem: Any, solution: dict) -> str:
     """Pod-to-node table (changes first), per-node requests against capacity, and the pending pods."""
     changes = pod_changes(problem, solution)
     order = {"evicted": 0, "moved": 1, "placed": 2, "pending": 3, "stays": 4}
-    resources = [r for r in ("cpu", "memory") if r in problem.resources] + [
-        r for r in problem.resources if r not in ("cpu", "memory")
-    ]
+    requested = [r for r in problem.resources if any(r in p.requests for p in problem.pods)]
+    resources = sorted(requested, key=lambda r: (r != "cpu", r != "memory", r))
     rows = [
         [
             pod.name,
@@ -350,9 +366,9 @@ def render_png(problem: Problem, result: dict, target: str | Path) -> Path:
     )
     try:
         PICTURES[problem.kind](fig, instance, result["solution"])
-        objective = "; ".join(line.strip() for line in labelled_objective(problem, result)[1:])
         fig.suptitle(
-            f"{problem.label}: {result.get('solver')} ({result.get('status')})\n{objective}",
+            f"{problem.label}: {result.get('solver')} ({result.get('status')})\n"
+            + objective_line(instance, result),
             fontsize=10,
         )
         fig.savefig(target, dpi=110, bbox_inches="tight")

@@ -23,7 +23,7 @@ def figure_size(kind: str, instance: dict, solution: dict) -> tuple[float, float
     if kind == "expert-placement":
         return (15.0, 5.0)
     if kind == "gpu-selection":
-        return (8.0, 4.5)
+        return (12.0, 4.8)
     return (8.0, 5.0)
 
 
@@ -88,7 +88,7 @@ def _label_bars(fig: Any, ax: Any, spans: list, horizon: float, rows: int) -> No
     size = min(7.0, _row_points(fig, rows) * 0.75)
     if size < 4:
         return
-    points_per_unit = fig.get_figwidth() * 72 * 0.75 / horizon
+    points_per_unit = fig.get_figwidth() * 72 * 0.6 / horizon  # the axes: ~60 % of the width
     for row, j, start, end in spans:
         text = str(j)
         if (end - start) * points_per_unit >= len(text) * size * 0.65 + 2:
@@ -142,6 +142,7 @@ def draw_pod_packing(fig: Any, instance: dict, solution: dict) -> None:
         else:
             status[pod["name"]] = "stays" if now == before else "moved"
     axes = fig.subplots(1, 2, sharey=True, sharex=True)
+    ends: list[dict[str, float]] = []
     for ax, side in zip(axes, ("before", "after")):
         offset = dict.fromkeys(rows, 0.0)
         order = sorted(pods, key=lambda q: (-q.get("priority", 0), q["name"]))
@@ -173,6 +174,21 @@ def draw_pod_packing(fig: Any, instance: dict, solution: dict) -> None:
         )
         ax.set_title(f"{side}: {n_pending} pod(s) pending", fontsize=9)
         ax.set_xlabel(f"{resource} requested, % of the node's capacity (pending: of the largest)")
+        ends.append(offset)
+    # the nodes set the scale; a long pending row is cut at the edge and its total written there
+    right = max(110.0, 1.08 * max(v for end in ends for k, v in end.items() if k != "pending"))
+    for ax, end in zip(axes, ends):
+        ax.set_xlim(0, right)
+        if end["pending"] > right:
+            ax.text(
+                right,
+                len(rows) - 1,
+                f"in all {end['pending']:.0f} %",
+                ha="right",
+                va="center",
+                fontsize=8,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85},
+            )
     axes[0].set_yticks(range(len(rows)))
     axes[0].set_yticklabels(rows, fontsize=7)
     axes[0].set_ylim(len(rows) - 0.5, -0.5)
@@ -255,6 +271,10 @@ def gpu_traffic(instance: dict, solution: dict, layer: int) -> list[list[float]]
     return flow
 
 
+#: % off the layer mean at which the load colours saturate (at least)
+SATURATION = 20.0
+
+
 def draw_expert_placement(fig: Any, instance: dict, solution: dict) -> None:
     """Three panels: each GPU's load per layer as % off the layer's mean (diverging colours, white
     at the mean); the busiest layer's experts stacked on their GPUs; the GPU-to-GPU traffic from
@@ -265,7 +285,9 @@ def draw_expert_placement(fig: Any, instance: dict, solution: dict) -> None:
     loads = expert_gpu_loads(instance, solution)
     L, G = len(loads), instance["gpus"]
     dev = [[100.0 * (x / (sum(row) / G) - 1) if sum(row) else 0.0 for x in row] for row in loads]
-    spread = max(1.0, max(abs(v) for row in dev for v in row))
+    # the colours saturate at +-SATURATION % or the largest deviation, whichever is larger, so that
+    # a few percent of imbalance stays pale instead of filling the scale
+    spread = max(SATURATION, max(abs(v) for row in dev for v in row))
     axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.2, 1.0, 1.0]})
     ax = axes[0]
     im = ax.imshow(
@@ -338,11 +360,19 @@ def _draw_expert_map(ax: Any, instance: dict, solution: dict, layer: int) -> Non
             )
         base[g] += h
     mean = sum(load) / G
-    ax.axhline(mean, color="black", linestyle="--", linewidth=0.8, label=f"mean {mean:.0f}")
+    ax.axhline(mean, color="black", linestyle="--", linewidth=0.8)
+    ax.annotate(
+        f"mean {mean:.0f}",
+        (1.0, mean),
+        xycoords=("axes fraction", "data"),
+        xytext=(2, 0),
+        textcoords="offset points",
+        va="center",
+        fontsize=7,
+    )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("GPU")
     ax.set_ylabel("tokens served")
-    ax.legend(fontsize=8, loc="lower right")
     note = " (* replicated)" if any(c > 1 for e, c in replicas.items() if e >= 0) else ""
     ax.set_title(f"layer {layer} (most imbalanced): experts on each GPU{note}", fontsize=9)
 
@@ -351,7 +381,8 @@ def _draw_expert_map(ax: Any, instance: dict, solution: dict, layer: int) -> Non
 
 
 def draw_gpu_selection(fig: Any, instance: dict, solution: dict) -> None:
-    """The GPU mix: how many of each type (light bar) and how busy they are (dark bar), with cost."""
+    """The GPU mix: how many of each type (light bar) and how busy they are (dark bar), with cost;
+    beside it, which type serves each (input, output) bucket of the workload."""
     from matplotlib.ticker import MaxNLocator
 
     types = instance["gpu_types"]
@@ -359,7 +390,9 @@ def draw_gpu_selection(fig: Any, instance: dict, solution: dict) -> None:
     price = {g["name"]: g.get("cost_per_hour", 0) for g in types}
     counts = solution.get("counts", {})
     busy = _gpu_busy(instance, solution)
-    ax = fig.add_subplot(1, 1, 1)
+    with_map = bool(solution.get("assignment")) and "workload" in instance
+    axes = fig.subplots(1, 2) if with_map else [fig.add_subplot(1, 1, 1)]
+    ax = axes[0]
     values = [counts.get(n, 0) for n in names]
     ax.bar(names, values, color="#cfe0f3", edgecolor=NEUTRAL, label="GPUs rented")
     ax.bar(
@@ -376,8 +409,51 @@ def draw_gpu_selection(fig: Any, instance: dict, solution: dict) -> None:
     ax.set_ylim(0, max(values + [1]) * 1.3 + 0.5)
     total = sum(counts.get(n, 0) * price.get(n, 0) for n in names)
     ax.set_ylabel("GPUs")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(fontsize=8, loc="upper left")
     ax.set_title(f"GPU mix: {sum(values)} GPUs, ${total:.2f} per hour", fontsize=9)
+    if with_map:
+        _draw_bucket_map(axes[1], instance, solution, [n for n in names if counts.get(n)])
+
+
+def _draw_bucket_map(ax: Any, instance: dict, solution: dict, used: list[str]) -> None:
+    """The workload's (input, output) buckets as cells, each split left to right by the GPU types
+    serving its slices (widths: slice counts); the text is the bucket's share of the requests."""
+    import matplotlib as mpl
+    from matplotlib.patches import Rectangle
+
+    dist = instance["workload"]["distribution"]
+    rows, cols = len(dist), len(dist[0])
+    per: dict[tuple[int, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for a in solution["assignment"]:
+        per[(a["bucket"][0], a["bucket"][1])][a["gpu_type"]] += 1
+    palette = mpl.colormaps["Set2"].colors
+    colour = {n: palette[k % len(palette)] for k, n in enumerate(used)}
+    for (i, j), by_type in per.items():
+        total, left = sum(by_type.values()), j - 0.5
+        for name in used:
+            width = by_type.get(name, 0) / total
+            if width:
+                ax.add_patch(
+                    Rectangle(
+                        (left, i - 0.5),
+                        width,
+                        1,
+                        facecolor=colour[name],
+                        edgecolor="white",
+                        linewidth=0.8,
+                    )
+                )
+                left += width
+        ax.text(j, i, f"{100 * dist[i][j]:.1f}%", ha="center", va="center", fontsize=7)
+    ax.set_xlim(-0.5, cols - 0.5)
+    ax.set_ylim(rows - 0.5, -0.5)
+    ax.set_xticks(range(cols))
+    ax.set_yticks(range(rows))
+    ax.set_xlabel("output length bucket")
+    ax.set_ylabel("input length bucket")
+    ax.set_title("who serves each bucket (width: its slices; text: share of requests)", fontsize=9)
+    handles = [_patch(colour[n], n) for n in used]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
 def _gpu_busy(instance: dict, solution: dict) -> dict[str, float]:
@@ -423,7 +499,8 @@ def draw_software_pipelining(fig: Any, instance: dict, solution: dict) -> None:
     for y, (unit, k) in enumerate(rows):
         for c in range(ii):
             label = cell.get((unit, k, c))
-            ax.add_patch(_rect((c, y), "#cfe0f3" if label else "white"))
+            stage = int(label.rsplit("/", 1)[1]) if label else 0
+            ax.add_patch(_rect((c, y), STAGES[stage % len(STAGES)] if label else "white"))
             if label:
                 ax.text(c + 0.5, y + 0.5, label, ha="center", va="center", fontsize=7)
     ax.set_xlim(0, ii)
@@ -433,10 +510,14 @@ def draw_software_pipelining(fig: Any, instance: dict, solution: dict) -> None:
     ax.set_yticks([y + 0.5 for y in range(len(rows))])
     ax.set_yticklabels([f"{u}[{k}]" if units[u] > 1 else u for u, k in rows], fontsize=8)
     ax.set_xlabel("cycle mod II")
-    title = f"modulo reservation table, II = {ii} (cells: op/stage)"
+    title = f"modulo reservation table, II = {ii} (cells: op/stage, coloured by stage)"
     if over:
         title += f"; over capacity: {', '.join(over[:4])}"
     ax.set_title(title, fontsize=9)
+
+
+#: cell colours of the pipeline stages 0, 1, 2, ... (then again)
+STAGES = ("#cfe0f3", "#f9d9b4", "#d4ecd0", "#e8d5ef")
 
 
 def _rect(xy: tuple[float, float], color: str) -> Any:

@@ -10,6 +10,7 @@ Plots (matplotlib, extra `plot`), per problem kind:
 
 from __future__ import annotations
 
+import base64
 import html
 import math
 import os
@@ -22,6 +23,7 @@ from optkit.batch.records import latest, load_results, resolve_instance
 from optkit.batch.summary import HEADER, summarize
 from optkit.errors import OptkitError, SolverUnavailable
 from optkit.problem import kinds
+from optkit.render import OBJECTIVES, objective_line
 
 PLOT_HINT = "pip install 'optkit[plot]'"
 TIME_FLOOR = 1e-3  # seconds: runtimes below count as this much in ratios and log axes
@@ -173,6 +175,8 @@ def make_report(
         ref = references(plines, sense)
         doc.heading(problem, 2)
         doc.heading("Objective per instance", 3)
+        if problem in OBJECTIVES:
+            doc.para(f"Objective (minimised): {OBJECTIVES[problem]}.")
         solvers = sorted({d["solver"] for d in plines})
         rows = []
         cells: dict[tuple[str, str], dict] = {(d["instance_path"], d["solver"]): d for d in plines}
@@ -251,7 +255,7 @@ def make_report(
             doc.para(picture)
     md, htm = folder / "report.md", folder / "report.html"
     md.write_text(doc.markdown())
-    htm.write_text(doc.html())
+    htm.write_text(doc.html(folder))
     return [md, htm, *written]
 
 
@@ -350,7 +354,7 @@ def _draw_solution(
     base: Path,
     target: Path,
 ) -> Path | str:
-    from optkit.batch.pictures import PICTURES
+    from optkit.batch.pictures import PICTURES, figure_size
     from optkit.io import read_data
 
     draw = PICTURES.get(problem)
@@ -371,16 +375,15 @@ def _draw_solution(
         instance = read_data(resolve_instance(best["instance_path"], base))
     except OptkitError as e:
         return f"Cannot draw a solution: the instance file is not readable here ({e})."
-    fig = plt.figure(figsize=(8.0, 5.0))
+    fig = plt.figure(figsize=figure_size(problem, instance, best["solution"]), layout="constrained")
     try:
         draw(fig, instance, best["solution"])
         fig.suptitle(
-            f"{best.get('instance')} solved by {best['solver']} ({best['status']}, "
-            f"objective {best['objective']})",
+            f"{best.get('instance')} solved by {best['solver']} ({best['status']})\n"
+            + objective_line(instance, best),
             fontsize=10,
         )
-        fig.tight_layout()
-        fig.savefig(target, dpi=110)
+        fig.savefig(target, dpi=110, bbox_inches="tight")
     except Exception as e:  # noqa: BLE001 - a picture must never sink the report
         return f"Cannot draw the solution of {best.get('instance')}: {type(e).__name__}: {e}"
     finally:
@@ -427,29 +430,57 @@ class _Doc:
                 out.append(f"![{value[1]}]({value[0]})")
         return "\n\n".join(out) + "\n"
 
-    def html(self) -> str:
+    def html(self, folder: Path | None = None) -> str:
+        """One self-contained page: images from `folder` are embedded as data URIs (linked when
+        the file is not there), `code` spans become <code> elements."""
         e = html.escape
         body = []
         for kind, value in self.parts:
             if kind == "h":
-                body.append(f"<h{value[0]}>{e(value[1])}</h{value[0]}>")
+                body.append(f"<h{value[0]}>{_inline(value[1])}</h{value[0]}>")
             elif kind == "p":
-                body.append(f"<p>{e(value)}</p>")
+                body.append(f"<p>{_inline(value)}</p>")
             elif kind == "t":
                 header, rows = value
-                head = "".join(f"<th>{e(str(h))}</th>" for h in header)
+                head = "".join(f"<th>{_inline(str(h))}</th>" for h in header)
                 trs = "".join(
                     "<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in rows
                 )
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
             else:
-                body.append(f'<p><img src="{e(value[0])}" alt="{e(value[1])}"></p>')
+                src = _data_uri(folder / value[0]) if folder else None
+                body.append(
+                    f'<figure><img src="{e(src or value[0])}" alt="{e(value[1])}">'
+                    f"<figcaption>{e(value[1])}</figcaption></figure>"
+                )
         style = (
             "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-            "table{border-collapse:collapse;font-size:0.85em}td,th{border:1px solid #ccc;"
-            "padding:2px 6px;text-align:right}th{background:#eee}img{max-width:100%}"
+            "table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}"
+            "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+            "td:first-child,th:first-child{text-align:left}th{background:#eee}"
+            "code{background:#f3f3f3;padding:0 3px;border-radius:3px}"
+            "figure{margin:1em 0}img{max-width:100%}figcaption{font-size:0.8em;color:#555}"
         )
         return (
             f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{e(self.title)}</title>'
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
         )
+
+
+def _inline(text: str) -> str:
+    """Escape `text` for HTML, with `code` spans (the Markdown backticks) as <code> elements."""
+    pieces = text.split("`")
+    if len(pieces) % 2 == 0:  # an unpaired backtick: keep it literally
+        return html.escape(text)
+    return "".join(
+        f"<code>{html.escape(p)}</code>" if k % 2 else html.escape(p) for k, p in enumerate(pieces)
+    )
+
+
+def _data_uri(path: Path) -> str | None:
+    """The PNG at `path` as a data: URI, or None when it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")

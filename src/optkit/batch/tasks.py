@@ -146,6 +146,11 @@ def _unreadable(
     )
 
 
+def _first_known(from_optima_file: Any, data: dict) -> Any:
+    """The optimum of `optima.json`, else the one the instance file carries (or None)."""
+    return from_optima_file if from_optima_file is not None else data.get("known_optimum")
+
+
 def split_params(params: dict[str, Any], solver_names: list[str]) -> tuple[dict, dict[str, dict]]:
     """`--param k=v` for every solver that declares k; `--param solver.k=v` for that solver only."""
     common: dict[str, Any] = {}
@@ -223,7 +228,7 @@ def make_tasks(
                     threads=threads,
                     seed=seed,
                     params=mine,
-                    known_optimum=known_optimum(path, name),
+                    known_optimum=_first_known(known_optimum(path, name), data),
                     data=data if with_data else None,
                 )
             )

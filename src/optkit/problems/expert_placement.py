@@ -53,7 +53,15 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from optkit.errors import InputError
-from optkit.problem import CheckReport, Int, Model, NonNegInt, Problem, bounded
+from optkit.problem import (
+    CheckReport,
+    Int,
+    Model,
+    NonNegInt,
+    Problem,
+    bounded,
+)
+from optkit.registry import GeneratorOption as Opt
 from optkit.registry import generator
 
 OBJECTIVE_DECIMALS = 6
@@ -97,6 +105,9 @@ class ExpertPlacement(Problem):
     gpu_node: tuple[NonNegInt, ...] | None = None
     link_cost: LinkCost | None = None
     comm_weight: Cost | None = None
+    #: the model's expert groups (DeepSeek's n_group), which EPLB's hierarchical policy packs onto
+    #: nodes; solvers with a `num_groups` parameter default to it
+    num_groups: bounded(1, MAX_GPUS) | None = None
 
     @model_validator(mode="after")
     def _shapes(self) -> ExpertPlacement:
@@ -368,7 +379,55 @@ SHAPES: dict[str, tuple[int, int, int, int, int, int]] = {
 }
 
 
-@generator("expert-placement")
+GENERATOR_OPTIONS = {
+    "seed": Opt("Random seed of the model (popularity, token types): each seed, another trace."),
+    "shape": Opt(
+        "Model and cluster preset: layers, experts, top-k, GPUs, nodes and slots per GPU "
+        "(options left at 0 take the preset's values).",
+        choices=tuple(SHAPES),
+    ),
+    "layers": Opt("MoE layers (0: the shape's).", unit="layers"),
+    "experts": Opt("Routed experts per layer (0: the shape's).", unit="experts"),
+    "top_k": Opt("Experts each token is routed to per layer (0: the shape's).", unit="experts"),
+    "gpus": Opt("GPUs holding the experts (0: the shape's).", unit="GPUs"),
+    "nodes": Opt("Nodes the GPUs are spread over, equally (0: the shape's).", unit="nodes"),
+    "slots_per_gpu": Opt(
+        "Expert slots per GPU; slots beyond the experts hold replicas (0: the shape's, or just "
+        "enough for the experts).",
+        unit="slots",
+    ),
+    "tokens": Opt("Tokens in the routing trace.", unit="tokens"),
+    "skew": Opt(
+        "How uneven expert popularity is: sigma of the log-normal, or the Zipf exponent.",
+        unit="dimensionless",
+    ),
+    "distribution": Opt("Law of expert popularity.", choices=("lognormal", "zipf")),
+    "affinity_strength": Opt(
+        "How strongly a token's type ties its experts across consecutive layers (0: layers "
+        "independent).",
+        unit="logit scale",
+    ),
+    "token_types": Opt("Latent token types (0: max(4, 2 x GPUs)).", unit="types"),
+    "window": Opt(
+        "Time window: popularity drifts from window to window, so a plan made on window w can be "
+        "scored on window w+1.",
+        unit="windows",
+    ),
+    "drift": Opt("Step of the popularity random walk per window.", unit="logit scale"),
+    "comm_weight": Opt(
+        "Weight of the communication cost against load balance in the objective (0: balance only).",
+        unit="load per token hop",
+    ),
+    "intra_node_cost": Opt("Cost of a token crossing GPUs inside a node.", unit="per token"),
+    "inter_node_cost": Opt("Cost of a token crossing nodes.", unit="per token"),
+    "with_affinity": Opt(
+        "Record layer-to-layer co-routing counts (needed for the communication term).",
+        choices=("true", "false"),
+    ),
+}
+
+
+@generator("expert-placement", GENERATOR_OPTIONS)
 def generate(
     seed: int = 0,
     shape: str = "mixtral",
@@ -385,7 +444,7 @@ def generate(
     token_types: int = 0,
     window: int = 0,
     drift: float = 0.3,
-    comm_weight: float = 0.0,
+    comm_weight: float = 0.05,
     intra_node_cost: float = 1.0,
     inter_node_cost: float = 4.0,
     with_affinity: bool = True,

@@ -34,6 +34,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StrictFloat, StrictInt, model_validator
 
 from optkit.problem import CheckReport, Model, NonNegInt, NonNegNumber, Problem, bounded
+from optkit.registry import GeneratorOption as Opt
 from optkit.registry import generator, importer
 
 # Input ranges (docs/gpu_selection.md): counts and costs every solver handles exactly, and a
@@ -567,7 +568,42 @@ def workload_distribution(
     return [[u / 10000 for u in row] for row in units]
 
 
-@generator("gpu-selection")
+GENERATOR_OPTIONS = {
+    "seed": Opt(
+        "Random seed of the workload's jitter: with the default jitter, seed 0 is the canonical "
+        "workload and every other seed perturbs it differently."
+    ),
+    "workload": Opt("Request mix over (input, output) length buckets.", choices=WORKLOADS),
+    "request_rate": Opt("Total request rate to serve.", unit="requests/s"),
+    "slice_factor": Opt(
+        "Each bucket's traffic is cut into this many equal slices, each served by one GPU type.",
+        unit="slices per bucket",
+    ),
+    "packing": Opt(
+        "pooled: a type's GPUs share its slices; per_instance: each slice goes to one GPU.",
+        choices=("pooled", "per_instance"),
+    ),
+    "gpus": Opt("GPU types to choose from, comma separated.", unit="type names"),
+    "profiles": Opt(
+        "Profile set: empty for the shipped roofline profiles, a profile JSON file or a "
+        "measurement CSV.",
+        unit="path",
+    ),
+    "slo": Opt(
+        "With a CSV: the SLO columns and limits, e.g. ttft_p99_ms=2000,tpot_p99_ms=100.",
+        unit="column=limit list",
+    ),
+    "prices": Opt("Override hourly prices, e.g. L4=0.7,H100=7.5.", unit="$/h per type"),
+    "jitter": Opt(
+        "Multiply each bucket's share by a factor in [1 - jitter, 1 + jitter] drawn with the seed; "
+        "-1: 0 for seed 0 and 0.2 for any other seed.",
+        unit="fraction",
+    ),
+    "max_count": Opt("Cap on the GPUs of every type (-1: no cap).", unit="GPUs"),
+}
+
+
+@generator("gpu-selection", GENERATOR_OPTIONS)
 def generate(
     seed: int = 0,
     workload: str = "mixed",
@@ -578,7 +614,7 @@ def generate(
     profiles: str = "",
     slo: str = "",
     prices: str = "",
-    jitter: float = 0.0,
+    jitter: float = -1.0,
     max_count: int = -1,
 ) -> GpuSelection:
     """An instance over a profile set: the shipped roofline set (profiles ""), a profile JSON file, or a
@@ -592,11 +628,14 @@ def generate(
         raise InputError(
             f"generate gpu-selection: packing must be 'pooled' or 'per_instance', got {packing!r}"
         )
-    if request_rate < 0 or slice_factor < 1 or not 0 <= jitter < 1:
+    if request_rate < 0 or slice_factor < 1 or not (0 <= jitter < 1 or jitter == -1.0):
         raise InputError(
-            "generate gpu-selection: need request_rate >= 0, slice_factor >= 1 and 0 <= jitter < 1"
+            "generate gpu-selection: need request_rate >= 0, slice_factor >= 1 and 0 <= jitter < 1 "
+            "(or -1: automatic)"
         )
     table = load_profiles(profiles or None, slo=slo, prices=prices)
+    if jitter == -1.0:  # automatic: the canonical workload for seed 0, a perturbed one otherwise
+        jitter = 0.0 if seed == 0 else 0.2
     wanted = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else list(table)
     if profiles and gpus == "L4,A10G,A100-80GB,H100":
         wanted = [g for g in wanted if g in table] or list(table)

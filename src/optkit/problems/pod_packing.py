@@ -43,6 +43,7 @@ from optkit.errors import InputError
 from optkit.k8s.quantity import resource_amount
 from optkit.problem import CheckReport, Int, Model, NonNegInt, Problem
 from optkit.problems import pod_objective
+from optkit.registry import GeneratorOption as Opt
 from optkit.registry import generator, importer
 
 #: kube-scheduler's defaults for a pod that does not request cpu / memory (used for scoring only)
@@ -489,7 +490,29 @@ def creation_order(problem: PodPacking) -> list[int]:
     return sorted(range(problem.n_pods), key=key)
 
 
-@generator("pod-packing")
+GENERATOR_OPTIONS = {
+    "seed": Opt("Random seed: each seed gives another instance."),
+    "nodes": Opt("Number of identical nodes.", unit="nodes"),
+    "pods_per_node": Opt(
+        "Pods per node: the instance has nodes x pods_per_node pods.", unit="pods"
+    ),
+    "priorities": Opt(
+        "Number of priority levels K; each ReplicaSet draws its priority in 1..K.", unit="levels"
+    ),
+    "util": Opt(
+        "Target utilisation: nodes are sized so that all requests fill this share of the cluster "
+        "(above 1: more is requested than fits, so some pods must stay pending).",
+        unit="fraction of capacity",
+    ),
+    "before": Opt(
+        "Start from kube-default's placement of the pods in creation order (false: every pod "
+        "pending, nothing placed yet).",
+        choices=("true", "false"),
+    ),
+}
+
+
+@generator("pod-packing", GENERATOR_OPTIONS)
 def generate(
     seed: int = 0,
     nodes: int = 4,

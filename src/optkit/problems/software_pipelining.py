@@ -24,6 +24,7 @@ from pydantic import ConfigDict, Field, StrictBool, model_validator
 
 from optkit.errors import InputError
 from optkit.problem import CheckReport, Model, NonNegInt, PosInt, Problem, bounded
+from optkit.registry import GeneratorOption as Opt
 from optkit.registry import generator
 
 # Input ranges (docs/software_pipelining.md): schedules, reservation tables and CP-SAT domains stay
@@ -674,7 +675,26 @@ def render(problem: SoftwarePipelining, solution: Any) -> str:
 # -- generator ----------------------------------------------------------------------------------------
 
 
-@generator("software-pipelining")
+GENERATOR_OPTIONS = {
+    "seed": Opt("Random seed: each seed gives another loop body."),
+    "n": Opt("Operations in the loop body.", unit="ops"),
+    "units": Opt("Functional units (each of capacity 1 or 2).", unit="units"),
+    "max_cycles": Opt("Longest time an op holds its unit.", unit="cycles"),
+    "max_latency": Opt("Largest latency of a dependence edge.", unit="cycles"),
+    "recurrences": Opt(
+        "Loop-carried edges (distance 1-2) that bound the II from below.", unit="edges"
+    ),
+    "warp_groups": Opt(
+        "Warp groups for warp specialisation (0: none; group 0 is the producer).", unit="groups"
+    ),
+    "reg_limit": Opt(
+        "Registers each consumer warp group may hold live (the producer gets half).",
+        unit="registers",
+    ),
+}
+
+
+@generator("software-pipelining", GENERATOR_OPTIONS)
 def generate(
     seed: int = 0,
     n: int = 8,

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from optkit.errors import InputError
 from optkit.problem import MAX_INT, CheckReport, Model, NonNegInt, Problem
+from optkit.registry import GeneratorOption as Opt
 from optkit.registry import generator, importer
 
 #: largest schedule length, max(release_dates) + sum(processing_times): times stay 32-bit integers,
@@ -127,7 +128,25 @@ class Tardiness(Problem):
 # -- instance generator and importers ----------------------------------------------------------
 
 
-@generator("tardiness")
+GENERATOR_OPTIONS = {
+    "seed": Opt("Random seed: each seed gives another instance."),
+    "n": Opt("Number of jobs.", unit="jobs"),
+    "tf": Opt(
+        "Tardiness factor TF in [0, 1]: the larger, the earlier the due dates and the more "
+        "jobs are late (due dates centre on P(1 - TF), P the total processing time).",
+        unit="fraction of P",
+    ),
+    "rdd": Opt(
+        "Range of due dates RDD in [0, 1]: the spread of the due dates around P(1 - TF).",
+        unit="fraction of P",
+    ),
+    "weighted": Opt("Draw weights in 1..wmax (false: every weight 1).", choices=("true", "false")),
+    "pmax": Opt("Largest processing time (drawn in 1..pmax).", unit="time units"),
+    "wmax": Opt("Largest weight (drawn in 1..wmax).", unit="weight"),
+}
+
+
+@generator("tardiness", GENERATOR_OPTIONS)
 def generate(
     seed: int = 0,
     n: int = 40,
@@ -201,9 +220,23 @@ def read_sdt(path: Path) -> Iterator[tuple[Tardiness, int]]:
 
 @importer("orlib-wt")
 def import_orlib(source: Path) -> list[Tardiness]:
-    return read_orlib(source)
+    """OR-Library `wtNN.txt`; with `wtNN.opt` beside it, each instance carries its known optimum."""
+    instances = read_orlib(source)
+    opt = Path(source).with_suffix(".opt")
+    if not opt.is_file():
+        return instances
+    try:
+        optima = read_optima(opt)
+    except ValueError as e:
+        raise InputError(f"{opt}: not an OR-Library optima file: {e}") from None
+    if len(optima) != len(instances):
+        raise InputError(
+            f"{opt}: {len(optima)} optima for the {len(instances)} instances of {source}"
+        )
+    return [i.model_copy(update={"known_optimum": v}) for i, v in zip(instances, optima)]
 
 
 @importer("sdt")
 def import_sdt(source: Path) -> list[Tardiness]:
-    return [inst for inst, _ in read_sdt(source)]
+    """The sdt*.jsonl sets, each instance with the optimum its line records."""
+    return [inst.model_copy(update={"known_optimum": opt}) for inst, opt in read_sdt(source)]

@@ -228,11 +228,13 @@ def repair_duplicates(
     return out, swaps
 
 
-@register("eplb", "expert-placement", params={"num_groups": 1, "repair": False})
+@register("eplb", "expert-placement", params={"num_groups": 0, "repair": False})
 def eplb(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
-    """DeepSeek's EPLB (hierarchical / global policy), the baseline."""
+    """DeepSeek's EPLB (hierarchical / global policy), the baseline; `num_groups` 0 takes the
+    instance's `num_groups` (1 when it has none)."""
     try:
-        slots, policy = eplb_slots(problem, int(opts.params["num_groups"]))
+        groups = int(opts.params["num_groups"]) or problem.num_groups or 1
+        slots, policy = eplb_slots(problem, groups)
     except ValueError as e:
         return Outcome(termination=Termination.ERROR, message=f"eplb: {e}")
     dup = int(np.maximum(problem.replica_matrix(slots) - 1, 0).sum())
