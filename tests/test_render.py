@@ -117,7 +117,7 @@ def test_gpu_selection_prints_counts_cost_and_assignment(tmp_path: Path, capsys)
 
 def test_software_pipelining_prints_the_reservation_table(tmp_path: Path, capsys):
     text = _solve_and_render(
-        tmp_path, SUITE / "software-pipelining" / "suite" / "twill_fig1.json", capsys
+        tmp_path, SUITE / "software-pipelining" / "suite" / "twill_fig1.json", capsys, solver="ims"
     )
     assert "modulo reservation table" in text and "initiation interval (II):" in text
 
