@@ -975,10 +975,27 @@ def _pod_reference(data, assignment):
         "moves": moves,
         "utilisation": util,
     }
-    objective = [-sum(placed[str(t)] for t in tiers if t >= tier) for tier in tiers]
+    if data.get("objective", "per-tier") == "per-tier":
+        # per priority from the highest: pods placed at >= p (negated), then their disruption
+        # (an eviction costs 1, a move 2)
+        objective = []
+        for tier in tiers:
+            objective.append(-sum(placed[str(t)] for t in tiers if t >= tier))
+            objective.append(
+                sum(
+                    (1 if at is None else 2)
+                    for pod in pods
+                    if pod.get("priority", 0) >= tier
+                    and pod.get("node") is not None
+                    and (at := assignment[pod["name"]]) != pod.get("node")
+                )
+            )
+    else:  # placement-first: placed at >= p per priority, then evictions, then moves
+        objective = [-sum(placed[str(t)] for t in tiers if t >= tier) for tier in tiers]
+        objective += [evictions, moves]
     bad = +bad
-    metrics["objective"] = objective + [evictions, moves]  # of the placement, feasible or not
-    return (None if bad else objective + [evictions, moves]), bad, metrics
+    metrics["objective"] = objective  # of the placement, feasible or not
+    return (None if bad else objective), bad, metrics
 
 
 @st.composite
@@ -1082,7 +1099,9 @@ def pod_cases(draw):
         assignment.pop(draw(st.sampled_from(sorted(assignment))))
     elif flaw == "unknown_node":
         assignment[draw(st.sampled_from(sorted(assignment)))] = "nowhere"
-    return {"nodes": nodes, "pods": pods}, assignment
+    order = draw(st.sampled_from([None, "per-tier", "placement-first"]))
+    data = {"nodes": nodes, "pods": pods} | ({} if order is None else {"objective": order})
+    return data, assignment
 
 
 @CHECKER
