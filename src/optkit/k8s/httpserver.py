@@ -147,10 +147,11 @@ class _Handler(BaseHTTPRequestHandler):
         values = {v.strip() for v in self.headers.get_all("Content-Length") or []}
         if not values:
             return 0
-        if len(values) > 1 or not next(iter(values)).isdigit():
+        value = next(iter(values))
+        if len(values) > 1 or not (value.isascii() and value.isdigit()):
             self._refuse(HTTPStatus.BAD_REQUEST, "bad Content-Length")
             return None
-        length = int(next(iter(values)))
+        length = int(value[:19]) if len(value) <= 19 else 1 << 63  # no 4,300-digit int
         if length > self.server.limits.max_body:
             self.server.on_reject("too_large")
             self._refuse(
