@@ -110,7 +110,7 @@ def test_both_implementations_satisfy_the_protocol(api):
         "list_nodes",
         "list_pods",
         "list_pdbs",
-        "get_pod",
+        "get_node",
         "evict",
         "watch_pods",
     }
