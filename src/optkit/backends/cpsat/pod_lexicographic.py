@@ -17,7 +17,7 @@ import time
 from ortools.sat.python import cp_model
 
 from optkit.backends.cpsat._common import parameters, proven_bound
-from optkit.backends.cpsat.pod_packing import PodModel
+from optkit.backends.cpsat.pod_models import PodModel
 from optkit.problems.pod_lex import StageAnswer, solve_lexicographic
 from optkit.problems.pod_packing import PodPacking
 from optkit.problems.pod_repair import Usage, repair
