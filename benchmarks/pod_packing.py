@@ -538,9 +538,9 @@ def scale_instance(nodes: int, util: float, seed: int = 0, gpu_every: int = 0):
 def _scale_child(path: str, window: float, threads: int, queue) -> None:
     problem = optkit.load(path)
     optkit.solve(generate(seed=1, nodes=4, pods_per_node=4, priorities=2), "cpsat", time_limit=1)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = _peak_rss_mb()
     r = optkit.solve(problem, "cpsat", time_limit=window, threads=threads, seed=0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mb()
     queue.put(
         {
             "runtime_s": r.runtime_s,
@@ -553,6 +553,15 @@ def _scale_child(path: str, window: float, threads: int, queue) -> None:
             "rss_before_solve_mb": round(base),
         }
     )
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM). Not getrusage's ru_maxrss: Linux keeps that across
+    exec, so a spawned child would report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def scale_run(problem, window: float, threads: int) -> dict:

@@ -405,7 +405,7 @@ def test_pattern_packing_placement_keeps_every_node_s_own_pods():
     node. Nodes a, b, c; four identical pods running, one on a, two on b, one on c; the packing puts
     two on a and two on b, so three stay (the pod of c moves to a). Taking a's second pod from b, as
     the first version did, kept two: the tier's bound could not be met and was not proven."""
-    from optkit.backends.cpsat.pod_packing import CountModel
+    from optkit.backends.cpsat.pod_models import CountModel
 
     nodes = [{"name": n, "capacity": {"cpu": 1000}} for n in "abc"]
     pods = [{"name": f"p{i}", "requests": {"cpu": 100}, "node": n} for i, n in enumerate("abbc")]
@@ -422,7 +422,7 @@ def test_pattern_packing_placement_keeps_every_node_s_own_pods():
 def test_pattern_bounds_are_valid_and_packings_feasible(problem):
     import time
 
-    from optkit.backends.cpsat.pod_packing import CountModel
+    from optkit.backends.cpsat.pod_models import CountModel
 
     options = [list(problem.candidates[i]) + [None] for i in range(problem.n_pods)]
     feasible = [
@@ -475,7 +475,7 @@ def test_pattern_enumeration_lists_every_pattern_worth_the_bar(items, capacity, 
     included)."""
     import time
 
-    from optkit.backends.cpsat.pod_patterns import NodeClass, PodType, _Items, _Knapsack
+    from optkit.backends.pod_column_generation import NodeClass, PodType, _Items, _Knapsack
 
     types = [PodType((a, b), count, frozenset({0})) for a, b, count, _, _ in items]
     val = [v for _, _, _, v, _ in items]
@@ -509,7 +509,7 @@ def test_pricing_all_classes_at_once_agrees_with_each_alone(data):
     own search, and its best pattern fits that class and is worth that bound."""
     import time
 
-    from optkit.backends.cpsat.pod_patterns import NodeClass, PodType, _price, _price_all
+    from optkit.backends.pod_column_generation import NodeClass, PodType, _price, _price_all
 
     K = data.draw(st.integers(2, 4))
     types = [
@@ -555,7 +555,7 @@ def test_pricing_all_classes_at_once_agrees_with_each_alone(data):
 def pattern_problems(draw):
     """Pod types and node classes for the pattern column generation; a class of one node may have pods
     of some types running on it (`home`)."""
-    from optkit.backends.cpsat.pod_patterns import NodeClass, PodType
+    from optkit.backends.pod_column_generation import NodeClass, PodType
 
     n_classes = draw(st.integers(1, 3))
     types = [
@@ -641,7 +641,7 @@ def test_pattern_bound_against_a_pod_by_node_model(data):
     set the bound is exactly the optimum."""
     import time
 
-    from optkit.backends.cpsat.pod_patterns import pattern_bound
+    from optkit.backends.pod_column_generation import pattern_bound
 
     types, classes, counted = data
     best = best_packing_by_cpsat(types, classes, counted)
@@ -658,7 +658,7 @@ def test_dives_with_column_generation_report_real_packings(monkeypatch):
     own (`_fix_and_regenerate`), on generated instances where it finds packings, in count tiers (one
     class of identical nodes) and in the moves tier (a class per node): every packing it reports is
     one, meets the tiers already proven (`at_least`), and is worth the value reported."""
-    from optkit.backends.cpsat import pod_patterns
+    from optkit.backends import pod_column_generation as pod_patterns
 
     found = []
     original = pod_patterns._fix_and_regenerate
@@ -690,7 +690,7 @@ def test_gap_closing_from_the_bound_alone_is_exact(monkeypatch, data):
     valid, and once closed it is the optimum, with a packing worth it unless the incumbent (0) is."""
     import time
 
-    from optkit.backends.cpsat import pod_patterns
+    from optkit.backends import pod_column_generation as pod_patterns
 
     original = pod_patterns._Master.solve_integer
 
@@ -722,7 +722,7 @@ def test_highs_time_limit_counts_the_run_time_of_every_run():
     import highspy
     import numpy as np
 
-    from optkit.backends.cpsat.pod_patterns import _run
+    from optkit.backends.pod_column_generation import _run
 
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
@@ -764,7 +764,7 @@ def test_gap_closing_out_of_time_proves_nothing(monkeypatch, data):
     for 58): that is no proof that the level has no packing, and the bound must stay valid."""
     import time
 
-    from optkit.backends.cpsat import pod_patterns
+    from optkit.backends import pod_column_generation as pod_patterns
 
     def timed_out(self, deadline, at_least_worth=None, excluded=None):
         return None, None, None if excluded is None else at_least_worth - 1e-13
@@ -780,7 +780,7 @@ def test_gap_closing_out_of_time_proves_nothing(monkeypatch, data):
 def test_gap_closing_agrees_with_cpsat_without_patterns(monkeypatch):
     """Generated instances whose pattern LP has a gap that the reduced-cost enumeration closes: the
     optimum proven that way is the one CP-SAT proves on its own model (patterns off)."""
-    from optkit.backends.cpsat import pod_patterns
+    from optkit.backends import pod_column_generation as pod_patterns
 
     closed = []
     original = pod_patterns.pattern_bound
@@ -862,7 +862,7 @@ def test_pattern_pricing_finds_the_best_pattern(items, capacity, floor):
     resource included); with none above `floor`, the bound is `floor`."""
     import time
 
-    from optkit.backends.cpsat.pod_patterns import NodeClass, PodType, _price
+    from optkit.backends.pod_column_generation import NodeClass, PodType, _price
 
     types = [PodType((a, b), count, frozenset({0})) for a, b, count, _ in items]
     val = [v for *_, v in items]

@@ -51,14 +51,17 @@ DEFAULT_MILLI_CPU = 100
 DEFAULT_MEMORY = 200 * 1024 * 1024
 
 
-def _amounts(value: object, field: str) -> object:
+def _amounts(value: object) -> object:
     """Kubernetes quantity strings -> integers (millicores for cpu); integers pass unchanged."""
     if not isinstance(value, dict):
         return value
-    return {
-        k: resource_amount(k, v, f"{field}.{k}") if isinstance(v, str) else v
-        for k, v in value.items()
-    }
+    out = {}
+    for k, v in value.items():
+        try:
+            out[k] = resource_amount(k, v) if isinstance(v, str) else v
+        except InputError as e:  # pydantic adds the field's location
+            raise ValueError(str(e).replace(f"field '{k}': ", f"{k}: ", 1)) from None
+    return out
 
 
 class Taint(Model):
@@ -109,7 +112,7 @@ class Node(Model):
     @field_validator("capacity", mode="before")
     @classmethod
     def _quantities(cls, value: object) -> object:
-        return _amounts(value, "capacity")
+        return _amounts(value)
 
 
 class Pod(Model):
@@ -126,7 +129,7 @@ class Pod(Model):
     @field_validator("requests", mode="before")
     @classmethod
     def _quantities(cls, value: object) -> object:
-        return _amounts(value, "requests")
+        return _amounts(value)
 
 
 class PodPackingSolution(Model):

@@ -17,7 +17,7 @@ import time
 from ortools.sat.python import cp_model
 
 from optkit.backends.cpsat._common import parameters, proven_bound
-from optkit.backends.cpsat.pod_packing import PodModel
+from optkit.backends.cpsat.pod_models import PodModel
 from optkit.problems.pod_lex import StageAnswer, solve_lexicographic
 from optkit.problems.pod_packing import PodPacking
 from optkit.problems.pod_repair import Usage, repair
@@ -135,9 +135,21 @@ def solve_by_terms(problem: PodPacking, opts: SolveOptions) -> Outcome:
             stats={"path": "repair", "pairs": pairs, "repair_s": round(time.monotonic() - t0, 4)},
         )
     starts, known = [repaired], []
-    if problem.objective == "per-tier" and opts.params.get("patterns", True):
+    if (
+        problem.objective == "per-tier"
+        and opts.params.get("patterns", True)
+        and not _meets_trivial_bounds(problem, repaired)
+    ):
         placed, known = placement_bounds(problem, opts, PLACEMENT_SHARE * opts.remaining(60.0))
         starts.append(placed)
     out = solve_lexicographic(problem, CpsatStages(problem, opts), opts, starts, known)
     out.stats.update(path="exact", pairs=pairs, repair_s=round(time.monotonic() - t0, 4))
     return out
+
+
+def _meets_trivial_bounds(problem: PodPacking, where) -> bool:
+    """Does `where` place every pod that has a node? Then no placement bound can say more."""
+    from optkit.problems.pod_objective import lower_bounds
+
+    obj, lows = problem.objective_of(where), lower_bounds(problem)
+    return all(o <= lo for o, lo, t in zip(obj, lows, problem.objective_terms) if t.gain)
