@@ -227,3 +227,9 @@ def test_hostile_files_exit_2(tmp_path, capsys, name, content, expected):
     assert time.monotonic() - t0 < 5
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and str(path) in err and expected in err, err
+
+
+def test_solvers_table_says_why_the_default(capsys):
+    assert main(["solvers", "tardiness"]) == 0
+    out = capsys.readouterr().out
+    assert "auto *" in out and "tardiness: auto, dynasearch" in out

@@ -278,3 +278,25 @@ def test_expert_placement_32_gpus_keeps_one_second(solver):
     assert (
         result.runtime_s < 2.0
     )  # loose: the machine is shared; benchmarks/time_limits.py measures
+
+
+# -- issue 26: the anytime default of tardiness -------------------------------------------------
+
+
+def test_tardiness_default_is_the_portfolio_and_proves_small_instances():
+    spec = registry.get_solver("tardiness", None)
+    assert spec.name == "auto" and spec.why_default and spec.exact and spec.bounds
+    problem = optkit.registry.generators()["tardiness"](seed=3, n=11)
+    result = optkit.solve(problem, time_limit=2)
+    assert result.solver == "auto" and result.status == Status.OPTIMAL
+    assert result.objective == optkit.solve(problem, "dp").objective
+
+
+def test_tardiness_default_keeps_the_best_schedule_with_a_bound():
+    problem = optkit.registry.generators()["tardiness"](seed=3, n=30)
+    result = optkit.solve(problem, time_limit=0.5)
+    assert result.status in (Status.FEASIBLE, Status.OPTIMAL)
+    assert set(result.stats["by_solver"]) == {"dynasearch", "cpsat"}  # n = 30: no dp, a bound
+    assert result.bound is None or result.bound <= result.objective
+    assert result.objective == min(r["objective"] for r in result.stats["by_solver"].values())
+    assert result.runtime_s < 1.5

@@ -265,7 +265,10 @@ def list_solvers(problem: str | None = typer.Argument(None, help="problem kind")
             "yes" if why is None else f"no: {why}",
         )
     print_table(table)
-    out.print("* default solver of the problem")
+    out.print("* default solver of the problem", highlight=False)
+    for s in solver_specs(problem):
+        if s.default and s.why_default:
+            out.print(f"  {s.problem}: {s.name}, {s.why_default}", highlight=False)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

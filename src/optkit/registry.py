@@ -36,6 +36,7 @@ class SolverSpec:
     params: dict[str, Any] = field(default_factory=dict)  # extra parameters and their defaults
     extra: str | None = None  # pip extra that provides `requires`
     default: bool = False  # the problem's default solver
+    why_default: str = ""  # why it is the default (shown by `optkit solvers`)
     doc: str = ""
 
     def unavailable_reason(self) -> str | None:

@@ -142,6 +142,7 @@ def solve(
 _LIBRARIES = {"ortools": ("ortools.sat.python.cp_model",), "pulp": ("pulp", "highspy")}
 _FAMILY_LIBRARIES = {"minmax": ("scipy.optimize", "scipy.sparse")}
 _FAMILY_LIBRARIES["heuristics"] = _FAMILY_LIBRARIES["minmax"]
+_FAMILY_LIBRARIES["portfolio"] = ("ortools.sat.python.cp_model", *_FAMILY_LIBRARIES["minmax"])
 #: and by problem (software pipelining finds dependence cycles with networkx)
 _PROBLEM_LIBRARIES = {"software-pipelining": ("networkx",)}
 

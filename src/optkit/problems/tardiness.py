@@ -125,6 +125,23 @@ class Tardiness(Problem):
         )
 
 
+def dominates(problem: Tardiness, i: int, j: int) -> bool:
+    """True if job i may be put before job j in an optimal schedule (a strict, acyclic relation).
+
+    With one release date for all jobs, p_i <= p_j, w_i >= w_j and d_i <= d_j suffice. With several,
+    a shorter i moved ahead of j can open idle time before a job released later, so that j ends
+    later than i did: p = (1, 2, 1), d = (2, 2, 0), w = (1, 1, 2), r = (0, 0, 2) has its only optimum
+    (8) with job 1 before job 0. Then p_i = p_j (and r_i <= r_j) is required: the two jobs trade
+    places and nothing else starts later."""
+    p, d, w, r = problem.processing_times, problem.due_dates, problem.w, problem.r
+    key_i, key_j = (p[i], -w[i], d[i], r[i]), (p[j], -w[j], d[j], r[j])
+    if not all(a <= b for a, b in zip(key_i, key_j)):
+        return False
+    if p[i] != p[j] and len(set(r)) > 1:
+        return False
+    return key_i != key_j or i < j
+
+
 # -- instance generator and importers ----------------------------------------------------------
 
 

@@ -36,14 +36,14 @@ def warm_start(problem: GpuSelection, opts: SolveOptions) -> dict | None:
     it saves there); per instance, where the search is hard, the full `greedy`."""
     from optkit.backends.heuristics.gpu_selection import (
         first_fit,
-        greedy_solution,
+        greedy_start,
         single_type_solution,
     )
 
     quick = (
         first_fit(problem, improve=False)
         if problem.packing == "pooled"
-        else greedy_solution(problem)
+        else greedy_start(problem, opts, 1 / 3)  # at most a third of the time
     )
     best = None
     for solution in (opts.initial_solution, quick, single_type_solution(problem)):
@@ -64,6 +64,8 @@ def prepare(
         return Outcome(proven_infeasible=True, message=f"infeasible: {reason}"), None, None, None
     start = warm_start(problem, opts)
     ub = problem.exact_cost(start["counts"]) if start is not None else None
+    if start is not None:
+        opts.report(start, float(ub))  # the answer if the model takes the rest of the time
     lb = None
     if problem.packing == "per_instance" and problem.buckets:
         lb = pooled_bound(problem, opts, exact)
@@ -87,10 +89,16 @@ def pooled_bound(problem: GpuSelection, opts: SolveOptions, solver: Any) -> floa
     workload, found by `solver` within a quarter of the remaining time. Any per-instance packing is a
     pooled one, so the pooled optimum never exceeds the per-instance optimum."""
     from optkit.solve import SolveOptions as Options
+    from optkit.solve import TimeUp
 
-    limit = None if opts.time_limit is None else max(1e-3, opts.remaining() / 4)
+    if opts.expired():
+        return None
+    limit = None if opts.time_limit is None else opts.remaining() / 4
     sub = Options(time_limit=limit, threads=opts.threads, seed=opts.seed, params=dict(opts.params))
-    out = solver(problem.model_copy(update={"packing": "pooled"}), sub)
+    try:
+        out = solver(problem.model_copy(update={"packing": "pooled"}), sub)
+    except TimeUp:
+        return None
     return out.bound
 
 
@@ -114,8 +122,10 @@ def build(
     ub_cost: Fraction | None = None,
     max_scale: int = 10**6,
     lb_cost: float | None = None,
+    opts: SolveOptions | None = None,
 ):
     """The CP-SAT model and its variables; `mode` rounds inexact loads down (relaxation) or up.
+    With `opts`, the clock is checked per instance while the per-instance model is built.
 
     Returns (model, variables, info) where variables is {"n"/"x": ..., "count"/"y": ...} and
     info = {"exact": loads and costs scaled without rounding, "cost_scale": C}.
@@ -157,6 +167,8 @@ def build(
     for t in T:
         scale, load, _ = scaled[t]
         for k in range(upper[t]):
+            if opts is not None:
+                opts.check_clock()
             for b in problem.buckets:
                 if problem.can_serve(t, b) and load[b] <= scale:
                     most = min(sf, scale // load[b]) if load[b] > 0 else sf
@@ -171,6 +183,8 @@ def build(
         scale, load, _ = scaled[t]
         inst_load = []
         for k in range(upper[t]):
+            if opts is not None:
+                opts.check_clock()
             terms = [load[b] * x[(t, k, b)] for b in problem.buckets if (t, k, b) in x]
             expr = sum(terms) if terms else 0
             model.add(expr <= scale * y[(t, k)])
@@ -269,7 +283,7 @@ def _run(
     max_scale: int = 10**6,
     lb: float | None = None,
 ) -> tuple[Outcome, dict]:
-    model, variables, info = build(problem, mode, ub, max_scale, lb)
+    model, variables, info = build(problem, mode, ub, max_scale, lb, opts)
     if start is not None and opts.params.get("hint", False):
         _hint(problem, model, variables, start, info["upper"])
     scale = info["cost_scale"]

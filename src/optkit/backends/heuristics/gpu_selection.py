@@ -7,6 +7,7 @@ from fractions import Fraction
 
 from optkit.problems.gpu_selection import Bucket, GpuSelection, first_fit_decreasing
 from optkit.registry import register
+from optkit.result import Termination
 from optkit.solve import Outcome, SolveOptions
 
 
@@ -143,10 +144,13 @@ class _Packing:
                 return None
         return new
 
-    def improve(self, max_rounds: int = 200) -> _Packing:
-        """Drop one instance at a time while that lowers the cost (best move first)."""
+    def improve(self, max_rounds: int = 200, opts: SolveOptions | None = None) -> _Packing:
+        """Drop one instance at a time while that lowers the cost (best move first), until
+        nothing pays or the time limit of `opts` is reached."""
         best = self
         for _ in range(max_rounds):
+            if opts is not None and opts.expired():
+                return best
             cost, found = best.cost(), None
             for t in range(len(best.count)):
                 if best.count[t] == 0:
@@ -183,7 +187,10 @@ class _Packing:
 
 
 def first_fit(
-    problem: GpuSelection, allowed: frozenset[int] | None = None, improve: bool = True
+    problem: GpuSelection,
+    allowed: frozenset[int] | None = None,
+    improve: bool = True,
+    opts: SolveOptions | None = None,
 ) -> dict | None:
     """Cost-efficiency first fit on the `allowed` types (all if None), then instance dropping."""
     state = _Packing(problem, allowed)
@@ -199,11 +206,13 @@ def first_fit(
             if not state.place(b):
                 return None
     if improve:
-        state = state.improve()
+        state = state.improve(opts=opts)
     return state.solution()
 
 
-def greedy_solution(problem: GpuSelection, max_subsets: int = 64) -> dict | None:
+def greedy_solution(
+    problem: GpuSelection, max_subsets: int = 64, opts: SolveOptions | None = None
+) -> dict | None:
     """The cheapest first-fit packing over subsets of the GPU types; None if all get stuck.
 
     First fit: slices are taken in decreasing order of their cheapest cost (cost_per_hour x load on
@@ -216,6 +225,8 @@ def greedy_solution(problem: GpuSelection, max_subsets: int = 64) -> dict | None
     Efficiency alone rarely picks a small GPU that a big one beats per request, so the first fit
     is run on every subset of types (all of them when there are at most 6 types, else the
     `max_subsets` smallest subsets and the full set) and the cheapest packing is kept.
+    With `opts`, each better packing is reported, and the search stops at its time limit with
+    the best one so far.
     """
     import itertools
 
@@ -224,13 +235,26 @@ def greedy_solution(problem: GpuSelection, max_subsets: int = 64) -> dict | None
     if len(subsets) > max_subsets:
         subsets = subsets[: max_subsets - 1] + [frozenset(range(T))]
     best = None
-    for allowed in subsets:
-        solution = first_fit(problem, allowed)
+    # the full set first: the packing most likely to exist, before the clock runs out
+    for allowed in [subsets[-1], *subsets[:-1]]:
+        if opts is not None and opts.expired() and best is not None:
+            break
+        solution = first_fit(problem, allowed, opts=opts)
         if solution is not None:
             cost = problem.exact_cost(solution["counts"])
             if best is None or cost < best[0]:
                 best = (cost, solution)
+                if opts is not None:
+                    opts.report(solution, float(cost))
     return None if best is None else best[1]
+
+
+def greedy_start(problem: GpuSelection, opts: SolveOptions, share: float) -> dict | None:
+    """`greedy_solution` as the start of an exact solver: at most `share` of the time left."""
+    from optkit.solve import SolveOptions as Opts
+
+    limit = None if opts.time_limit is None else share * opts.remaining()
+    return greedy_solution(problem, opts=Opts(time_limit=limit, callback=opts.report))
 
 
 def _no_solution(problem: GpuSelection, what: str) -> Outcome:
@@ -258,12 +282,16 @@ def greedy(problem: GpuSelection, opts: SolveOptions) -> Outcome:
     """Cost-efficiency first fit over subsets of the GPU types, with instance dropping; never worse
     than the single-type baseline."""
     best = None
-    for solution in (greedy_solution(problem), single_type_solution(problem)):
-        if solution is not None:
-            cost = problem.exact_cost(solution["counts"])
-            if best is None or cost < best[0]:
-                best = (cost, solution)
-                opts.report(solution, float(cost))
+    single = single_type_solution(problem)  # cheap: the answer if the time runs out
+    if single is not None:
+        best = (problem.exact_cost(single["counts"]), single)
+        opts.report(single, float(best[0]))
+    solution = greedy_solution(problem, opts=opts)
+    if solution is not None:
+        cost = problem.exact_cost(solution["counts"])
+        if best is None or cost < best[0]:
+            best = (cost, solution)
     if best is None:
         return _no_solution(problem, "greedy")
-    return Outcome(solution=best[1])
+    term = Termination.TIME_LIMIT if opts.expired() else Termination.COMPLETED
+    return Outcome(solution=best[1], termination=term)

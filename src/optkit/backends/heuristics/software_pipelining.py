@@ -136,7 +136,13 @@ def modulo_schedule(
         estart = max(
             [0] + [start[p] + lat - ii * d for p, lat, d in preds[v] if start[p] is not None]
         )
-        t = next((c for c in range(estart, estart + ii) if fits(v, c)), None)
+        t = None
+        for c in range(estart, estart + ii):  # a long op makes each test cost its cycles
+            if opts is not None:
+                opts.check_clock()
+            if fits(v, c):
+                t = c
+                break
         if t is None:
             t = estart if last[v] is None or estart > last[v] else last[v] + 1
             need: dict[tuple[str, int], int] = {}

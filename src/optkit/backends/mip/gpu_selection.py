@@ -30,8 +30,14 @@ from optkit.result import Termination
 from optkit.solve import Outcome, SolveOptions
 
 
-def build(problem: GpuSelection, ub_cost: Fraction | None = None, lb_cost: float | None = None):
-    """The PuLP model and its variables: (prob, {"n", "count"} or {"x", "y"})."""
+def build(
+    problem: GpuSelection,
+    ub_cost: Fraction | None = None,
+    lb_cost: float | None = None,
+    opts: SolveOptions | None = None,
+):
+    """The PuLP model and its variables: (prob, {"n", "count"} or {"x", "y"}). With `opts`, the
+    clock is checked per instance while the per-instance model is built (`TimeUp`)."""
     import pulp
 
     T = range(len(problem.gpu_types))
@@ -63,6 +69,8 @@ def build(problem: GpuSelection, ub_cost: Fraction | None = None, lb_cost: float
     x = {}
     for t in T:
         for k in range(upper[t]):
+            if opts is not None:
+                opts.check_clock()
             for b in problem.buckets:
                 if problem.can_serve(t, b):
                     most = min(sf, math.floor(1 / loads[t][b]))
@@ -83,6 +91,8 @@ def build(problem: GpuSelection, ub_cost: Fraction | None = None, lb_cost: float
     for t in T:
         previous = None
         for k in range(upper[t]):
+            if opts is not None:
+                opts.check_clock()
             load = pulp.lpSum(
                 float(loads[t][b]) * x[(t, k, b)] for b in problem.buckets if (t, k, b) in x
             )
@@ -145,13 +155,17 @@ def _extract(problem: GpuSelection, variables: dict) -> dict:
 )
 def mip(problem: GpuSelection, opts: SolveOptions) -> Outcome:
     """Mélange's ILP on slice counts (pooled) or the per-instance packing model, with PuLP."""
+    import time
+
     from optkit.backends.cpsat.gpu_selection import prepare
-    from optkit.backends.mip._common import MipAnswer, backend_solver
+    from optkit.backends.mip._common import MipAnswer, backend_solver, ensure_time_to_hand_over
 
     settled, start, ub, lb = prepare(problem, opts, mip)
     if settled is not None:
         return settled
-    prob, variables = build(problem, ub)  # lb as a constraint slowed HiGHS down: it only bounds
+    built = time.monotonic()
+    prob, variables = build(problem, ub, opts=opts)  # lb as a constraint slowed HiGHS down
+    ensure_time_to_hand_over(opts, time.monotonic() - built)
     scale, _, cost_exact = problem.scaled_costs()
     # stop only when the gap is below one cost step: then the bound proves optimality on the grid
     solver = backend_solver(opts, gap_abs=0.5 / scale if cost_exact else 1e-9)

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from optkit.problems.tardiness import Tardiness
+from optkit.problems.tardiness import Tardiness, dominates
 from optkit.registry import register
 from optkit.solve import Outcome, SolveOptions
 
@@ -54,6 +54,13 @@ def positional(problem: Tardiness, opts: SolveOptions | None = None):
         for j in range(n):
             if upper - d[j] > 0:
                 prob += tardy[j] >= completion[k] - d[j] - (upper - d[j]) * (1 - x[j, k])
+
+    # dominance (see `dominates`): i runs before j in some optimal schedule
+    position = [pulp.lpSum(k * x[j, k] for k in range(n)) for j in range(n)]
+    for i in range(n):
+        for j in range(n):
+            if i != j and dominates(problem, i, j):
+                prob += position[i] + 1 <= position[j]
 
     def decode():
         return sorted(range(n), key=lambda j: max(range(n), key=lambda k: x[j, k].value() or 0))

@@ -1,0 +1,1 @@
+"""Solvers that combine other solvers of a problem, each called through the `optkit.solve` facade."""
