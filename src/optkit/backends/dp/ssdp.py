@@ -63,7 +63,7 @@ class SSDP:
         on_bound: Callable[[int], None] | None = None,
         max_states: int = 30_000_000,
         add_per_round: int = 3,
-        sg_iterations: tuple[int, int] = (400, 100),
+        sg_iterations: tuple[int, int] = (400, 600),
     ):
         self.p = np.asarray(p, np.int64)
         self.d = np.asarray(d, np.int64)
@@ -131,7 +131,7 @@ class SSDP:
         u = np.zeros(self.n)
         u, path = self.subgradient(u, False, self.sg_iterations[0], 2.0)
         if not self.proven() and not self.expired():
-            u, path = self.subgradient(u, True, self.sg_iterations[1], 0.5)
+            u, path = self.subgradient(u, True, self.sg_iterations[1], 2.0)
         return u, path
 
     def subgradient(self, u, adjacent: bool, iterations: int, step: float):
@@ -156,7 +156,7 @@ class SSDP:
                 self.improve(path, stage)
                 self.raise_bound(lb, stage)
                 break
-            if self.proven() or step < 1e-4 or self.expired():
+            if self.proven() or step < 1e-2 or self.expired():
                 break
             u = u + step * (self.ub - lb) / float(g @ g) * g
         self.stats[stage] = {"iterations": passes, "bound": round(best_lb, 3)}
