@@ -34,6 +34,8 @@ EPS = 1e-6
 #: the memorising pass looks at the clock after each this many times or new states
 ROWS_PER_CHUNK = 256
 STATES_PER_CHUNK = 300_000
+#: the subgradient step below which the multipliers are taken as converged
+MIN_STEP = 1e-2
 
 
 @dataclass
@@ -63,7 +65,8 @@ class SSDP:
         on_bound: Callable[[int], None] | None = None,
         max_states: int = 30_000_000,
         add_per_round: int = 3,
-        sg_iterations: tuple[int, int] = (400, 600),
+        sg_iterations: tuple[int, int] = (400, 100),
+        first_states: int = 250_000,
     ):
         self.p = np.asarray(p, np.int64)
         self.d = np.asarray(d, np.int64)
@@ -76,9 +79,11 @@ class SSDP:
         self.max_states = max_states
         self.add_per_round = add_per_round
         self.sg_iterations = sg_iterations
+        self.first_states = first_states
         self.bound = 0
         self.stats: dict = {"bounds": []}
         self.started = time.monotonic()
+        self.full = False  # the last memorising pass ran out of room
         # node (t, j) exists only once j can have completed
         self.alive = np.arange(self.T + 1)[:, None] >= self.p[None, :]
 
@@ -111,31 +116,36 @@ class SSDP:
 
     # -- the stages -------------------------------------------------------------------------------
     def run(self) -> Answer:
+        """Multipliers, then rounds of (more multipliers, elimination, sublimation), each round
+        allowed four times the states of the last: an instance that the memorising passes prove
+        with few states is not held up by multipliers it does not need, and one that needs better
+        multipliers gets them before its states grow."""
         if self.n == 0 or self.ub == 0:
             self.bound = self.ub
             return self.answer()
-        u, path = self.multipliers()
-        if self.proven() or self.expired():
-            return self.answer()
-        F, G = self.eliminate(u)
-        if not self.proven() and not self.expired():
-            self.sublimate(u, F, G, path)
+        u, path, _ = self.subgradient(np.zeros(self.n), False, self.sg_iterations[0], 2.0)
+        step, cap = 2.0, self.first_states
+        while not self.proven() and not self.expired():
+            if step >= MIN_STEP:
+                u, path, step = self.subgradient(u, True, self.sg_iterations[1], step)
+                if self.proven() or self.expired():
+                    break
+            F, G = self.eliminate(u)
+            if self.proven() or self.expired():
+                break
+            self.full = False
+            self.sublimate(u, F, G, path, min(cap, self.max_states))
+            if not self.full or cap >= self.max_states:
+                break
+            cap *= 4
         return self.answer()
 
     def counts(self, path: np.ndarray) -> np.ndarray:
         return np.bincount(path, minlength=self.n)
 
-    def multipliers(self) -> tuple[np.ndarray, np.ndarray]:
-        """Subgradient optimisation: first on the network without the interchange arcs removed
-        (O(nT) a pass), then on the full one, starting from the first phase's best."""
-        u = np.zeros(self.n)
-        u, path = self.subgradient(u, False, self.sg_iterations[0], 2.0)
-        if not self.proven() and not self.expired():
-            u, path = self.subgradient(u, True, self.sg_iterations[1], 2.0)
-        return u, path
-
     def subgradient(self, u, adjacent: bool, iterations: int, step: float):
-        """Polyak steps towards UB, halved after `patience` passes without a better bound."""
+        """Polyak steps towards UB, halved after `patience` passes without a better bound.
+        Returns the best multipliers, their relaxed optimum's path and the step reached."""
         best_u, best_lb, best_path = u.copy(), -math.inf, None
         stall, patience = 0, 20
         stage = "multipliers" + (" (adjacent)" if adjacent else "")
@@ -156,11 +166,12 @@ class SSDP:
                 self.improve(path, stage)
                 self.raise_bound(lb, stage)
                 break
-            if self.proven() or step < 1e-2 or self.expired():
+            if self.proven() or step < MIN_STEP or self.expired():
                 break
             u = u + step * (self.ub - lb) / float(g @ g) * g
-        self.stats[stage] = {"iterations": passes, "bound": round(best_lb, 3)}
-        return best_u, best_path
+        done = self.stats.get(stage, {}).get("iterations", 0)
+        self.stats[stage] = {"iterations": done + passes, "bound": round(best_lb, 3)}
+        return best_u, best_path, step
 
     def eliminate(self, u: np.ndarray) -> np.ndarray:
         """Remove the nodes through which no path beats the upper bound; returns the forward and
@@ -175,7 +186,9 @@ class SSDP:
             self.raise_bound(self.ub, "elimination")
         return F, G
 
-    def sublimate(self, u: np.ndarray, F: np.ndarray, G: np.ndarray, path: np.ndarray) -> None:
+    def sublimate(
+        self, u: np.ndarray, F: np.ndarray, G: np.ndarray, path: np.ndarray, cap: int
+    ) -> None:
         """Memorise jobs until the relaxed optimum is a sequence or nothing beats UB. The passes
         alternate between forward and backward, each pruning its states with the previous
         pass's states of the other half of the path (a state whose complement was pruned goes)."""
@@ -190,13 +203,14 @@ class SSDP:
             wrong.sort(key=lambda j: (-abs(1 - cnt[j]), -int(self.p[j])))
             memo += wrong[: self.add_per_round]
             self.stats["memorised"] = len(memo)
-            out = self.memo_pass(u, F if prev is None and not forward else G, memo, forward, prev)
+            base = F if prev is None and not forward else G
+            out = self.memo_pass(u, base, memo, forward, prev, cap)
             if out is None:
                 break
             path, prev = out
             forward = not forward
 
-    def memo_pass(self, u: np.ndarray, base: np.ndarray, memo: list[int], forward: bool, prev):
+    def memo_pass(self, u, base, memo: list[int], forward: bool, prev, cap_states: int):
         """One pass of the memorising network: the relaxed optimum's path and this pass's states
         (for the next pass to prune with), or None when the pass proved UB optimal or ran out
         of time or room."""
@@ -232,11 +246,11 @@ class SSDP:
                 return None
             t1 = min(T + 1, t + ROWS_PER_CHUNK) if forward else max(0, t - ROWS_PER_CHUNK)
             store, t, fits = kernel(
-                t, t1, net, bit, left_p, cut, other, lo, hi, store, self.max_states,
-                STATES_PER_CHUNK,
+                t, t1, net, bit, left_p, cut, other, lo, hi, store, cap_states, STATES_PER_CHUNK,
             )  # fmt: skip
             if not fits:
-                self.stats["stopped"] = f"state store full ({self.max_states} states)"
+                self.full = True
+                self.stats["stopped"] = f"state store full ({cap_states} states)"
                 return None
         self.stats["states"] = max(self.stats.get("states", 0), int(store[5]))
         self.stats["memo_passes"] = self.stats.get("memo_passes", 0) + 1
