@@ -76,6 +76,7 @@ def test_ssdp_equals_brute_force(problem):
     assert result.objective == result.bound == brute_force(problem)
 
 
+@pytest.mark.slow
 def test_ssdp_memorises_jobs_to_prove():
     """An instance where the relaxation leaves a gap that only memorised jobs close."""
     problem = generate(seed=7, n=15)
@@ -188,6 +189,17 @@ def test_dp_bound_under_a_short_limit_respects_the_optimum(wt40, k):
     result = optkit.solve(problem, "dp", time_limit=0.5)
     assert result.objective >= optimum and result.bound is not None and result.bound <= optimum
     assert (result.status == Status.OPTIMAL) == (result.bound == result.objective)
+
+
+def test_dp_keeps_its_time_limit_on_wt100(shared_benchmarks):
+    """A wt100 instance that takes longer to prove: stopped at the limit with dynasearch's
+    sequence and a proven bound (the clock is read between kernel calls, so allow some slack)."""
+    folder = shared_benchmarks / "tardiness" / "weighted"
+    problem = read_orlib(folder / "wt100.txt")[17]
+    optimum = read_optima(folder / "wt100.opt")[17]
+    result = optkit.solve(problem, "dp", time_limit=1.0)
+    assert result.runtime_s < 3.0
+    assert result.objective >= optimum and result.bound is not None and result.bound <= optimum
 
 
 @pytest.mark.parametrize("k", [0, 2, 19])

@@ -33,7 +33,9 @@ from optkit.backends.dp import ssdp_kernels as K
 EPS = 1e-6
 #: the memorising pass looks at the clock after each this many times or new states
 ROWS_PER_CHUNK = 256
-STATES_PER_CHUNK = 500_000
+STATES_PER_CHUNK = 300_000
+#: the subgradient step below which the multipliers are taken as converged
+MIN_STEP = 1e-2
 
 
 @dataclass
@@ -64,7 +66,7 @@ class SSDP:
         max_states: int = 30_000_000,
         add_per_round: int = 3,
         sg_iterations: tuple[int, int] = (400, 100),
-        readjust_gain: float = 0.05,
+        first_states: int = 250_000,
     ):
         self.p = np.asarray(p, np.int64)
         self.d = np.asarray(d, np.int64)
@@ -77,10 +79,11 @@ class SSDP:
         self.max_states = max_states
         self.add_per_round = add_per_round
         self.sg_iterations = sg_iterations
-        self.readjust_gain = readjust_gain
+        self.first_states = first_states
         self.bound = 0
         self.stats: dict = {"bounds": []}
         self.started = time.monotonic()
+        self.full = False  # the last memorising pass ran out of room
         # node (t, j) exists only once j can have completed
         self.alive = np.arange(self.T + 1)[:, None] >= self.p[None, :]
 
@@ -113,31 +116,36 @@ class SSDP:
 
     # -- the stages -------------------------------------------------------------------------------
     def run(self) -> Answer:
+        """Multipliers, then rounds of (more multipliers, elimination, sublimation), each round
+        allowed four times the states of the last: an instance that the memorising passes prove
+        with few states is not held up by multipliers it does not need, and one that needs better
+        multipliers gets them before its states grow."""
         if self.n == 0 or self.ub == 0:
             self.bound = self.ub
             return self.answer()
-        u, path = self.multipliers()
-        if self.proven() or self.expired():
-            return self.answer()
-        G = self.eliminate(u)
-        if not self.proven() and not self.expired():
-            self.sublimate(u, G, path)
+        u, path, _ = self.subgradient(np.zeros(self.n), False, self.sg_iterations[0], 2.0)
+        step, cap = 2.0, self.first_states
+        while not self.proven() and not self.expired():
+            if step >= MIN_STEP:
+                u, path, step = self.subgradient(u, True, self.sg_iterations[1], step)
+                if self.proven() or self.expired():
+                    break
+            F, G = self.eliminate(u)
+            if self.proven() or self.expired():
+                break
+            self.full = False
+            self.sublimate(u, F, G, path, min(cap, self.max_states))
+            if not self.full or cap >= self.max_states:
+                break
+            cap *= 4
         return self.answer()
 
     def counts(self, path: np.ndarray) -> np.ndarray:
         return np.bincount(path, minlength=self.n)
 
-    def multipliers(self) -> tuple[np.ndarray, np.ndarray]:
-        """Subgradient optimisation: first on the network without the interchange arcs removed
-        (O(nT) a pass), then on the full one, starting from the first phase's best."""
-        u = np.zeros(self.n)
-        u, path = self.subgradient(u, False, self.sg_iterations[0], 2.0)
-        if not self.proven() and not self.expired():
-            u, path = self.subgradient(u, True, self.sg_iterations[1], 0.5)
-        return u, path
-
     def subgradient(self, u, adjacent: bool, iterations: int, step: float):
-        """Polyak steps towards UB, halved after `patience` passes without a better bound."""
+        """Polyak steps towards UB, halved after `patience` passes without a better bound.
+        Returns the best multipliers, their relaxed optimum's path and the step reached."""
         best_u, best_lb, best_path = u.copy(), -math.inf, None
         stall, patience = 0, 20
         stage = "multipliers" + (" (adjacent)" if adjacent else "")
@@ -158,15 +166,16 @@ class SSDP:
                 self.improve(path, stage)
                 self.raise_bound(lb, stage)
                 break
-            if self.proven() or step < 1e-4 or self.expired():
+            if self.proven() or step < MIN_STEP or self.expired():
                 break
             u = u + step * (self.ub - lb) / float(g @ g) * g
-        self.stats[stage] = {"iterations": passes, "bound": round(best_lb, 3)}
-        return best_u, best_path
+        done = self.stats.get(stage, {}).get("iterations", 0)
+        self.stats[stage] = {"iterations": done + passes, "bound": round(best_lb, 3)}
+        return best_u, best_path, step
 
     def eliminate(self, u: np.ndarray) -> np.ndarray:
-        """Remove the nodes through which no path beats the upper bound; returns the backward
-        costs G (a bound on the cost of completing any path from a node)."""
+        """Remove the nodes through which no path beats the upper bound; returns the forward and
+        backward costs F and G (bounds on the two halves of any path through a node)."""
         F, _ = K.forward(self.p, self.d, self.w, u, self.alive)
         G, best = K.backward(self.p, self.d, self.w, u, self.alive)
         self.raise_bound(best + u.sum(), "elimination")
@@ -175,47 +184,50 @@ class SSDP:
         self.stats["nodes_alive"] = int(self.alive.sum())
         if not self.alive[-1].any():
             self.raise_bound(self.ub, "elimination")
-        return G
+        return F, G
 
-    def sublimate(self, u: np.ndarray, G: np.ndarray, path: np.ndarray) -> None:
-        """Memorise jobs until the relaxed optimum is a sequence or nothing beats UB. Between
-        additions the multipliers are readjusted on the memorising network (a memorised job's
-        multiplier no longer matters: it occurs exactly once)."""
+    def sublimate(
+        self, u: np.ndarray, F: np.ndarray, G: np.ndarray, path: np.ndarray, cap: int
+    ) -> None:
+        """Memorise jobs until the relaxed optimum is a sequence or nothing beats UB. The passes
+        alternate between forward and backward, each pruning its states with the previous
+        pass's states of the other half of the path (a state whose complement was pruned goes)."""
         memo: list[int] = []
-        best, step, add = -math.inf, 0.5, True
+        prev = None
+        forward = True
         while not self.proven() and not self.expired():
             cnt = self.counts(path)
-            if add:
-                wrong = [j for j in np.flatnonzero(cnt != 1).tolist() if j not in memo]
-                if not wrong or len(memo) >= 64:
-                    break
-                wrong.sort(key=lambda j: (-abs(1 - cnt[j]), -int(self.p[j])))
-                memo += wrong[: self.add_per_round]
-                self.stats["memorised"] = len(memo)
-            out = self.memo_pass(u, G, memo)
+            wrong = [j for j in np.flatnonzero(cnt != 1).tolist() if j not in memo]
+            if not wrong or len(memo) >= 64:
+                break
+            wrong.sort(key=lambda j: (-abs(1 - cnt[j]), -int(self.p[j])))
+            memo += wrong[: self.add_per_round]
+            self.stats["memorised"] = len(memo)
+            base = F if prev is None and not forward else G
+            out = self.memo_pass(u, base, memo, forward, prev, cap)
             if out is None:
                 break
-            path, lb = out
-            g = 1.0 - self.counts(path)
-            if not g.any() or self.proven():
-                break
-            add = lb <= best + self.readjust_gain * (self.ub - best)
-            best = max(best, lb)
-            if add:
-                step = max(step / 2, 1e-3)
-            u = u + step * (self.ub - lb) / float(g @ g) * g
-            G, _ = K.backward(self.p, self.d, self.w, u, self.alive)
-            self.stats["memo_passes"] = self.stats.get("memo_passes", 0) + 1
+            path, prev = out
+            forward = not forward
 
-    def memo_pass(self, u: np.ndarray, G: np.ndarray, memo: list[int]):
-        """One pass of the memorising network: the relaxed optimum's path and bound, or None when
-        the pass proved UB optimal, ran out of time or of room."""
+    def memo_pass(self, u, base, memo: list[int], forward: bool, prev, cap_states: int):
+        """One pass of the memorising network: the relaxed optimum's path and this pass's states
+        (for the next pass to prune with), or None when the pass proved UB optimal or ran out
+        of time or room."""
         n, T = self.n, self.T
         bit = np.zeros(n, np.uint64)
         for k, j in enumerate(memo):
             bit[j] = np.uint64(1) << np.uint64(k)
+        full = np.uint64((1 << len(memo)) - 1)
+        net = (self.p, self.d, self.w, u, self.alive)
         left_p = int(self.p[memo].sum())
         cut = self.ub - 1 - float(u.sum()) + EPS
+        if prev is None:
+            none = np.zeros((1, 1), np.int64)
+            other = (False, base, none, none, np.zeros(1, np.uint64), np.zeros(1), np.uint64(0))
+        else:
+            plo, phi, pstore, pfull = prev
+            other = (True, base, plo, phi, pstore[1], pstore[2], pfull)
         lo = np.zeros((T + 1, n), np.int64)
         hi = np.zeros((T + 1, n), np.int64)
         cap = 1 << 16
@@ -225,31 +237,38 @@ class SSDP:
             np.zeros(cap),
             np.zeros(cap, np.int64),
             np.zeros(cap, np.int64),
-            1,
+            1 if forward else 0,  # the forward store starts with the empty start state
         )
-        t = 1
-        while t <= T:
+        kernel = K.memo_forward if forward else K.memo_backward
+        t = 1 if forward else T
+        while (t <= T) if forward else (t > 0):
             if self.expired():
                 return None
-            store, t, status = K.memo_rows(
-                t, min(T + 1, t + ROWS_PER_CHUNK), self.p, self.d, self.w, u, bit, self.alive, G,
-                cut, left_p, lo, hi, store, self.max_states, STATES_PER_CHUNK,
+            t1 = min(T + 1, t + ROWS_PER_CHUNK) if forward else max(0, t - ROWS_PER_CHUNK)
+            store, t, fits = kernel(
+                t, t1, net, bit, left_p, cut, other, lo, hi, store, cap_states, STATES_PER_CHUNK,
             )  # fmt: skip
-            if status == K.FULL:
-                self.stats["stopped"] = f"state store full ({self.max_states} states)"
+            if not fits:
+                self.full = True
+                self.stats["stopped"] = f"state store full ({cap_states} states)"
                 return None
         self.stats["states"] = max(self.stats.get("states", 0), int(store[5]))
+        self.stats["memo_passes"] = self.stats.get("memo_passes", 0) + 1
         self.alive &= hi > lo
-        a, b = lo[T], hi[T]
-        ends = [k for j in range(n) for k in range(a[j], b[j])]
-        if not ends:
-            self.raise_bound(self.ub, f"memo {len(memo)}")
+        stage = f"memo {len(memo)}"
+        if forward:
+            ends = [k for j in range(n) for k in range(lo[T, j], hi[T, j])]
+            first = min(ends, key=lambda k: store[2][k]) if ends else -1
+            value = float(store[2][first]) if ends else math.inf
+        else:
+            value, first = K.memo_start(net, bit, full, lo, hi, store)
+        if first < 0 or value >= K.INF:
+            self.raise_bound(self.ub, stage)
             return None
-        vals = store[2]
-        end = min(ends, key=lambda k: vals[k])
-        self.raise_bound(float(vals[end]) + float(u.sum()), f"memo {len(memo)}")
-        path = K.memo_path(store, self.p, end)
+        lb = value + float(u.sum())
+        self.raise_bound(lb, stage)
+        path = K.memo_path(store, first, forward)
         if not (self.counts(path) - 1).any():
-            self.improve(path, f"memo {len(memo)}")
-            self.raise_bound(float(vals[end]) + float(u.sum()), f"memo {len(memo)}")
-        return path, float(vals[end]) + float(u.sum())
+            self.improve(path, stage)
+            self.raise_bound(lb, stage)
+        return path, (lo, hi, store, full)

@@ -16,8 +16,6 @@ import numba as nb
 import numpy as np
 
 INF = 1e30
-#: state-store status codes returned by `memo_rows`
-OK, FULL = 0, 1
 #: how many of the cheapest predecessors a node keeps at hand
 TOP = 4
 
@@ -144,29 +142,107 @@ def _grow(a, size, cap):
     return out
 
 
-@nb.njit(cache=True)
-def memo_rows(t0, t1, p, d, w, u, bit, alive, G, cut, left_p, lo, hi, store, cap_max, budget):
-    """Extend the memorising network over times t0..t1-1, or fewer: it stops after the first
-    time at which it has made more than `budget` states, so that the caller can look at the clock.
+@nb.njit(cache=True, inline="always")
+def _other(t, j, want, has_other, base, olo, ohi, omask, oval):
+    """The cost of the other half of a path through node (t, j) whose states in the other
+    direction carry `want`: from the previous pass (binary search; INF when that state was
+    pruned), or base[t, j] before there is one."""
+    if not has_other:
+        return base[t, j]
+    a, b = olo[t, j], ohi[t, j]
+    while a < b:
+        m = (a + b) // 2
+        if omask[m] < want:
+            a = m + 1
+        else:
+            b = m
+    if a < ohi[t, j] and omask[a] == want:
+        return oval[a]
+    return INF
 
-    A state is (t, j, S): node (t, j) with S the set (bit mask) of memorised jobs done so far, so
-    a memorised job occurs at most once and, at T, exactly once. States of node (t, j) are
-    store[lo[t, j]:hi[t, j]], sorted by S; `store` = (job, mask, val, pred, done, count) where done
-    is p(S) and state 0 is the empty start. A state is dropped when val + G[t, j] > cut (no path
-    through it beats the upper bound) or when the memorised jobs left do not fit before T.
-    Returns the store, the next time to extend, and OK, or FULL when it would exceed cap_max
-    states.
+
+@nb.njit(cache=True)
+def _flush(buf, m, j, store, cap_max):
+    """Append the candidates buf[:m] of one node to the store, one per distinct set (the
+    cheapest), sorted by set. Returns the store and whether it fitted."""
+    bm, bv, bp, bd = buf
+    job, mask, val, link, done, count = store
+    order = np.argsort(bm[:m], kind="mergesort")
+    if count + m > job.shape[0]:
+        cap = max(2 * job.shape[0], count + m)
+        if cap > cap_max:
+            if count + m > cap_max:
+                return store, False
+            cap = cap_max
+        job = _grow(job, count, cap)
+        mask = _grow(mask, count, cap)
+        val = _grow(val, count, cap)
+        link = _grow(link, count, cap)
+        done = _grow(done, count, cap)
+    q = 0
+    while q < m:
+        s = bm[order[q]]
+        best = order[q]
+        r = q + 1
+        while r < m and bm[order[r]] == s:
+            if bv[order[r]] < bv[best]:
+                best = order[r]
+            r += 1
+        job[count] = j
+        mask[count] = s
+        val[count] = bv[best]
+        link[count] = bp[best]
+        done[count] = bd[best]
+        count += 1
+        q = r
+    return (job, mask, val, link, done, count), True
+
+
+@nb.njit(cache=True)
+def _push(buf, m, s, v, k, dn):
+    bm, bv, bp, bd = buf
+    if m == bm.shape[0]:
+        bm = _grow(bm, m, 2 * m)
+        bv = _grow(bv, m, 2 * m)
+        bp = _grow(bp, m, 2 * m)
+        bd = _grow(bd, m, 2 * m)
+    bm[m] = s
+    bv[m] = v
+    bp[m] = k
+    bd[m] = dn
+    return (bm, bv, bp, bd), m + 1
+
+
+@nb.njit(cache=True)
+def new_buffer():
+    return (np.empty(64, np.uint64), np.empty(64), np.empty(64, np.int64), np.empty(64, np.int64))
+
+
+@nb.njit(cache=True)
+def memo_forward(t0, t1, net, bit, left_p, cut, other, lo, hi, store, cap_max, budget):
+    """Extend the forward memorising network over times t0..t1-1, or fewer: it stops after the
+    first time at which it has made more than `budget` states (so that the caller can look at the
+    clock).
+
+    A state is (t, j, S): node (t, j) with S the set (bit mask) of memorised jobs done up to t,
+    j included, so that a memorised job occurs at most once and, at T, exactly once. The states
+    of node (t, j) are store[lo[t, j]:hi[t, j]], sorted by S; `store` = (job, mask, val, pred,
+    done, count) with val the cost of the cheapest path to the state, pred its previous state and
+    done = p(S); state 0 is the empty start. A state is dropped when no path through it can beat
+    the upper bound (`cut`, with the other half of the path bounded by `other`, see `_other`) or
+    when the memorised jobs left do not fit before T. Returns the store, the next time to extend
+    and whether the store had room (at most cap_max states).
     """
+    p, d, w, u, alive = net
+    has_other, base, olo, ohi, omask, oval, ofull = other
     job, mask, val, pred, done, count = store
-    rows, n = alive.shape
-    T = rows - 1
-    bm = np.empty(64, np.uint64)
-    bv = np.empty(64)
-    bp = np.empty(64, np.int64)
+    n = alive.shape[1]
+    T = alive.shape[0] - 1
+    buf = new_buffer()
     first = count
     for t in range(t0, t1):
         if count - first > budget:
-            return (job, mask, val, pred, done, count), t, OK
+            return store, t, True
         for j in range(n):
             tp = t - p[j]
             if tp < 0 or not alive[t, j]:
@@ -174,7 +250,6 @@ def memo_rows(t0, t1, p, d, w, u, bit, alive, G, cut, left_p, lo, hi, store, cap
             c = w[j] * max(0, t - d[j]) - u[j]
             bj = bit[j]
             pj = p[j] if bj else 0
-            limit = cut - G[t, j] - c
             m = 0
             for i in range(n + 1):
                 if tp == 0:  # only the start state precedes
@@ -189,61 +264,102 @@ def memo_rows(t0, t1, p, d, w, u, bit, alive, G, cut, left_p, lo, hi, store, cap
                     a, b = lo[tp, i], hi[tp, i]
                 for k in range(a, b):
                     s = mask[k]
-                    if s & bj or val[k] > limit:
+                    if s & bj or left_p - done[k] - pj > T - t:
                         continue
-                    if left_p - done[k] - pj > T - t:
+                    v = val[k] + c
+                    s |= bj
+                    if v + _other(t, j, ofull & ~s, has_other, base, olo, ohi, omask, oval) > cut:
                         continue
-                    if m == bm.shape[0]:
-                        bm = _grow(bm, m, 2 * m)
-                        bv = _grow(bv, m, 2 * m)
-                        bp = _grow(bp, m, 2 * m)
-                    bm[m] = s | bj
-                    bv[m] = val[k] + c
-                    bp[m] = k
-                    m += 1
+                    buf, m = _push(buf, m, s, v, k, done[k] + pj)
             if m == 0:
                 continue
-            order = np.argsort(bm[:m], kind="mergesort")
-            if count + m > job.shape[0]:
-                cap = max(2 * job.shape[0], count + m)
-                if cap > cap_max:
-                    if count + m > cap_max:
-                        return (job, mask, val, pred, done, count), t, FULL
-                    cap = cap_max
-                job = _grow(job, count, cap)
-                mask = _grow(mask, count, cap)
-                val = _grow(val, count, cap)
-                pred = _grow(pred, count, cap)
-                done = _grow(done, count, cap)
             lo[t, j] = count
-            q = 0
-            while q < m:  # one state per distinct S: the cheapest
-                s = bm[order[q]]
-                best = order[q]
-                r = q + 1
-                while r < m and bm[order[r]] == s:
-                    if bv[order[r]] < bv[best]:
-                        best = order[r]
-                    r += 1
-                job[count] = j
-                mask[count] = s
-                val[count] = bv[best]
-                pred[count] = bp[best]
-                done[count] = done[bp[best]] + pj
-                count += 1
-                q = r
+            store, fits = _flush(buf, m, j, store, cap_max)
+            if not fits:
+                return store, t, False
+            job, mask, val, pred, done, count = store
             hi[t, j] = count
-    return (job, mask, val, pred, done, count), t1, OK
+    return store, t1, True
 
 
 @nb.njit(cache=True)
-def memo_path(store, p, end):
-    """The jobs of the path that ends in state `end` (at time T), in order."""
-    job, mask, val, pred, done, count = store
+def memo_backward(t0, t1, net, bit, left_p, cut, other, lo, hi, store, cap_max, budget):
+    """The mirror of `memo_forward`, over times t0 down to t1+1: a state (t, j, R) carries the
+    set R of memorised jobs done after t, val the cheapest cost of the jobs after t (c_j(t)
+    excluded) and `pred` its next state (-1 at T)."""
+    p, d, w, u, alive = net
+    has_other, base, olo, ohi, omask, oval, ofull = other
+    job, mask, val, succ, done, count = store
+    n = alive.shape[1]
+    T = alive.shape[0] - 1
+    buf = new_buffer()
+    first = count
+    for t in range(t0, t1, -1):
+        if count - first > budget:
+            return store, t, True
+        for j in range(n):
+            if t < p[j] or not alive[t, j]:
+                continue
+            bj = bit[j]
+            m = 0
+            if t == T:
+                if _other(t, j, ofull, has_other, base, olo, ohi, omask, oval) <= cut:
+                    buf, m = _push(buf, m, np.uint64(0), 0.0, -1, 0)
+            else:
+                for k in range(n):
+                    te = t + p[k]
+                    if k == j or te > T or hi[te, k] == lo[te, k]:
+                        continue
+                    if not precedes(j, k, te, p, d, w):
+                        continue
+                    ck = w[k] * max(0, te - d[k]) - u[k]
+                    bk = bit[k]
+                    pk = p[k] if bk else 0
+                    for q in range(lo[te, k], hi[te, k]):
+                        r = mask[q] | bk
+                        if r & bj or left_p - done[q] - pk > t:
+                            continue
+                        v = val[q] + ck
+                        want = ofull & ~r
+                        if v + _other(t, j, want, has_other, base, olo, ohi, omask, oval) > cut:
+                            continue
+                        buf, m = _push(buf, m, r, v, q, done[q] + pk)
+            if m == 0:
+                continue
+            lo[t, j] = count
+            store, fits = _flush(buf, m, j, store, cap_max)
+            if not fits:
+                return store, t, False
+            job, mask, val, succ, done, count = store
+            hi[t, j] = count
+    return store, t1, True
+
+
+@nb.njit(cache=True)
+def memo_start(net, bit, full, lo, hi, store):
+    """The cheapest whole path of a backward memorising network: (cost, its first state)."""
+    p, d, w, u, alive = net
+    job, mask, val, succ, done, count = store
+    best, arg = INF, -1
+    for k in range(alive.shape[1]):
+        te = p[k]
+        c = w[k] * max(0, te - d[k]) - u[k]
+        for q in range(lo[te, k], hi[te, k]):
+            if mask[q] | bit[k] == full and val[q] + c < best:
+                best, arg = val[q] + c, q
+    return best, arg
+
+
+@nb.njit(cache=True)
+def memo_path(store, first, forward):
+    """The jobs of the path through state `first`: backwards through `pred` from a state at T
+    (forward store), or onwards through `succ` from a state at the start (backward store)."""
+    job, mask, val, link, done, count = store
     out = []
-    k = end
-    while k != 0:
+    k = first
+    while k > 0 if forward else k >= 0:
         out.append(job[k])
-        k = pred[k]
-    out.reverse()
+        k = link[k]
+    if forward:
+        out.reverse()
     return np.array(out, np.int64)
