@@ -169,7 +169,7 @@ def sp_cases(draw):
     below, at, or one above): latencies, unit capacities, register limits and the horizon, so that
     an off-by-one anywhere in a rule changes the verdict. Distances up to 3, modulo wrap-around
     (starts beyond the II), self-loops, blocking and value edges, warp groups with handoff."""
-    n = draw(st.integers(1, 5))
+    n = draw(st.sampled_from([1, 2, 3, 3, 4, 5]))
     unit_names = ["A", "B"][: draw(st.integers(1, 2))]
     ii = draw(st.integers(1, 5))
     start = draw(st.lists(st.integers(0, 12), min_size=n, max_size=n))
@@ -195,25 +195,31 @@ def sp_cases(draw):
         )
     wg = None
     group = None
-    if draw(st.booleans()):
-        count = draw(st.integers(1, 3))
+    if draw(st.integers(0, 3)):
+        count = draw(st.sampled_from([1, 2, 2, 3]))
         wg = {
             "count": count,
             "reg_limit": [0] * count,
             "producer": draw(st.integers(0, count - 1)),
-            "handoff": draw(st.integers(0, 2)),
+            "handoff": draw(st.sampled_from([0, 1, 1, 2])),
             "producer_exclusive": draw(st.booleans()),
         }
         group = [draw(st.integers(0, count - 1)) for _ in range(n)]
+        if count > 1 and n > 1 and len(set(group)) == 1:  # two groups at least, so that edges cross
+            group[-1] = (group[-1] + 1) % count
     g = group or [0] * n
     edges = []
-    for _ in range(draw(st.integers(0, 6))):
+    for _ in range(draw(st.integers(0, 6)) if n > 1 else draw(st.integers(0, 2))):
         u, v = draw(st.integers(0, n - 1)), draw(st.integers(0, n - 1))
+        across = [w for w in range(n) if g[w] != g[u]]
+        if across and draw(st.booleans()):  # an edge between two warp groups (handoff)
+            v = draw(st.sampled_from(across))
         d = draw(st.sampled_from([0, 1, 2, 2, 3]))
         extra = wg["handoff"] if wg and g[u] != g[v] else 0
         lat = start[v] + d * ii - start[u] - extra + draw(st.sampled_from([-1, 0, 0, 1]))
-        if lat < 0:
-            lat = draw(st.integers(0, 2))
+        while lat < 0:  # the consumer is too early for any latency: a later iteration's
+            d += 1  # consumer, still at the boundary
+            lat += ii
         edges.append(
             {
                 "from": f"o{u}",
@@ -530,7 +536,7 @@ def gpu_cases(draw):
     for _ in range(20):
         units[draw(st.integers(0, cells - 1))] += 1
     dist = [[units[i * cols + j] / 20 for j in range(cols)] for i in range(rows)]
-    rate = draw(st.sampled_from([1, 2, 3, 0.3, 1.5, 0]))
+    rate = draw(st.sampled_from([1, 2, 3, 0.3, 1.5, 1, 2, 0]))
     sf = draw(st.integers(1, 3))
     packing = draw(st.sampled_from(["pooled", "per_instance"]))
     n_types = draw(st.integers(1, 3))
@@ -562,11 +568,20 @@ def gpu_cases(draw):
     }
     buckets, loads = _gpu_loads(data)
     assignment, per_type, top = [], collections.Counter(), collections.Counter()
+    filled: dict = {}
     for b in buckets:
         for s in range(sf):
             serving = [t for t in range(n_types) if b in loads[t]] or list(range(n_types))
             t = draw(st.sampled_from(serving))
-            instance = draw(st.integers(0, 2))
+            if packing == "per_instance" and draw(st.booleans()):  # first fit: full instances
+                fill = [
+                    sum(x for (u, i), x in filled.items() if u == t and i == k) for k in range(3)
+                ]
+                load = loads[t].get(b, 0)
+                instance = next((k for k in range(3) if fill[k] + load <= 1), 2)
+            else:
+                instance = draw(st.integers(0, 2))
+            filled[(t, instance)] = filled.get((t, instance), 0) + loads[t].get(b, 0)
             assignment.append(
                 {"bucket": list(b), "slice": s, "gpu_type": f"G{t}", "instance": instance}
             )
@@ -580,7 +595,8 @@ def gpu_cases(draw):
             types[t]["max_count"] = max(0, counts[f"G{t}"] + draw(st.sampled_from([-1, 0, 1])))
     flaw = draw(
         st.sampled_from(
-            ["none"] * 4
+            ["none"] * 3
+            + ["twice"]
             + [
                 "drop",
                 "twice",
@@ -797,7 +813,9 @@ def ep_cases(draw):
                 if options and draw(st.booleans()):
                     row[s] = draw(st.sampled_from(options))
         slots.append(row)
-    flaw = draw(st.sampled_from(["none"] * 4 + ["same_gpu", "missing", "ids", "row", "layers"]))
+    flaw = draw(
+        st.sampled_from(["none"] * 4 + ["same_gpu"] * 2 + ["missing", "ids", "row", "layers"])
+    )
     l = draw(st.integers(0, L - 1))
     if flaw == "same_gpu" and S > 1:
         g = draw(st.integers(0, G - 1))
