@@ -224,6 +224,11 @@ class ExpertPlacement(Problem):
             np.add.at(X[l], (np.where(arr[l] < 0, E, arr[l]), gpu), 1)
         return X[:, :E, :]
 
+    @property
+    def max_replicas(self) -> int:
+        """The most replicas one expert can have: one per GPU, and no more than the spare slots allow."""
+        return max(1, min(self.gpus, self.num_slots - self.num_experts + 1))
+
     def slots_of(self, X: np.ndarray) -> list[list[int]]:
         """The slot rows of an `[L, E, G]` 0/1 replica array (the inverse of `replica_matrix`):
         each GPU's experts in increasing order, then its empty slots (-1)."""

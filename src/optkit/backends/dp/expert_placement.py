@@ -21,9 +21,7 @@ import itertools
 import math
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
-from optkit.backends.heuristics.expert_placement import greedy_affinity_X
 from optkit.problems.expert_placement import ExpertPlacement
 from optkit.registry import register
 from optkit.result import Termination
@@ -56,6 +54,8 @@ def layer_states(
 @register("dp", "expert-placement", exact=True, bounds=True, params={})
 def dp(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     """Exact DP over layers for single-node instances with small layers (e.g. Mixtral on 4 GPUs)."""
+    from scipy.optimize import linear_sum_assignment  # imported here: discovery stays cheap
+
     L, E, G, S = problem.num_layers, problem.num_experts, problem.gpus, problem.slots_per_gpu
     use_comm = problem.affinity_array is not None and problem.weight > 0 and L > 1
     if problem.num_nodes > 1:
@@ -143,9 +143,12 @@ def dp(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
 
 def _fallback(problem: ExpertPlacement, opts: SolveOptions, why: str) -> Outcome:
     """Outside the DP's reach: the greedy-affinity placement, with no optimality claim."""
-    X = greedy_affinity_X(problem, opts=opts)
+    from optkit.solve import solve
+
+    limit = None if opts.time_limit is None else max(opts.remaining(), 0.01)
+    start = solve(problem, "greedy-affinity", time_limit=limit)
     return Outcome(
-        solution={"slots": problem.slots_of(X)},
+        solution=start.solution,
         message=f"dp not applicable ({why}); returned the greedy-affinity placement, no claim",
     )
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import heapq
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from optkit.problems.expert_placement import ExpertPlacement
 from optkit.registry import register
@@ -512,6 +511,8 @@ def _swap_search(
 
 def _relabel(X_ref: np.ndarray, sc: np.ndarray) -> np.ndarray:
     """Permute the GPUs of a reference layer placement to maximise the affinity score."""
+    from scipy.optimize import linear_sum_assignment  # imported here: discovery stays cheap
+
     # value[g_ref, g_new] = score of moving reference GPU g_ref's experts to GPU g_new
     value = X_ref.T.astype(float) @ sc
     _, cols = linear_sum_assignment(value, maximize=True)
@@ -632,24 +633,6 @@ def greedy_affinity(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
         return Outcome(termination=Termination.ERROR, message=f"greedy-affinity: {e}")
     term = Termination.TIME_LIMIT if stats.get("stopped_early") else Termination.COMPLETED
     return Outcome(solution={"slots": problem.slots_of(X)}, termination=term, stats=stats)
-
-
-def best_heuristic_slots(problem: ExpertPlacement, num_groups: int = 1) -> list[list[int]]:
-    """The better (by objective) of greedy-affinity and repaired EPLB: the exact models' warm start."""
-    cands = [problem.slots_of(greedy_affinity_X(problem, num_groups))]
-    for ng in sorted({1, num_groups}):
-        try:
-            slots, _ = eplb_slots(problem, ng)
-        except ValueError:
-            continue
-        cands.append(repair_duplicates(problem, slots)[0])
-    feasible = [c for c in cands if problem.check({"slots": c}).feasible]
-    return min(feasible, key=problem.objective_of)
-
-
-def max_replicas(problem: ExpertPlacement) -> int:
-    """The most replicas one expert can have: one per GPU, and no more than the spare slots allow."""
-    return max(1, min(problem.gpus, problem.num_slots - problem.num_experts + 1))
 
 
 # -- a lower bound on cross-GPU traffic ------------------------------------------------------------

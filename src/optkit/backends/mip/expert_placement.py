@@ -15,8 +15,6 @@ from optkit.problems.expert_placement import ExpertPlacement
 from optkit.registry import register
 from optkit.solve import Outcome, SolveOptions
 
-MAX_VARS = 200_000
-
 
 @register(
     "mip",
@@ -35,7 +33,7 @@ def mip(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
 
     import pulp
 
-    from optkit.backends.cpsat.expert_placement import prepare
+    from optkit.backends.expert_placement_exact import prepare
     from optkit.backends.mip._common import (
         MipAnswer,
         backend_solver,
