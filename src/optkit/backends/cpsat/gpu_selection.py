@@ -30,78 +30,6 @@ from optkit.solve import Outcome, SolveOptions
 SCALES = (10**6, 10**9, 10**12)
 
 
-def warm_start(problem: GpuSelection, opts: SolveOptions) -> dict | None:
-    """The cheapest of the user's initial solution, a greedy packing and the single-type baseline
-    (None if none exists). Pooled: one first fit on all types (the full `greedy` costs more time than
-    it saves there); per instance, where the search is hard, the full `greedy`."""
-    from optkit.backends.heuristics.gpu_selection import (
-        first_fit,
-        greedy_start,
-        single_type_solution,
-    )
-
-    quick = (
-        first_fit(problem, improve=False)
-        if problem.packing == "pooled"
-        else greedy_start(problem, opts, 1 / 3)  # at most a third of the time
-    )
-    best = None
-    for solution in (opts.initial_solution, quick, single_type_solution(problem)):
-        if solution is not None and problem.check(solution).feasible:
-            cost = problem.exact_cost(solution["counts"])
-            if best is None or cost < best[0]:
-                best = (cost, solution)
-    return None if best is None else best[1]
-
-
-def prepare(
-    problem: GpuSelection, opts: SolveOptions, exact: Any
-) -> tuple[Outcome | None, dict | None, Fraction | None, float | None]:
-    """What both exact solvers do first: (an outcome if that already settles it, the warm start,
-    its exact cost as an upper bound, and for per_instance packing the pooled optimum as a lower bound)."""
-    reason = problem.infeasibility_reason()
-    if reason:
-        return Outcome(proven_infeasible=True, message=f"infeasible: {reason}"), None, None, None
-    start = warm_start(problem, opts)
-    ub = problem.exact_cost(start["counts"]) if start is not None else None
-    if start is not None:
-        opts.report(start, float(ub))  # the answer if the model takes the rest of the time
-    lb = None
-    if problem.packing == "per_instance" and problem.buckets:
-        lb = pooled_bound(problem, opts, exact)
-        if start is not None and lb is not None and problem.cost_of(start["counts"]) <= lb:
-            return (
-                Outcome(
-                    solution=start,
-                    proven_optimal=True,
-                    bound=lb,
-                    message="the greedy packing costs the pooled optimum, a lower bound",
-                ),
-                start,
-                ub,
-                lb,
-            )
-    return None, start, ub, lb
-
-
-def pooled_bound(problem: GpuSelection, opts: SolveOptions, solver: Any) -> float | None:
-    """A proven lower bound on a per_instance instance: the pooled optimum (or bound) of the same
-    workload, found by `solver` within a quarter of the remaining time. Any per-instance packing is a
-    pooled one, so the pooled optimum never exceeds the per-instance optimum."""
-    from optkit.solve import SolveOptions as Options
-    from optkit.solve import TimeUp
-
-    if opts.expired():
-        return None
-    limit = None if opts.time_limit is None else opts.remaining() / 4
-    sub = Options(time_limit=limit, threads=opts.threads, seed=opts.seed, params=dict(opts.params))
-    try:
-        out = solver(problem.model_copy(update={"packing": "pooled"}), sub)
-    except TimeUp:
-        return None
-    return out.bound
-
-
 def slice_counts(problem: GpuSelection, solution: dict) -> tuple[dict, dict]:
     """(n[(t, b)], per-instance counts x[(t, k, b)]) of a solution dict."""
     index = {name: t for t, name in enumerate(problem.names)}
@@ -328,6 +256,8 @@ def cpsat(problem: GpuSelection, opts: SolveOptions) -> Outcome:
     returned if the search finds nothing cheaper. `hint=true` also hints it to CP-SAT; with one
     worker that slowed the proofs down in our runs (see docs/gpu_selection.md), so it is off.
     """
+    from optkit.backends.gpu_selection_exact import prepare
+
     settled, start, ub, lb = prepare(problem, opts, cpsat)
     if settled is not None:
         return settled

@@ -189,7 +189,6 @@ class _Packing:
 def first_fit(
     problem: GpuSelection,
     allowed: frozenset[int] | None = None,
-    improve: bool = True,
     opts: SolveOptions | None = None,
 ) -> dict | None:
     """Cost-efficiency first fit on the `allowed` types (all if None), then instance dropping."""
@@ -205,8 +204,7 @@ def first_fit(
         for _ in range(problem.slice_factor):
             if not state.place(b):
                 return None
-    if improve:
-        state = state.improve(opts=opts)
+    state = state.improve(opts=opts)
     return state.solution()
 
 
@@ -249,14 +247,6 @@ def greedy_solution(
     return None if best is None else best[1]
 
 
-def greedy_start(problem: GpuSelection, opts: SolveOptions, share: float) -> dict | None:
-    """`greedy_solution` as the start of an exact solver: at most `share` of the time left."""
-    from optkit.solve import SolveOptions as Opts
-
-    limit = None if opts.time_limit is None else share * opts.remaining()
-    return greedy_solution(problem, opts=Opts(time_limit=limit, callback=opts.report))
-
-
 def _no_solution(problem: GpuSelection, what: str) -> Outcome:
     reason = problem.infeasibility_reason()
     if reason:
@@ -277,7 +267,7 @@ def single_type(problem: GpuSelection, opts: SolveOptions) -> Outcome:
     return Outcome(solution=solution)
 
 
-@register("greedy", "gpu-selection")
+@register("greedy", "gpu-selection", params={"subsets": 64})
 def greedy(problem: GpuSelection, opts: SolveOptions) -> Outcome:
     """Cost-efficiency first fit over subsets of the GPU types, with instance dropping; never worse
     than the single-type baseline."""
@@ -286,7 +276,7 @@ def greedy(problem: GpuSelection, opts: SolveOptions) -> Outcome:
     if single is not None:
         best = (problem.exact_cost(single["counts"]), single)
         opts.report(single, float(best[0]))
-    solution = greedy_solution(problem, opts=opts)
+    solution = greedy_solution(problem, max(1, int(opts.params["subsets"])), opts=opts)
     if solution is not None:
         cost = problem.exact_cost(solution["counts"])
         if best is None or cost < best[0]:

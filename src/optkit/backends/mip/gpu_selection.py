@@ -157,7 +157,7 @@ def mip(problem: GpuSelection, opts: SolveOptions) -> Outcome:
     """Mélange's ILP on slice counts (pooled) or the per-instance packing model, with PuLP."""
     import time
 
-    from optkit.backends.cpsat.gpu_selection import prepare
+    from optkit.backends.gpu_selection_exact import prepare
     from optkit.backends.mip._common import MipAnswer, backend_solver, ensure_time_to_hand_over
 
     settled, start, ub, lb = prepare(problem, opts, mip)
