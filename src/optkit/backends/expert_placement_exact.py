@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from optkit.backends.starts import start_from
 from optkit.problems.expert_placement import ExpertPlacement
-from optkit.result import Status, Termination
+from optkit.result import Termination
 from optkit.solve import Outcome, SolveOptions
 
 #: models with more variables than this are not built; the warm start is returned instead
@@ -65,15 +66,12 @@ def prepare(
 
 def heuristic_start(problem: ExpertPlacement, opts: SolveOptions) -> list[list[int]]:
     """The better (by objective) of greedy-affinity and repaired EPLB, within the time left."""
-    from optkit.solve import solve
-
     num_groups = int(opts.params["num_groups"])
-    limit = None if opts.time_limit is None else max(opts.remaining(), 0.01)
-    runs = [solve(problem, "greedy-affinity", time_limit=limit, num_groups=num_groups)]
+    runs = [start_from(problem, "greedy-affinity", opts, num_groups=num_groups)]
     for ng in sorted({1, num_groups}):  # EPLB cannot split experts into every number of groups
-        runs.append(solve(problem, "eplb", num_groups=ng, repair=True))
-    found = [r for r in runs if r.status in (Status.FEASIBLE, Status.OPTIMAL)]
-    return [list(row) for row in min(found, key=lambda r: r.objective).solution["slots"]]
+        runs.append(start_from(problem, "eplb", opts, num_groups=ng, repair=True))
+    best = min((r for r in runs if r is not None), key=lambda r: r.objective)
+    return [list(row) for row in best.solution["slots"]]
 
 
 def by_layer(problem: ExpertPlacement, opts: SolveOptions, warm, solve_one) -> Outcome:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from optkit.backends.starts import start_from
 from optkit.problems.gpu_selection import GpuSelection
 from optkit.solve import Outcome, SolveOptions
 
@@ -16,11 +17,9 @@ def warm_start(problem: GpuSelection, opts: SolveOptions) -> dict | None:
     than the single-type baseline), or None. Pooled: greedy's first fit on all types only (the
     search over subsets costs more time than it saves there); per instance, where the search is
     hard, the whole `greedy` on at most a third of the time left."""
-    from optkit.solve import solve
-
     subsets = 1 if problem.packing == "pooled" else 64
-    limit = None if opts.time_limit is None else max(opts.remaining() / 3, 0.01)
-    quick = solve(problem, "greedy", time_limit=limit, subsets=subsets).solution
+    found = start_from(problem, "greedy", opts, 1 / 3, subsets=subsets)
+    quick = found.solution if found is not None else None
     best = None
     for solution in (opts.initial_solution, quick):
         if solution is not None and problem.check(solution).feasible:

@@ -316,6 +316,12 @@ class SoftwarePipelining(Problem):
                     )
         return None
 
+    def default_ii_max(self) -> int:
+        """An II at which a sequential schedule of one iteration fits (without warp groups)."""
+        total = sum(len(u) for u in self.uses) + sum(lat for _, _, lat, _, _ in self.arcs)
+        total += self.handoff * len(self.arcs) + sum(self.issue(v) for v in range(self.n))
+        return max(self.mii() or 1, total + 1)
+
     def length_lower_bound(self) -> int:
         """A schedule length no schedule beats at any II: longest zero-distance path plus cycles."""
         est = [0] * self.n

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
+from optkit.backends.starts import start_from
 from optkit.problems.software_pipelining import SoftwarePipelining
 from optkit.registry import register
 from optkit.result import Termination
@@ -242,8 +243,6 @@ def solve_at(
 )
 def cpsat(problem: SoftwarePipelining, opts: SolveOptions) -> Outcome:
     """II upward from MII, each a CP-SAT model minimising the schedule length (jointly with warp groups)."""
-    from optkit.backends.heuristics.software_pipelining import default_ii_max, ims_start
-
     reason = problem.infeasibility_reason()
     if reason is not None:
         return Outcome(proven_infeasible=True, message=reason)
@@ -252,8 +251,9 @@ def cpsat(problem: SoftwarePipelining, opts: SolveOptions) -> Outcome:
     incumbent = opts.initial_solution
     if incumbent is None and opts.params.get("ims_start", True):
         # a hint at MII, if cheap: at most a third of the time
-        incumbent = ims_start(problem, opts, 1 / 3, budget=6, tries=2, ii_max=mii)
-    ii_max = max(incumbent["ii"] if incumbent else 0, default_ii_max(problem))
+        start = start_from(problem, "ims", opts, 1 / 3, True, budget=6, tries=2, ii_max=mii)
+        incumbent = start.solution if start else None
+    ii_max = max(incumbent["ii"] if incumbent else 0, problem.default_ii_max())
     lb = mii  # every II below lb is proven infeasible
     proven_chain = True
     infeasible: list[int] = []

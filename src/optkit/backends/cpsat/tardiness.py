@@ -8,6 +8,7 @@ never worse than that start.
 
 from __future__ import annotations
 
+from optkit.backends.starts import best_start
 from optkit.problems.tardiness import Tardiness, dominates
 from optkit.registry import register
 from optkit.solve import Outcome, SolveOptions
@@ -55,9 +56,9 @@ def build(problem: Tardiness, dominance: bool = True, opts: SolveOptions | None 
 def cpsat(problem: Tardiness, opts: SolveOptions) -> Outcome:
     """CP-SAT: intervals, no-overlap, dominance precedences, hinted with the best rule."""
     from optkit.backends.cpsat._common import add_hints, solve_model
-    from optkit.backends.heuristics.tardiness import best_rule
 
-    _, sequence, objective = best_rule(problem, RULES)
+    rule = best_start(problem, RULES, opts)
+    sequence, objective = rule.solution["sequence"], rule.objective
     if opts.initial_solution is not None:
         given = list(opts.initial_solution["sequence"])
         if problem.total_weighted_tardiness(given) < objective:

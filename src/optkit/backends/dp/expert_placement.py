@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from optkit.backends.starts import start_from
 from optkit.problems.expert_placement import ExpertPlacement
 from optkit.registry import register
 from optkit.result import Termination
@@ -143,12 +144,9 @@ def dp(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
 
 def _fallback(problem: ExpertPlacement, opts: SolveOptions, why: str) -> Outcome:
     """Outside the DP's reach: the greedy-affinity placement, with no optimality claim."""
-    from optkit.solve import solve
-
-    limit = None if opts.time_limit is None else max(opts.remaining(), 0.01)
-    start = solve(problem, "greedy-affinity", time_limit=limit)
+    start = start_from(problem, "greedy-affinity", opts)
     return Outcome(
-        solution=start.solution,
+        solution=start.solution if start is not None else None,
         message=f"dp not applicable ({why}); returned the greedy-affinity placement, no claim",
     )
 

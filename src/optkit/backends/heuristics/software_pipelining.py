@@ -365,7 +365,7 @@ def ims_solve(
     if mii is None:
         return None, None
     if ii_max is None:
-        ii_max = default_ii_max(problem)
+        ii_max = problem.default_ii_max()
     rng = random.Random(opts.seed)
     for ii in range(mii, ii_max + 1):
         if opts.expired():
@@ -424,26 +424,6 @@ def ims_solve(
     return None, None
 
 
-def ims_start(
-    problem: SoftwarePipelining, opts: SolveOptions, share: float, **ims_args: int
-) -> dict | None:
-    """IMS as the start of an exact solver: at most `share` of the time left, then its best.
-
-    Its schedules are reported to `opts` as they are found."""
-    from optkit.solve import SolveOptions as Opts
-    from optkit.solve import TimeUp
-
-    limit = None if opts.time_limit is None else share * opts.remaining()
-    sub = Opts(time_limit=limit, seed=opts.seed, callback=lambda sol, obj: opts.report(sol, obj))
-    try:
-        found, _ = ims_solve(problem, sub, **ims_args)
-    except TimeUp:
-        found = None
-    if found is None and sub.incumbent is not None:
-        found = sub.incumbent[0]
-    return found
-
-
 def _report(problem: SoftwarePipelining, opts: SolveOptions, solution: dict) -> dict:
     """Report `solution` when it is feasible and better than the incumbent; return it."""
     report = problem.check(solution)
@@ -453,27 +433,22 @@ def _report(problem: SoftwarePipelining, opts: SolveOptions, solution: dict) -> 
     return solution
 
 
-def default_ii_max(problem: SoftwarePipelining) -> int:
-    """An II at which a sequential schedule of one iteration fits (without warp groups)."""
-    total = sum(len(u) for u in problem.uses) + sum(lat for _, _, lat, _, _ in problem.arcs)
-    total += problem.handoff * len(problem.arcs) + sum(problem.issue(v) for v in range(problem.n))
-    return max(problem.mii() or 1, total + 1)
-
-
 @register(
     "ims",
     "software-pipelining",
     exact=False,
     bounds=False,
     deterministic=True,
-    params={"budget": 6, "tries": 12},
+    params={"budget": 6, "tries": 12, "ii_max": 0},
 )
 def ims(problem: SoftwarePipelining, opts: SolveOptions) -> Outcome:
     """Rau's iterative modulo scheduling; greedy warp-group assignment when groups are given."""
     reason = problem.infeasibility_reason()
     if reason is not None:
         return Outcome(proven_infeasible=True, message=reason)
-    sol, _ = ims_solve(problem, opts, int(opts.params["budget"]), int(opts.params["tries"]))
+    budget, tries = int(opts.params["budget"]), int(opts.params["tries"])
+    ii_max = int(opts.params["ii_max"]) or None  # 0: where one iteration fits sequentially
+    sol, _ = ims_solve(problem, opts, budget, tries, ii_max)
     if sol is None:
         term = Termination.TIME_LIMIT if opts.expired() else Termination.COMPLETED
         return Outcome(termination=term, message="iterative modulo scheduling found no schedule")

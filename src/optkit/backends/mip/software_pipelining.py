@@ -15,6 +15,7 @@ here (use `cpsat`).
 
 from __future__ import annotations
 
+from optkit.backends.starts import start_from
 from optkit.problems.software_pipelining import SoftwarePipelining
 from optkit.registry import register
 from optkit.result import Termination
@@ -112,12 +113,11 @@ def mip(problem: SoftwarePipelining, opts: SolveOptions) -> Outcome:
             message="solver 'mip' models modulo scheduling without warp groups; "
             "use --solver cpsat (joint model) or ims for this instance",
         )
-    from optkit.backends.heuristics.software_pipelining import default_ii_max, ims_start
-
     mii = problem.mii()
     assert mii is not None
-    incumbent = ims_start(problem, opts, 1 / 3, budget=6, tries=1)  # at most a third of the time
-    ii_max = incumbent["ii"] if incumbent else default_ii_max(problem)
+    start = start_from(problem, "ims", opts, 1 / 3, True, budget=6, tries=1)  # a third of the time
+    incumbent = start.solution if start else None
+    ii_max = incumbent["ii"] if incumbent else problem.default_ii_max()
     lb, chain, infeasible = mii, True, []
     for ii in range(mii, ii_max + 1):
         if opts.expired():

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from optkit.backends.starts import best_start
 from optkit.problems.tardiness import Tardiness, dominates
 from optkit.registry import register
 from optkit.solve import Outcome, SolveOptions
@@ -111,7 +112,6 @@ def mip(problem: Tardiness, opts: SolveOptions) -> Outcome:
     """Positional or time-indexed MIP (auto: time-indexed when the horizon is short)."""
     import time
 
-    from optkit.backends.heuristics.tardiness import best_rule
     from optkit.backends.mip._common import ensure_time_to_hand_over, solve_problem
 
     form = opts.params["formulation"]
@@ -124,8 +124,9 @@ def mip(problem: Tardiness, opts: SolveOptions) -> Outcome:
     if form == "auto":
         size = problem.n * (max(problem.r) + sum(problem.processing_times))
         form = "time-indexed" if size <= opts.params["max_time_indexed_vars"] else "positional"
-    _, rule_sequence, rule_objective = best_rule(problem, RULES)
-    opts.report({"sequence": list(rule_sequence)}, rule_objective)  # if the model takes the limit
+    rule = best_start(problem, RULES, opts)
+    rule_sequence, rule_objective = rule.solution["sequence"], rule.objective
+    opts.report(rule.solution, rule_objective)  # the answer if the model takes the whole limit
     built = time.monotonic()
     prob, decode = (time_indexed if form == "time-indexed" else positional)(problem, opts)
     ensure_time_to_hand_over(opts, time.monotonic() - built)
