@@ -177,14 +177,23 @@ def importer(fmt: str) -> Callable[[Callable], Callable]:
 
 
 def discover() -> None:
-    """Import every problem and solver module once, which registers them."""
+    """Import every problem module and every solver module once, which registers them.
+
+    Solver modules are the public modules of the family packages (`optkit.backends.<family>.<x>`);
+    the modules directly under `optkit.backends` are shared helpers and are imported only by the
+    solvers that use them.
+    """
     global _DISCOVERED
     if _DISCOVERED:
         return
     _DISCOVERED = True
-    for pkg_name in ("optkit.problems", "optkit.backends"):
-        pkg = importlib.import_module(pkg_name)
-        for info in pkgutil.walk_packages(pkg.__path__, prefix=pkg_name + "."):
+    packages = [importlib.import_module("optkit.problems")]
+    backends = importlib.import_module("optkit.backends")
+    for family in pkgutil.iter_modules(backends.__path__, "optkit.backends."):
+        if family.ispkg:
+            packages.append(importlib.import_module(family.name))
+    for pkg in packages:
+        for info in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + "."):
             if not info.name.rsplit(".", 1)[-1].startswith("_"):
                 importlib.import_module(info.name)
 

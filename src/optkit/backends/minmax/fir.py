@@ -246,7 +246,7 @@ def design_mip(
 ) -> FirDesign:
     import pulp
 
-    from optkit.backends.mip._common import solve_problem, value
+    from optkit.backends.pulp_model import solve_problem, value
     from optkit.solve import SolveOptions
 
     start = time.monotonic()

@@ -34,7 +34,7 @@ def mip(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     import pulp
 
     from optkit.backends.expert_placement_exact import prepare
-    from optkit.backends.mip._common import (
+    from optkit.backends.pulp_model import (
         MipAnswer,
         backend_solver,
         ensure_time_to_hand_over,

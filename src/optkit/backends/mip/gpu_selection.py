@@ -105,7 +105,7 @@ def build(
 
 
 def _extract(problem: GpuSelection, variables: dict) -> dict:
-    from optkit.backends.mip._common import value
+    from optkit.backends.pulp_model import value
 
     T = range(len(problem.gpu_types))
     if problem.packing == "pooled":
@@ -158,7 +158,7 @@ def mip(problem: GpuSelection, opts: SolveOptions) -> Outcome:
     import time
 
     from optkit.backends.gpu_selection_exact import prepare
-    from optkit.backends.mip._common import MipAnswer, backend_solver, ensure_time_to_hand_over
+    from optkit.backends.pulp_model import MipAnswer, backend_solver, ensure_time_to_hand_over
 
     settled, start, ub, lb = prepare(problem, opts, mip)
     if settled is not None:

@@ -65,7 +65,7 @@ class MipStages:
         return self.pulp.lpSum(parts) + const
 
     def minimise(self, k: int) -> StageAnswer:
-        from optkit.backends.mip._common import solve_problem, value
+        from optkit.backends.pulp_model import solve_problem, value
 
         self.prob.setObjective(self.terms[k] + 0)
         ans = solve_problem(self.prob, self.opts)

@@ -102,7 +102,7 @@ def mip(problem: SoftwarePipelining, opts: SolveOptions) -> Outcome:
     """Eichenberger-Davidson structured 0-1 formulation, II upward from MII (no warp groups)."""
     import time
 
-    from optkit.backends.mip._common import ensure_time_to_hand_over, solve_problem, value
+    from optkit.backends.pulp_model import ensure_time_to_hand_over, solve_problem, value
 
     reason = problem.infeasibility_reason()
     if reason is not None:

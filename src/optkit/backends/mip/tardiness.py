@@ -112,7 +112,7 @@ def mip(problem: Tardiness, opts: SolveOptions) -> Outcome:
     """Positional or time-indexed MIP (auto: time-indexed when the horizon is short)."""
     import time
 
-    from optkit.backends.mip._common import ensure_time_to_hand_over, solve_problem
+    from optkit.backends.pulp_model import ensure_time_to_hand_over, solve_problem
 
     form = opts.params["formulation"]
     if form not in FORMULATIONS:

@@ -1,4 +1,5 @@
-"""What every PuLP model shares: the backend (HiGHS or CBC), its knobs, and an honest status.
+"""What every PuLP model shares (the mip family, and the FIR showcase's LP): the backend (HiGHS
+or CBC), its knobs, and an honest status.
 
 PuLP's HiGHS wrapper says "Optimal" when it stops at a time limit with an incumbent; this module
 reads HiGHS's own model status and dual bound instead, and CBC's `sol_status`.
