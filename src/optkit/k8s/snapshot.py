@@ -54,14 +54,11 @@ class Budget:
 
 @dataclass
 class Snapshot:
-    instance: dict  # a pod-packing instance (schema in POD_PACKING_SCHEMA.md)
+    instance: dict  # a pod-packing instance (docs/pod_packing.md, ../shared/spec.md)
     pods: dict[str, PodInfo]
     budgets: list[Budget]
     skipped: dict[str, str] = field(default_factory=dict)  # pod key -> why it is not in the plan
     resource_version: str | None = None
-
-    def current_assignment(self) -> dict[str, str | None]:
-        return {p["name"]: p.get("node") for p in self.instance["pods"]}
 
     def pending_unschedulable(self) -> list[str]:
         return [k for k, p in self.pods.items() if p.node is None and p.unschedulable]
