@@ -60,13 +60,23 @@ class Term(NamedTuple):
                 placed[i] = a
         return const, placed, stays
 
-    def value(self, tally: dict[int, list[int]]) -> int:
-        """The term from per-priority tallies [placed, evicted, moved]."""
-        return sum(
-            -self.gain * t[0] + self.evict * t[1] + self.move * t[2]
-            for p, t in tally.items()
-            if self.counts(p)
+    def value(self, levels: Sequence[int], sums: Sequence[Sequence[int]]) -> int:
+        """The term from per-priority-level prefix sums: `sums[k]` = [placed, evicted, moved] over
+        the `k` highest priority levels (`levels`: the distinct priorities, highest first)."""
+        k = (
+            len(levels)
+            if self.min_priority is None
+            else _levels_at_or_above(levels, self.min_priority)
         )
+        placed, evicted, moved = sums[k]
+        return -self.gain * placed + self.evict * evicted + self.move * moved
+
+
+def _levels_at_or_above(levels: Sequence[int], p: int) -> int:
+    n = 0
+    while n < len(levels) and levels[n] >= p:
+        n += 1
+    return n
 
 
 def terms_of(priorities: Sequence[int], order: str) -> tuple[Term, ...]:
@@ -83,25 +93,29 @@ def terms_of(priorities: Sequence[int], order: str) -> tuple[Term, ...]:
     raise ValueError(f"objective {order!r}: expected one of {', '.join(ORDERS)}")
 
 
-def tally(problem: PodPacking, where: Sequence[int | None]) -> dict[int, list[int]]:
-    """Per priority: [pods placed, running pods evicted, running pods moved]."""
-    out: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for i, j in enumerate(where):
-        t = out[problem.pods[i].priority]
-        cur = problem.current[i]
+def prefix_sums(problem: PodPacking, where: Sequence[int | None]) -> list[list[int]]:
+    """[placed, evicted, moved] summed over the k highest priority levels, for k = 0 .. levels."""
+    level = problem.priority_level
+    n = len(problem.priorities)
+    placed, evicted, moved = [0] * n, [0] * n, [0] * n
+    for i, (j, cur) in enumerate(zip(where, problem.current)):
         if j is not None:
-            t[0] += 1
+            placed[level[i]] += 1
             if cur is not None and j != cur:
-                t[2] += 1
+                moved[level[i]] += 1
         elif cur is not None:
-            t[1] += 1
+            evicted[level[i]] += 1
+    out = [[0, 0, 0]]
+    for k in range(n):
+        a, b, c = out[-1]
+        out.append([a + placed[k], b + evicted[k], c + moved[k]])
     return out
 
 
 def objective(problem: PodPacking, where: Sequence[int | None]) -> list[int]:
     """The objective list of a placement (node index or None per pod) in the instance's order."""
-    t = tally(problem, where)
-    return [term.value(t) for term in problem.objective_terms]
+    sums = prefix_sums(problem, where)
+    return [term.value(problem.priorities, sums) for term in problem.objective_terms]
 
 
 def lower_bounds(problem: PodPacking) -> list[int]:

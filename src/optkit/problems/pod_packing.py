@@ -232,6 +232,12 @@ class PodPacking(Problem):
         return tuple(sorted({p.priority for p in self.pods}, reverse=True))
 
     @cached_property
+    def priority_level(self) -> tuple[int, ...]:
+        """Index of each pod's priority in `priorities` (0 = the highest)."""
+        level = {p: k for k, p in enumerate(self.priorities)}
+        return tuple(level[p.priority] for p in self.pods)
+
+    @cached_property
     def current(self) -> tuple[int | None, ...]:
         """Current node index of each pod (None = pending)."""
         return tuple(None if p.node is None else self.node_index[p.node] for p in self.pods)
