@@ -5,17 +5,20 @@ After Tanaka, Fujikuma and Araki (J. Scheduling 12, 2009). The jobs run without 
 shortest path over the time-indexed network of `ssdp_kernels` (nodes (t, j): job j completes at
 t); its cost plus sum u is a lower bound for every u. The stages, each a tighter relaxation:
 
-1. Multipliers: subgradient optimisation of that bound on the network whose arcs forbid a job
-   following itself and any adjacent pair that an interchange would improve.
+1. Multipliers: subgradient optimisation of that bound, first on the network where only a job
+   following itself is barred, then on the one whose arcs also bar any adjacent pair that an
+   interchange would improve.
 2. Elimination: with the best u, a forward and a backward pass give for each node the cheapest
    path through it; nodes whose bound cannot beat the upper bound (dynasearch's answer) go.
 3. Sublimation: jobs that the relaxed optimum repeats or misses are memorised: states become
    (t, j, S) with S the memorised jobs done, so that each of them occurs exactly once. Jobs are
    added until the relaxed optimum is a sequence (then optimal) or no state can beat the upper
-   bound (then the upper bound is optimal). States are pruned by the upper bound as they are made.
+   bound (then the upper bound is optimal). Passes alternate between forward and backward, and
+   each prunes its states with the previous pass's states of the other half of the path.
 
-The bound only grows and is reported after each stage; the objective is integral, so a bound
-above UB - 1 proves UB optimal.
+Stages 2 (its adjacent phase) to 3 repeat in rounds with a growing cap on the states. The bound
+only grows, and each improvement is recorded in `stats["bounds"]`; the objective is integral, so
+a bound above UB - 1 proves UB optimal.
 """
 
 from __future__ import annotations

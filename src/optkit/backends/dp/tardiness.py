@@ -18,6 +18,8 @@ from optkit.solve import Outcome, SolveOptions
 
 #: dynasearch kicks for the upper bound: this many per job (iteration-bounded, so repeatable)
 UB_KICKS_PER_JOB = 5
+#: the SSDP's time-indexed arrays hold n (sum p + 1) entries each (8 bytes, several arrays)
+MAX_NODES = 25_000_000
 
 
 @register(
@@ -66,6 +68,15 @@ def _ssdp(problem: Tardiness, opts: SolveOptions) -> Outcome:
         )
     opts.report(heuristic.solution, heuristic.objective)
     upper_bound_s = time.monotonic() - start
+    nodes = len(jobs) * (sum(problem.processing_times) + 1)
+    if nodes > MAX_NODES:
+        return Outcome(
+            solution=heuristic.solution,
+            objective=heuristic.objective,
+            termination=Termination.COMPLETED,
+            message=f"dp: n (sum p + 1) = {nodes} time-indexed nodes exceeds {MAX_NODES}; "
+            "dynasearch's sequence returned without proof",
+        )
     order = [j for j in heuristic.solution["sequence"] if j in set(jobs)]
     index = {j: k for k, j in enumerate(jobs)}
     solver = SSDP(
