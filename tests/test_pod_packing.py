@@ -349,6 +349,7 @@ def crowded_instances(draw):
     return pp([{"name": f"n{j}", "capacity": {"cpu": c}} for j, c in enumerate(caps)], pods)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(tiny_instances(), crowded_instances()))
 def test_one_move_bound_holds_against_brute_force(problem):
@@ -777,6 +778,7 @@ def test_gap_closing_out_of_time_proves_nothing(monkeypatch, data):
     assert not res.stats.get("closed") or best == 0
 
 
+@pytest.mark.slow
 def test_gap_closing_agrees_with_cpsat_without_patterns(monkeypatch):
     """Generated instances whose pattern LP has a gap that the reduced-cost enumeration closes: the
     optimum proven that way is the one CP-SAT proves on its own model (patterns off)."""
@@ -807,6 +809,7 @@ def test_gap_closing_agrees_with_cpsat_without_patterns(monkeypatch):
     assert any(closed)
 
 
+@pytest.mark.slow
 def test_cpsat_weighted_mode_agrees():
     for path in sorted(SUITE.glob("*.json")):
         if path.name == "optima.json":
@@ -817,6 +820,7 @@ def test_cpsat_weighted_mode_agrees():
         assert a.status == b.status == Status.OPTIMAL and a.objective == b.objective
 
 
+@pytest.mark.slow
 def test_suite_optima_by_brute_force():
     optima = json.loads((SUITE / "optima.json").read_text())
     for path in sorted(SUITE.glob("*.json")):
@@ -888,6 +892,7 @@ def test_pattern_pricing_finds_the_best_pattern(items, capacity, floor):
         assert upper <= floor + 1e-6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "nodes, pods_per_node, priorities, util", [(4, 4, 2, 0.90), (4, 8, 1, 1.00), (8, 4, 4, 0.95)]
 )
@@ -904,6 +909,7 @@ def test_racing_cpsat_proves_the_same_optimum(nodes, pods_per_node, priorities, 
     assert problem.check(raced.solution).feasible
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "priorities, util", [(k, u) for k in (1, 2, 4) for u in (0.90, 0.95, 1.00, 1.05)]
 )
