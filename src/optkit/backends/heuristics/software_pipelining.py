@@ -340,6 +340,8 @@ def compact(
                 return start
             lo = max([0] + [start[u] + lat - ii * d for u, lat, d in preds[v] if u != v])
             for t in range(lo, start[v]):
+                if opts is not None and opts.expired():
+                    return start  # feasible: the move being tried is not made
                 old, start[v] = start[v], t
                 if not problem.violations(ii, start, grp, limit=1):
                     moved = True

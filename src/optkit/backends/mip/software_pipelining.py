@@ -41,11 +41,12 @@ def build(problem: SoftwarePipelining, ii: int, opts: SolveOptions | None = None
     n = problem.n
     K = H // ii
     prob = pulp.LpProblem(f"modulo_ii{ii}", pulp.LpMinimize)
-    a = []
+    a: list[list] = [[] for _ in range(n)]
     for v in range(n):
-        if opts is not None:
-            opts.check_clock()
-        a.append([prob.add_variable(f"a_{v}_{r}", cat="Binary") for r in range(ii)])
+        for r in range(ii):
+            if opts is not None and r % 1024 == 0:
+                opts.check_clock()  # a long op makes the II, and each op's row, long
+            a[v].append(prob.add_variable(f"a_{v}_{r}", cat="Binary"))
     k = [prob.add_variable(f"k_{v}", lowBound=0, upBound=K, cat="Integer") for v in range(n)]
     length = prob.add_variable("length", lowBound=problem.length_lower_bound(), upBound=H)
     prob += length
