@@ -119,6 +119,10 @@ _SWAP_CMP.update({ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.N
 _SWAP_CMP.update({ast.Is: ast.IsNot, ast.IsNot: ast.Is})
 
 
+#: (function, mutation, source line) -> why the mutant cannot change what the checker reports
+EQUIVALENT: dict[tuple[str, str, str], str] = {}
+
+
 @dataclass
 class Mutant:
     problem: str
@@ -127,6 +131,23 @@ class Mutant:
     line: int  # in the module's file
     what: str
     source: str
+
+    @property
+    def function(self) -> str:
+        return self.target.split(":")[1]
+
+    @property
+    def code(self) -> str:
+        """The mutated line as it reads in the module, stripped."""
+        import linecache
+
+        from benchmarks._planting import locate
+
+        return linecache.getline(locate(self.target)[0].__file__, self.line).strip()
+
+    @property
+    def equivalent(self) -> str | None:
+        return EQUIVALENT.get((self.function, self.what, self.code))
 
 
 def _points(tree: ast.AST) -> Iterator[tuple[ast.AST, str, object]]:
@@ -258,7 +279,7 @@ def run(problem: str, timeout: int, jobs: int) -> list[tuple[Mutant, str]]:
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     procs = [
-        ctx.Process(target=_worker, args=(problem, todo[k::jobs], timeout, queue))
+        ctx.Process(target=_worker, args=(problem, todo[k::jobs], timeout, queue), daemon=True)
         for k in range(jobs)
     ]
     for p in procs:
@@ -283,35 +304,54 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=int, default=60)
     ap.add_argument("--no-doc", action="store_true")
     args = ap.parse_args(argv)
-    rows, survivors = [], []
+    rows, survivors, equivalents = [], [], []
     for problem in args.problem or list(TARGETS):
         started = time.monotonic()
         results = run(problem, args.timeout, args.jobs)
-        killed = sum(1 for _, v in results if v.startswith("killed"))
         seconds = time.monotonic() - started
-        rate = killed / len(results) if results else 1.0
-        rows.append((problem, len(results), killed, rate, seconds))
-        print(
-            f"{problem:20} {killed}/{len(results)} killed ({rate:.1%}) {seconds:.0f} s", flush=True
+        killed = sum(1 for _, v in results if v.startswith("killed"))
+        alive = sorted(
+            (m for m, v in results if v == "survived"), key=lambda m: (m.target, m.index)
         )
-        for m, v in sorted(results, key=lambda r: (r[0].target, r[0].index)):
-            if v == "survived":
-                survivors.append(f"{m.problem}\t{m.target.split(':')[1]}\tline {m.line}\t{m.what}")
+        equivalent = [m for m in alive if m.equivalent]
+        counted = len(results) - len(equivalent)
+        rate = killed / counted if counted else 1.0
+        rows.append((problem, len(results), killed, len(equivalent), rate, seconds))
+        print(
+            f"{problem:20} {killed}/{counted} killed ({rate:.1%}), "
+            f"{len(equivalent)} equivalent, {seconds:.0f} s",
+            flush=True,
+        )
+        for m in alive:
+            line = f"{m.problem}\t{m.function}\tline {m.line}\t{m.what}\t{m.code}"
+            (equivalents if m.equivalent else survivors).append(
+                line + (f"\t{m.equivalent}" if m.equivalent else "")
+            )
     out = ROOT / "benchmarks" / "results" / "mutation_survivors.txt"
     out.parent.mkdir(exist_ok=True)
-    out.write_text("\n".join(survivors) + "\n")
+    out.write_text(
+        "# survivors not explained\n"
+        + "".join(f"{x}\n" for x in survivors)
+        + "# equivalent survivors, with the reason\n"
+        + "".join(f"{x}\n" for x in equivalents)
+    )
     if not args.no_doc:
         lines = [
             "### Mutation testing",
             "",
-            "| problem | mutants | killed | kill rate | seconds |",
-            "|---|---|---|---|---|",
+            "Kill rate = killed / (mutants - equivalent); equivalent mutants are listed with the",
+            "reason in `benchmarks/mutation.py` (EQUIVALENT) and `benchmarks/results/mutation_survivors.txt`.",
+            "",
+            "| problem | mutants | killed | equivalent | not killed | kill rate | seconds |",
+            "|---|---|---|---|---|---|---|",
         ]
-        lines += [f"| {p} | {n} | {k} | {r:.1%} | {s:.0f} |" for p, n, k, r, s in rows]
+        lines += [
+            f"| {p} | {n} | {k} | {e} | {n - k - e} | {r:.1%} | {s:.0f} |"
+            for p, n, k, e, r, s in rows
+        ]
         lines += [
             "",
-            f"Command: `python -m benchmarks.mutation`; {machine()}, shared with other work.",
-            "Survivors: `benchmarks/results/mutation_survivors.txt`.",
+            f"Command: `python -m benchmarks.mutation --jobs 2`; {machine()}, shared with other work.",
         ]
         write_section("checkers-mutation", "\n".join(lines))
     return 0

@@ -173,7 +173,7 @@ def run(name: str, runs: int) -> int:
     before the tests run; each run is a new random search: no example database)."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_runs, args=(name, runs, queue))
+    proc = ctx.Process(target=_runs, args=(name, runs, queue), daemon=True)
     proc.start()
     caught = queue.get()
     proc.join()
