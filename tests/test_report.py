@@ -110,7 +110,8 @@ def test_pictures_of_every_problem_from_dicts():
     shows = {
         # job 1 runs 0-3 (due 3), job 0 runs 3-5 (due 2): tardiness 3
         "tardiness": ["total weighted tardiness 3"],
-        "pod-packing": ["1 pods placed, 1 pending"],
+        # both pods start pending; the solution places a and leaves b pending
+        "pod-packing": ["before: 2 pod(s) pending", "after: 1 pod(s) pending"],
         # layer 0: expert 0 has two replicas: GPU loads 2 + 2 = 4 and 2 + 1 = 3, max/mean 4/3.5
         "expert-placement": ["layer 0 (most loaded): max/mean 1.143"],
         "gpu-selection": ["3 GPUs, $6.00 per hour", "$2.00/h", "$4.00/h"],

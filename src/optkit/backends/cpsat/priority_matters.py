@@ -238,7 +238,8 @@ def _answer(problem, opts, model, solver, statuses, last_good, failed) -> Outcom
         solution=problem.to_solution(where),
         objective=problem.objective_of(where),
         proven_optimal=optimal,
-        termination=Termination.COMPLETED if optimal else Termination.TIME_LIMIT,
+        # every stage ran to its end: completed, even when the forced placement is no optimum
+        termination=Termination.COMPLETED if not failed and done else Termination.TIME_LIMIT,
         stats=stats,
     )
 
