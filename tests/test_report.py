@@ -113,7 +113,7 @@ def test_pictures_of_every_problem_from_dicts():
         # both pods start pending; the solution places a and leaves b pending
         "pod-packing": ["before: 2 pod(s) pending", "after: 1 pod(s) pending"],
         # layer 0: expert 0 has two replicas: GPU loads 2 + 2 = 4 and 2 + 1 = 3, max/mean 4/3.5
-        "expert-placement": ["layer 0 (most loaded): max/mean 1.143"],
+        "expert-placement": ["busiest GPU +14.3 %", "layer 0 (most imbalanced)"],
         "gpu-selection": ["3 GPUs, $6.00 per hour", "$2.00/h", "$4.00/h"],
         # ld uses mem in cycles 0, 1 (stage 0); mma at 2 is cycle 0 of stage 1
         "software-pipelining": ["II = 2", "ld/0", "mma/1"],
