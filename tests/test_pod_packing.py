@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 import optkit
 from conftest import INSTANCES
 from optkit.backends.cpsat.pod_packing import _must_move, _per_term
-from optkit.backends.heuristics.pod_packing import Cluster, fewer_moves, kube_schedule
+from optkit.backends.heuristics.pod_packing import Cluster, kube_schedule
 from optkit.cli import main
 from optkit.errors import InputError
 from optkit.problems.pod_packing import PodPacking, generate, node_size, read_kwok, with_placement
+from optkit.problems.pod_symmetry import fewer_moves
 from optkit.result import Status
 
 SUITE = INSTANCES / "pod-packing" / "suite"

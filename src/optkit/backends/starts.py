@@ -20,18 +20,22 @@ def start_from(
     opts: SolveOptions,
     share: float = 1.0,
     report: bool = False,
+    default: float | None = None,
     **params: Any,
 ) -> Result | None:
-    """The answer of `solver` on at most `share` of the time left of `opts` (with its seed), or
-    None if it found no solution. With `report`, each improving solution it finds is reported to
-    `opts` at once, so that a solve cut short still returns it."""
+    """The answer of `solver` on at most `share` of the time left of `opts` (with its threads and
+    seed), or None if it found no solution. Without a time limit in `opts`, `default` seconds are
+    taken as the time left (None: no limit). With `report`, each improving solution it finds is
+    reported to `opts` at once, so that a solve cut short still returns it."""
     from optkit.solve import solve
 
-    limit = None if opts.time_limit is None else max(share * opts.remaining(), 0.01)
+    left = opts.remaining(default) if default is not None else opts.remaining()
+    limit = None if left == float("inf") else max(share * left, 0.01)
     result = solve(
         problem,
         solver,
         time_limit=limit,
+        threads=opts.threads,
         seed=opts.seed,
         callback=opts.report if report else None,
         **params,

@@ -270,20 +270,23 @@ class PodPacking(Problem):
         )
 
     @cached_property
-    def _eligible_by_signature(self) -> dict[str, tuple[bool, ...]]:
+    def eligible_by_signature(self) -> dict[str, tuple[bool, ...]]:
+        """Per pod signature, whether a pod of it may newly start on each node (not resources)."""
         table: dict[str, tuple[bool, ...]] = {}
-        for pod, sig in zip(self.pods, self._pod_signature):
+        for pod, sig in zip(self.pods, self.pod_signature):
             if sig not in table:
                 table[sig] = tuple(self._static_ok(pod, node) for node in self.nodes)
         return table
 
     @cached_property
-    def _pod_signature(self) -> tuple[str, ...]:
+    def pod_signature(self) -> tuple[str, ...]:
+        """Per pod, the key of its scheduling constraints: pods with one signature may go to the
+        same nodes ("" for a pod with none)."""
         return tuple(self._signature(p) for p in self.pods)
 
     def eligible(self, pod_index: int, node_index: int) -> bool:
         """May pod i be newly scheduled onto node j? (unschedulable, selector, affinity, taints; not resources)"""
-        return self._eligible_by_signature[self._pod_signature[pod_index]][node_index]
+        return self.eligible_by_signature[self.pod_signature[pod_index]][node_index]
 
     def may_stay(self, pod_index: int, node_index: int) -> bool:
         """May pod i remain on node j where it runs now? (only an untolerated NoExecute taint forbids it)"""
@@ -329,10 +332,10 @@ class PodPacking(Problem):
             fits = by_req.get(req)
             if fits is None:
                 fits = by_req[req] = np.all(caps >= np.array(req, dtype=np.int64), axis=1)
-            sig = self._pod_signature[i]
+            sig = self.pod_signature[i]
             elig = by_sig.get(sig)
             if elig is None:
-                elig = by_sig[sig] = np.array(self._eligible_by_signature[sig], dtype=bool)
+                elig = by_sig[sig] = np.array(self.eligible_by_signature[sig], dtype=bool)
             pod, cur = self.pods[i], self.current[i]
             if not pod.movable:
                 out.append((cur,) if fits[cur] else ())
@@ -569,10 +572,10 @@ def generate(
     name = f"gen_n{nodes}_ppn{pods_per_node}_k{priorities}_u{util}_s{seed}"
     problem = PodPacking(name=name, nodes=node_list, pods=pods)
     if before:
-        from optkit.backends.heuristics.pod_packing import kube_schedule
+        from optkit.solve import solve  # the kube-default solver, through the facade
 
-        where = kube_schedule(problem, order="arrival", preemption=False)
-        problem = with_placement(problem, where)
+        placed = solve(problem, "kube-default", order="arrival", preemption=False)
+        problem = with_placement(problem, problem.placement_of(placed.solution))
     return problem
 
 

@@ -72,7 +72,7 @@ class Usage:
 
     def class_of(self, i: int) -> tuple:
         """Pods of one class have the same requests and constraints (so the same nodes)."""
-        return (self.p._pod_signature[i], tuple(self.p.request_matrix[i]))
+        return (self.p.pod_signature[i], tuple(self.p.request_matrix[i]))
 
     def eligible(self, i: int) -> np.ndarray:
         """Nodes pod i may newly run on (constraints and empty-node fit), cached per pod class."""
@@ -82,7 +82,7 @@ class Usage:
         if mask is None:
             elig = self._elig.get(key[0])
             if elig is None:
-                elig = self._elig[key[0]] = np.array(P._eligible_by_signature[key[0]], dtype=bool)
+                elig = self._elig[key[0]] = np.array(P.eligible_by_signature[key[0]], dtype=bool)
             mask = self._masks[key] = elig & np.all(self.cap >= self.req[i], axis=1)
         return mask
 

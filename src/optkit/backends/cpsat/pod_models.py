@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from typing import NamedTuple
 
 from optkit.problems.pod_packing import PodPacking
 
@@ -158,7 +159,7 @@ class PodModel:
             pod = P.pods[i]
             if P.current[i] is None:
                 groups[
-                    (P._pod_signature[i], tuple(P.request_matrix[i]), pod.priority, P.candidates[i])
+                    (P.pod_signature[i], tuple(P.request_matrix[i]), pod.priority, P.candidates[i])
                 ].append(i)
         self.pending_groups = [m for m in groups.values() if len(m) > 1]
         for members in self.pending_groups:
@@ -208,6 +209,16 @@ class PodModel:
         return where
 
 
+class PodClass(NamedTuple):
+    """Movable pods that a count model treats as one: same requests, priority and candidate nodes,
+    and all running or all pending."""
+
+    request: tuple[int, ...]
+    priority: int
+    candidates: tuple[int, ...]  # node indices
+    running: bool
+
+
 class CountModel:
     """The placement and eviction terms over groups of identical pods: n[g, j] = pods of group g on node j.
 
@@ -229,7 +240,7 @@ class CountModel:
         fixed = [[0] * len(R) for _ in range(P.n_nodes)]
         self.fixed_count = defaultdict(int)
         self.pinned: set[int] = set()
-        self.groups: dict[tuple, list[int]] = defaultdict(list)
+        self.groups: dict[PodClass, list[int]] = defaultdict(list)
         self.ok = True
         for i, pod in enumerate(P.pods):
             if not pod.movable:
@@ -241,9 +252,10 @@ class CountModel:
                 self.fixed_count[pod.priority] += 1
                 self.pinned.add(j)
             else:
-                self.groups[
-                    (tuple(req[i]), pod.priority, P.candidates[i], P.current[i] is not None)
-                ].append(i)
+                key = PodClass(
+                    tuple(req[i]), pod.priority, P.candidates[i], P.current[i] is not None
+                )
+                self.groups[key].append(i)
         self.keys = list(self.groups)
         self.fixed = fixed
         self.stay: dict[
@@ -253,14 +265,14 @@ class CountModel:
             int
         )  # (group, node) -> its pods running there now
         for g, key in enumerate(self.keys):
-            for i in self.groups[key] if key[3] else ():
+            for i in self.groups[key] if key.running else ():
                 self.here[g, P.current[i]] += 1
         self.n: dict[tuple[int, int], object] = {}
         self.placed = []
         by_node = defaultdict(list)
         for g, key in enumerate(self.keys):
             size = len(self.groups[key])
-            cands = key[2]
+            cands = key.candidates
             for j in cands:
                 self.n[g, j] = self.m.new_int_var(0, size, f"n{g}_{j}")
                 by_node[j].append(g)
@@ -272,13 +284,13 @@ class CountModel:
                 c = cap[j][r]
                 if c is None:
                     continue
-                gs = [g for g in by_node[j] if self.keys[g][0][r] > 0]
+                gs = [g for g in by_node[j] if self.keys[g].request[r] > 0]
                 if (
-                    sum(self.keys[g][0][r] * len(self.groups[self.keys[g]]) for g in gs)
+                    sum(self.keys[g].request[r] * len(self.groups[self.keys[g]]) for g in gs)
                     > c - fixed[j][r]
                 ):
                     self.m.add(
-                        weighted([self.n[g, j] for g in gs], [self.keys[g][0][r] for g in gs])
+                        weighted([self.n[g, j] for g in gs], [self.keys[g].request[r] for g in gs])
                         <= c - fixed[j][r]
                     )
                 if c - fixed[j][r] < 0:
@@ -288,9 +300,10 @@ class CountModel:
             if any(c is None for c in caps):
                 continue
             total = sum(caps) - sum(f[r] for f in fixed)
-            gs = [g for g in range(len(self.keys)) if self.keys[g][0][r] > 0]
+            gs = [g for g in range(len(self.keys)) if self.keys[g].request[r] > 0]
             self.m.add(
-                weighted([self.placed[g] for g in gs], [self.keys[g][0][r] for g in gs]) <= total
+                weighted([self.placed[g] for g in gs], [self.keys[g].request[r] for g in gs])
+                <= total
             )
 
         # counting cuts: per node and per priority threshold, at most k pods (k smallest requests fit)
@@ -310,7 +323,9 @@ class CountModel:
             return k
 
         def expand(gs):
-            return [[self.keys[g][0][r] for g in gs for _ in self.groups[self.keys[g]]] for r in R]
+            return [
+                [self.keys[g].request[r] for g in gs for _ in self.groups[self.keys[g]]] for r in R
+            ]
 
         for j in range(P.n_nodes):
             gs = by_node[j]
@@ -327,7 +342,7 @@ class CountModel:
             )
         self.count_cap: dict[int, int] = {}  # priority p -> most pods of priority >= p that can run
         for prio in P.priorities:
-            gs = [g for g, key in enumerate(self.keys) if key[1] >= prio]
+            gs = [g for g, key in enumerate(self.keys) if key.priority >= prio]
             k = max_count(expand(gs), totals)
             size = sum(len(self.groups[self.keys[g]]) for g in gs)
             if k is not None and k < size:
@@ -339,13 +354,15 @@ class CountModel:
         self.ordered_classes: list[list[int]] = []
         for members in P.identical_nodes(self.pinned) if node_symmetry else ():
             mset = set(members)
-            if any(len(mset.intersection(k[2])) not in (0, len(members)) for k in self.keys):
+            if any(
+                len(mset.intersection(k.candidates)) not in (0, len(members)) for k in self.keys
+            ):
                 continue
-            users = [g for g in range(len(self.keys)) if members[0] in self.keys[g][2]]
+            users = [g for g in range(len(self.keys)) if members[0] in self.keys[g].candidates]
             if not P.resources:
                 continue
             loads = [
-                weighted([self.n[g, j] for g in users], [self.keys[g][0][0] for g in users])
+                weighted([self.n[g, j] for g in users], [self.keys[g].request[0] for g in users])
                 for j in members
             ]
             for a, b in itertools.pairwise(loads):
@@ -354,10 +371,10 @@ class CountModel:
         self.terms = []
         for prio in P.priorities:
             self.terms.append(
-                -total_of([self.placed[g] for g, k in enumerate(self.keys) if k[1] == prio])
+                -total_of([self.placed[g] for g, k in enumerate(self.keys) if k.priority == prio])
                 - self.fixed_count[prio]
             )
-        running = [g for g, k in enumerate(self.keys) if k[3]]
+        running = [g for g, k in enumerate(self.keys) if k.running]
         self.terms.append(
             sum(len(self.groups[self.keys[g]]) for g in running)
             - total_of([self.placed[g] for g in running])
@@ -382,7 +399,7 @@ class CountModel:
         caps: list[tuple] = []
         allowed_by_node = [set() for _ in range(P.n_nodes)]
         for g, key in enumerate(self.keys):
-            for j in key[2]:
+            for j in key.candidates:
                 allowed_by_node[j].add(g)
         n_prio = len(P.priorities)
         moves = k > n_prio
@@ -408,7 +425,9 @@ class CountModel:
             nodes_of[c].append(j)
             node_class.append(c)
         types = [
-            PodType(key[0], len(self.groups[key]), frozenset(node_class[j] for j in key[2]))
+            PodType(
+                key.request, len(self.groups[key]), frozenset(node_class[j] for j in key.candidates)
+            )
             for key in self.keys
         ]
         classes = [
@@ -426,7 +445,7 @@ class CountModel:
 
         def above(prio):
             return (
-                {g for g, key in enumerate(self.keys) if key[1] >= prio},
+                {g for g, key in enumerate(self.keys) if key.priority >= prio},
                 sum(c for p, c in self.fixed_count.items() if p >= prio),
             )
 
@@ -434,7 +453,7 @@ class CountModel:
         for i in range(min(k, n_prio)):
             gs, fixed = above(P.priorities[i])
             at_least.append((gs, -sum(proven[: i + 1]) - fixed))
-        running = {g for g, key in enumerate(self.keys) if key[3]}
+        running = {g for g, key in enumerate(self.keys) if key.running}
         if moves:  # evictions fixed too
             at_least.append(
                 (running, sum(len(self.groups[self.keys[g]]) for g in running) - proven[n_prio])
@@ -492,7 +511,7 @@ class CountModel:
                 self.stay[g, j] = self.m.new_int_var(0, c, f"s{g}_{j}")
                 self.m.add(self.stay[g, j] <= self.n[g, j])
         self.terms.append(
-            sum(self.placed[g] for g, key in enumerate(self.keys) if key[3])
+            sum(self.placed[g] for g, key in enumerate(self.keys) if key.running)
             - sum(self.stay.values())
         )
 
@@ -517,7 +536,7 @@ class CountModel:
             if not pod.movable:
                 where[i] = P.current[i]
         for g, key in enumerate(self.keys):
-            left = {j: value(self.n[g, j]) for j in key[2] if value(self.n[g, j])}
+            left = {j: value(self.n[g, j]) for j in key.candidates if value(self.n[g, j])}
             rest = []
             for i in self.groups[key]:
                 j = P.current[i]

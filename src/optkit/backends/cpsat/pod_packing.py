@@ -29,7 +29,9 @@ import time
 from collections import defaultdict
 
 from optkit.backends.cpsat.pod_models import CountModel, PodModel
+from optkit.backends.starts import start_from
 from optkit.problems.pod_packing import PodPacking
+from optkit.problems.pod_symmetry import fewer_moves
 from optkit.registry import register
 from optkit.result import Termination
 from optkit.solve import Outcome, SolveOptions
@@ -78,27 +80,23 @@ def lex_bound_from_weighted(
 
 
 def _warm(problem: PodPacking, opts: SolveOptions, pool: list | None = None) -> list[int | None]:
-    """The best placement of the heuristics (or the given warm start); `pool` collects every feasible one."""
+    """The best placement of the heuristic solvers, run through the facade (or the given warm
+    start); `pool` collects every feasible one."""
     if opts.initial_solution is not None:
         return problem.placement_of(opts.initial_solution)
-    from optkit.backends.heuristics.pod_packing import _fit_decreasing, fewer_moves, kube_schedule
-
     best, best_obj = list(problem.current), None
     # on big clusters the repair moves get a share of the time (highest priorities are repaired first)
     big = problem.n_pods > 2000
-    deadline = time.monotonic() + 0.5 * opts.remaining(default=10.0) if big else None
-    heuristics = [
-        lambda: kube_schedule(problem, order="priority"),
-        lambda: _fit_decreasing(problem, True, True, deadline),
-    ]
+    starts = [("kube-default", 1.0), ("bfd", 0.5 if big else 1.0)]
     if not big:
-        heuristics.append(lambda: _fit_decreasing(problem, False, True))
-    if not big:
-        heuristics.append(lambda: _minmax(problem, opts, best))
-    for run in heuristics:
-        where = run()
-        if where is None:
+        starts.append(("ffd", 1.0))
+    for name, share in starts + ([] if big else [("minmax", 1 / 3)]):
+        if name == "minmax" and not _minmax_may_help(problem, best):
             continue
+        found = start_from(problem, name, opts, share, default=10.0)
+        if found is None:
+            continue
+        where = problem.placement_of(found.solution)
         for cand in (where, fewer_moves(problem, where)):
             report = problem.check(problem.to_solution(cand))
             if report.feasible and pool is not None:
@@ -108,23 +106,11 @@ def _warm(problem: PodPacking, opts: SolveOptions, pool: list | None = None) -> 
     return best
 
 
-def _minmax(
-    problem: PodPacking, opts: SolveOptions, best: list[int | None]
-) -> list[int | None] | None:
-    """The min-max overload search (a third of the time left), when the best start leaves a pod pending
-    that has a node: it finds dense packings that the fit heuristics and the first CP-SAT tiers miss."""
-    if not any(j is None and problem.candidates[i] for i, j in enumerate(best)):
-        return None
-    from optkit.backends.minmax.pod_packing import PARAMS, minmax_pod_packing
-
-    sub = SolveOptions(
-        time_limit=opts.remaining(default=10.0) / 3,
-        threads=opts.threads,
-        seed=opts.seed,
-        params=dict(PARAMS),
-    )
-    out = minmax_pod_packing(problem, sub)
-    return None if out.solution is None else problem.placement_of(out.solution)
+def _minmax_may_help(problem: PodPacking, best: list[int | None]) -> bool:
+    """The min-max overload search (a third of the time left) runs when the best start leaves a pod
+    pending that has a node: it finds dense packings that the fit heuristics and the first CP-SAT
+    tiers miss."""
+    return any(j is None and problem.candidates[i] for i, j in enumerate(best))
 
 
 @register(
@@ -180,7 +166,7 @@ def _shapes(problem: PodPacking) -> int:
     return len(
         {
             (s, tuple(q), p.priority)
-            for s, q, p in zip(problem._pod_signature, problem.request_matrix, problem.pods)
+            for s, q, p in zip(problem.pod_signature, problem.request_matrix, problem.pods)
         }
     )
 
@@ -218,7 +204,6 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
     from ortools.sat.python import cp_model
 
     from optkit.backends.cpsat._common import parameters, proven_bound
-    from optkit.backends.heuristics.pod_packing import fewer_moves
 
     t_build = time.monotonic()
     pm = CountModel(problem)

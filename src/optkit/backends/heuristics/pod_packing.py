@@ -140,10 +140,10 @@ class Cluster:
 
     def eligible_mask(self, i: int):
         """Nodes pod i passes the non-resource filters on."""
-        sig = self.p._pod_signature[i]
+        sig = self.p.pod_signature[i]
         mask = self._eligible.get(sig)
         if mask is None:
-            mask = self.np.array(self.p._eligible_by_signature[sig], dtype=bool).reshape(
+            mask = self.np.array(self.p.eligible_by_signature[sig], dtype=bool).reshape(
                 self.p.n_nodes
             )
             self._eligible[sig] = mask
@@ -535,74 +535,21 @@ def _repair_evict(c: Cluster, i: int, size) -> int | None:
 @register("ffd", "pod-packing", deterministic=True, requires=("numpy",), params={"repair": True})
 def ffd(problem: PodPacking, opts: SolveOptions) -> Outcome:
     """First-fit decreasing by priority then size, running pods kept, with repair moves."""
-    where = _fit_decreasing(problem, best_fit=False, repair=opts.params["repair"])
+    where = _fit_decreasing(
+        problem, best_fit=False, repair=opts.params["repair"], deadline=_deadline(opts)
+    )
     return Outcome(solution=problem.to_solution(where), objective=problem.objective_of(where))
 
 
 @register("bfd", "pod-packing", deterministic=True, requires=("numpy",), params={"repair": True})
 def bfd(problem: PodPacking, opts: SolveOptions) -> Outcome:
     """Best-fit decreasing (tightest node) by priority then size, running pods kept, with repair moves."""
-    where = _fit_decreasing(problem, best_fit=True, repair=opts.params["repair"])
+    where = _fit_decreasing(
+        problem, best_fit=True, repair=opts.params["repair"], deadline=_deadline(opts)
+    )
     return Outcome(solution=problem.to_solution(where), objective=problem.objective_of(where))
 
 
-def fewer_moves(problem: PodPacking, where: list[int | None]) -> list[int | None]:
-    """The same packing up to symmetry, relabelled so that as many running pods as possible stay home.
-
-    Two symmetries leave every placement count unchanged: identical nodes (same capacity, labels,
-    taints, no non-movable pod) can swap their contents, and identical movable pods (same requests,
-    priority, constraints) can swap their targets. Nodes are matched to maximise the running pods
-    that end on their current node (a linear assignment per class of identical nodes), then within
-    each group of identical pods the running ones take their own node where the group has a target
-    there, the other running pods take the remaining nodes before any pending pod does (fewest
-    evictions), and pending pods take what is left. Returns the relabelled placement (never worse:
-    the caller's checker decides).
-    """
-    from collections import defaultdict
-
-    import numpy as np
-    from scipy.optimize import linear_sum_assignment
-
-    P = problem
-    where = list(where)
-    pinned = {
-        P.current[i] for i, pod in enumerate(P.pods) if not pod.movable and P.current[i] is not None
-    }
-    for members in P.identical_nodes(pinned):
-        pos = {j: k for k, j in enumerate(members)}
-        gain = np.zeros((len(members), len(members)))
-        for i, j in enumerate(where):
-            if j in pos and P.current[i] in pos:
-                gain[pos[j], pos[P.current[i]]] += 1
-        rows, cols = linear_sum_assignment(-gain)
-        relabel = {members[r]: members[c] for r, c in zip(rows, cols)}
-        where = [relabel.get(j, j) for j in where]
-    groups = defaultdict(list)
-    for i, pod in enumerate(P.pods):
-        if pod.movable:
-            groups[
-                (P._pod_signature[i], tuple(P.request_matrix[i]), pod.priority, P.candidates[i])
-            ].append(i)
-    for members in groups.values():
-        if len(members) < 2:
-            continue
-        targets = defaultdict(int)
-        for i in members:
-            targets[where[i]] += 1
-        rest = []
-        for i in members:
-            home = P.current[i]
-            if home is not None and targets[home] > 0:
-                where[i] = home
-                targets[home] -= 1
-            else:
-                rest.append(i)
-        left = [j for j, n in targets.items() if j is not None for _ in range(n)] + [
-            None
-        ] * targets[None]
-        rest.sort(
-            key=lambda i: P.current[i] is None
-        )  # running pods first: a node rather than eviction
-        for i, j in zip(rest, left):
-            where[i] = j
-    return where
+def _deadline(opts: SolveOptions) -> float | None:
+    """The monotonic time at which the repair moves stop (the time limit), or None."""
+    return None if opts.time_limit is None else time.monotonic() + opts.remaining()
