@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import optkit
+from conftest import solver_names
 from optkit.backends.heuristics.expert_placement import eplb_slots
 from optkit.cli import main
 from optkit.errors import InputError
@@ -280,7 +281,7 @@ def tiny_instances(draw):
 @given(tiny_instances())
 def test_exact_solvers_match_brute_force(problem):
     best, _ = brute_force(problem)
-    for solver in ("cpsat", "mip", "dp"):
+    for solver in solver_names("expert-placement", exact=True):
         r = optkit.solve(problem, solver, time_limit=10)
         assert r.status == Status.OPTIMAL, (solver, r.message)
         assert r.objective == pytest.approx(best, abs=1e-6), solver
@@ -381,7 +382,7 @@ def test_random_placement_is_feasible():
     assert p.check({"slots": random_placement(p, 3)}).feasible
 
 
-@pytest.mark.parametrize("solver", ["cpsat", "mip"])
+@pytest.mark.parametrize("solver", solver_names("expert-placement", exact=True, warm_start=True))
 def test_exact_solver_killed_at_the_wall_clock_returns_its_warm_start(solver):
     """HiGHS can sit past its time limit in its root cut loop: `hard_limit` kills the solve, and the
     warm start the exact models report first comes back (checked, no bound, never worse than EPLB)."""

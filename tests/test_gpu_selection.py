@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import optkit
-from conftest import INSTANCES
+from conftest import INSTANCES, solver_names
 from optkit.cli import main
 from optkit.errors import InputError
 from optkit.problems.gpu_profiles import build_throughput, profile_from_csv, roofline_profiles
@@ -25,8 +25,8 @@ from optkit.problems.gpu_selection import (
 )
 from optkit.result import Status
 
-EXACT = ("mip", "cpsat")
-ALL = ("mip", "cpsat", "greedy", "single-type")
+EXACT = tuple(solver_names("gpu-selection", exact=True))
+ALL = tuple(solver_names("gpu-selection"))
 PROFILES = INSTANCES / "gpu-selection" / "profiles"
 
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import optkit
-from conftest import INSTANCES
+from conftest import INSTANCES, solver_names
 from optkit.backends.mip.software_pipelining import dependence_rows
 from optkit.cli import main
 from optkit.problems.software_pipelining import (
@@ -54,7 +54,7 @@ def test_toy_checker(shared_benchmarks):
     assert not p.check({"ii": 0, "start": {"S": 0, "P": 1, "O": 3}}).feasible
 
 
-@pytest.mark.parametrize("solver", ["cpsat", "mip", "ims"])
+@pytest.mark.parametrize("solver", solver_names("software-pipelining"))
 def test_toy_optimum(shared_benchmarks, solver):
     p = toy(shared_benchmarks)
     r = solve(p, solver)
@@ -183,7 +183,7 @@ def tiny_loops(draw, warp: bool = False):
 @given(tiny_loops())
 def test_exact_solvers_match_brute_force(p):
     expected = brute_force(p)
-    for solver in ("cpsat", "mip"):
+    for solver in solver_names("software-pipelining", exact=True):
         r = solve(p, solver)
         assert r.status == Status.OPTIMAL and r.objective == expected, (solver, r.message)
     h = solve(p, "ims")
