@@ -145,7 +145,7 @@ def cpsat(problem: PodPacking, opts: SolveOptions) -> Outcome:
         from optkit.backends.cpsat.pod_lns import lns as large_neighbourhoods
 
         return large_neighbourhoods(problem, opts, _warm(problem, opts))
-    from optkit.backends.cpsat.pod_lexicographic import candidate_pairs, solve_by_terms
+    from optkit.backends.cpsat._pod_lexicographic import candidate_pairs, solve_by_terms
 
     if (
         problem.objective == "per-tier"

@@ -22,13 +22,15 @@ evictions and moves stages share the last tier's disruption time).
 from __future__ import annotations
 
 import time
-
-from ortools.sat.python import cp_model
+from typing import TYPE_CHECKING
 
 from optkit.problems.pod_packing import PodPacking
 from optkit.registry import register
 from optkit.result import Termination
 from optkit.solve import Outcome, SolveOptions
+
+if TYPE_CHECKING:  # imported in the functions: registry discovery stays cheap
+    from ortools.sat.python import cp_model
 
 PARAMS = {
     "faithful": True,
@@ -43,6 +45,8 @@ class _Model:
     """The original's variables and constraints, with each objective term as an expression."""
 
     def __init__(self, problem: PodPacking, force_pending: bool):
+        from ortools.sat.python import cp_model
+
         P = self.p = problem
         m = self.m = cp_model.CpModel()
         self.placed = [m.new_bool_var(f"placed_{i}") for i in range(P.n_pods)]
@@ -79,6 +83,8 @@ class _Model:
                 m.add_hint(self.assign[i, j], 1)
 
     def _expr(self, term):
+        from ortools.sat.python import cp_model
+
         const, placed, stays = term.linear(self.p)
         vars_ = [self.placed[i] for i in placed]
         coefs = list(placed.values())
@@ -92,6 +98,8 @@ class _Model:
         """The placement in the solver's last answer; None when it holds no solution, unless
         `as_is`: then, as the original does, whatever the answer's values say (CP-SAT reads 0 for
         every variable of an answer without a solution: every pod unplaced)."""
+        from ortools.sat.python import cp_model
+
         if self.solves == 0:
             return None  # the original's extraction fails before any solve: no answer
         if not as_is and solver.response_proto.status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -144,6 +152,8 @@ class _Clock:
 
 def _stage(model: _Model, solver: cp_model.CpSolver, k: int, budget: float) -> tuple[int, float]:
     """Minimise term k within `budget`; fix it (== if optimal, <= if feasible). (status, seconds)."""
+    from ortools.sat.python import cp_model
+
     if budget <= 1e-3:
         return cp_model.UNKNOWN, 0.0
     expr, _ = model.terms[k]
@@ -172,6 +182,8 @@ def _stage(model: _Model, solver: cp_model.CpSolver, k: int, budget: float) -> t
 )
 def priority_matters(problem: PodPacking, opts: SolveOptions) -> Outcome:
     """The Priority Matters solver's lexicographic CP-SAT stages and time split (a baseline)."""
+    from ortools.sat.python import cp_model
+
     faithful = bool(opts.params["faithful"])
     model = _Model(problem, force_pending=faithful)
     if not model.ok:
