@@ -270,17 +270,20 @@ def single_type(problem: GpuSelection, opts: SolveOptions) -> Outcome:
 @register("greedy", "gpu-selection", params={"subsets": 64})
 def greedy(problem: GpuSelection, opts: SolveOptions) -> Outcome:
     """Cost-efficiency first fit over subsets of the GPU types, with instance dropping; never worse
-    than the single-type baseline."""
+    than the single-type baseline when there is time to compute it."""
     best = None
-    single = single_type_solution(problem)  # cheap: the answer if the time runs out
-    if single is not None:
-        best = (problem.exact_cost(single["counts"]), single)
-        opts.report(single, float(best[0]))
     solution = greedy_solution(problem, max(1, int(opts.params["subsets"])), opts=opts)
     if solution is not None:
-        cost = problem.exact_cost(solution["counts"])
-        if best is None or cost < best[0]:
-            best = (cost, solution)
+        best = (problem.exact_cost(solution["counts"]), solution)
+    # the single-type baseline when the first fits found nothing or half the time is left: its
+    # first-fit decreasing over every slice takes 0.6 s at slice_factor 64
+    if best is None or opts.time_limit is None or opts.remaining() > 0.5 * opts.time_limit:
+        single = single_type_solution(problem)
+        if single is not None:
+            cost = problem.exact_cost(single["counts"])
+            if best is None or cost < best[0]:
+                best = (cost, single)
+                opts.report(single, float(cost))
     if best is None:
         return _no_solution(problem, "greedy")
     term = Termination.TIME_LIMIT if opts.expired() else Termination.COMPLETED
