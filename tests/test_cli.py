@@ -152,21 +152,30 @@ def test_status_unknown_exits_4(tmp_path, capsys, nothing_solver):
 
 
 def test_initial_for_solver_without_warm_start_warns_and_is_kept(tmp_path, capsys, nothing_solver):
+    from optkit.registry import _SOLVERS, register
+    from optkit.solve import Outcome
+
     path = write(tmp_path, "ok.json", GOOD)
     start = tmp_path / "start.json"
     assert main(["solve", str(path), "--solver", "spt", "--json", "-o", str(start)]) == 0
     capsys.readouterr()
     args = ["solve", str(path), "--initial", str(start), "--json"]
-    assert main([*args, "--solver", nothing_solver]) == 0
+    # a solver without warm start whose answer (objective 18) is worse than the start (2)
+    register("test-worse", "tardiness")(lambda p, o: Outcome(solution={"sequence": [2, 0, 1]}))
+    try:
+        assert main([*args, "--solver", "test-worse"]) == 0
+    finally:
+        _SOLVERS.pop(("tardiness", "test-worse"), None)
     kept = json.loads(capsys.readouterr().out)
-    assert (
-        kept["status"] == "feasible"
-        and kept["solution"] == json.loads(start.read_text())["solution"]
-    )
+    assert kept["objective"] == 2 == json.loads(start.read_text())["objective"]
+    assert kept["solution"] == json.loads(start.read_text())["solution"]
     assert (
         "takes no warm start" in kept["message"]
         and "initial solution is returned" in (kept["message"])
     )
+    # nothing found: still unknown (exit 4), with the warning
+    assert main([*args, "--solver", nothing_solver]) == 4
+    assert "takes no warm start" in json.loads(capsys.readouterr().out)["message"]
     # a solver that does better keeps its own answer, with the warning
     assert main([*args, "--solver", "dp"]) == 0
     better = json.loads(capsys.readouterr().out)

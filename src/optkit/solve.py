@@ -101,9 +101,9 @@ def solve(
     solver's libraries are imported (a one-time cost per process). Unknown `params` raise
     `InputError`; a solver that cannot run here raises `SolverUnavailable`.
 
-    An `initial_solution` must be feasible. The answer is never worse than it: when the solver
-    finds nothing better (or takes no warm start and finds worse), the initial solution is
-    returned, and the message says so.
+    An `initial_solution` must be feasible. The answer is never worse than it: when the solver's
+    solution is worse (a solver that takes no warm start may find one), the initial solution is
+    returned, and the message says so. A solver that finds nothing stays `unknown`.
     """
     if not isinstance(problem, Problem):
         raise InputError(f"solve() expects a Problem, got {type(problem).__name__}")
@@ -137,22 +137,31 @@ def solve(
     return result
 
 
-#: modules a solver's first call imports: by what it requires (ortools pulls in pandas), and by
-#: family (the local searches use SciPy's sparse matrices and assignment solver)
+#: modules a solver's first call imports, beyond its `requires` (ortools pulls in pandas)
 _LIBRARIES = {"ortools": ("ortools.sat.python.cp_model",), "pulp": ("pulp", "highspy")}
-_FAMILY_LIBRARIES = {"minmax": ("scipy.optimize", "scipy.sparse")}
-_FAMILY_LIBRARIES["heuristics"] = _FAMILY_LIBRARIES["minmax"]
-_FAMILY_LIBRARIES["portfolio"] = ("ortools.sat.python.cp_model", *_FAMILY_LIBRARIES["minmax"])
-#: and by problem (software pipelining finds dependence cycles with networkx)
-_PROBLEM_LIBRARIES = {"software-pipelining": ("networkx",)}
+_SCIPY = ("scipy.optimize", "scipy.sparse")
+
+
+def _libraries(spec: SolverSpec) -> list[str]:
+    """The modules `spec`'s first call imports: by what it requires, by family and problem (the
+    local searches of placement and packing use SciPy; pipelining finds cycles with networkx)."""
+    modules = [m for name in spec.requires for m in _LIBRARIES.get(name, (name,))]
+    if spec.family == "minmax" or (
+        spec.family == "heuristics" and spec.problem in ("expert-placement", "pod-packing")
+    ):
+        modules += _SCIPY
+    if spec.family == "portfolio":  # the solvers it calls
+        modules += _LIBRARIES["ortools"]
+    if spec.problem == "software-pipelining":
+        modules.append("networkx")
+    return modules
 
 
 def _import_libraries(spec: SolverSpec) -> None:
     """Import the solver's libraries before its clock starts: a one-time cost per process (CP-SAT's
-    Python module takes about a second, pandas included), which is not the solver's work."""
-    modules = [m for name in spec.requires for m in _LIBRARIES.get(name, (name,))]
-    modules += _FAMILY_LIBRARIES.get(spec.family, ()) + _PROBLEM_LIBRARIES.get(spec.problem, ())
-    for module in modules:
+    Python module takes about a second, pandas included), which is not the solver's work. Only
+    what the solver uses: a batch worker's hard limit counts this time."""
+    for module in _libraries(spec):
         try:
             importlib.import_module(module)
         except ImportError:
@@ -170,12 +179,10 @@ def _no_worse_than_start(
             f"only compared with its answer"
         )
     start = problem.check(initial)
-    worse = result.status == Status.UNKNOWN or (
-        result.status == Status.FEASIBLE and problem.better(start.objective, result.objective)
-    )
+    worse = result.status == Status.FEASIBLE and problem.better(start.objective, result.objective)
     if not worse:
         return replace(result, message="; ".join(notes) or None)
-    notes.append("the initial solution is returned: the solver found nothing better")
+    notes.append("the initial solution is returned: the solver's answer was worse")
     optimal = result.bound is not None and same_objective(start.objective, result.bound)
     return replace(
         result,
