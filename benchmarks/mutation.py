@@ -120,7 +120,41 @@ _SWAP_CMP.update({ast.Is: ast.IsNot, ast.IsNot: ast.Is})
 
 
 #: (function, mutation, source line) -> why the mutant cannot change what the checker reports
-EQUIVALENT: dict[tuple[str, str, str], str] = {}
+_T0 = "t, completion = 0, [0] * self.n"
+_CAP20 = "return CheckReport.infeasible(*violations[:20], metrics=metrics)"
+_CAP5 = "return CheckReport.infeasible(*bad[:5])"
+_DUP = "l, e, g = (int(v) for v in np.argwhere(X > 1)[0])"
+_SPLIT = "share = np.divide(self.load_array, r, out=np.zeros_like(self.load_array), where=r > 0)"
+_EMPTY_ROW = "X = np.zeros((L, E + 1, G), dtype=int)  # row E collects the empty slots (-1)"
+_EMPTY_AT = "np.add.at(X[l], (np.where(arr[l] < 0, E, arr[l]), gpu), 1)"
+_MESSAGE = "only the example the message names changes"
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    (
+        "Tardiness.completion_times",
+        "0 -> -1",
+        _T0,
+    ): "max(t, r_j) with r_j >= 0; entries overwritten",
+    ("Tardiness.completion_times", "0 -> 1", _T0): "the initial entries are all overwritten",
+    ("Tardiness.r", "0 -> -1", "def r(self) -> tuple[int, ...]:"): "max(t, -1) = t for t >= 0",
+    ("PodPacking.evaluate", "20 -> 21", _CAP20): "how many messages are shown (cosmetic)",
+    ("PodPacking.evaluate", "20 -> 19", _CAP20): "how many messages are shown (cosmetic)",
+    ("ExpertPlacement.evaluate", "5 -> 6", _CAP5): "how many messages are shown (cosmetic)",
+    ("ExpertPlacement.evaluate", "5 -> 4", _CAP5): "how many messages are shown (cosmetic)",
+    ("ExpertPlacement.evaluate", "0 -> -1", _DUP): _MESSAGE,
+    ("ExpertPlacement.evaluate", "Gt -> GtE", _DUP): _MESSAGE,
+    ("ExpertPlacement.evaluate", "1 -> 0", _DUP): _MESSAGE,
+    ("ExpertPlacement.evaluate", "0 -> -1", "l, e = (int(v) for v in missing[0])"): _MESSAGE,
+    (
+        "ExpertPlacement._gpu_loads",
+        "Gt -> GtE",
+        _SPLIT,
+    ): "r >= 1: missing experts are rejected first",
+    ("ExpertPlacement._gpu_loads", "0 -> -1", _SPLIT): "r >= 1: missing experts are rejected first",
+    ("ExpertPlacement.replica_matrix", "1 -> 2", _EMPTY_ROW): "the extra row is sliced off",
+    ("ExpertPlacement.replica_matrix", "0 -> -1", _EMPTY_AT): "index -1 is row E, the same row",
+    ("ExpertPlacement._traffic", "0 -> -1", "if tot == 0:"): "a pair without tokens adds 0",
+    ("ExpertPlacement._traffic", "1 -> 0", "if N == 1:"): "one node: the general sum is 1 too",
+}
 
 
 @dataclass
