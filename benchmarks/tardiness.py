@@ -337,8 +337,10 @@ def proof_table(cache: Path) -> str:
     header += ["not proven"]
     body = []
     for r in runs:
+        every = r.get("every") or (12 if "--every 12" in r["command"] else 1)
+        name = r["set"] + (f" (every {every}th)" if every > 1 else "")
         body.append(
-            [r["set"], r["instances"], f"{r['time_limit_s']:g}"]
+            [name, r["instances"], f"{r['time_limit_s']:g}"]
             + [r["within"][f"{s:g}"] for s in PROOF_WITHIN]
             + [
                 "-" if r["mean_proof_s"] is None else f"{r['mean_proof_s']:.2f}",
@@ -381,6 +383,7 @@ def main_proof(args, sets: list[str], command: str) -> int:
         rows = prove(data, args.time_limit, args.seed)
         out = proof_summary(rows) | {
             "set": set_name,
+            "every": args.every,
             "time_limit_s": args.time_limit,
             "seed": args.seed,
             "command": command,

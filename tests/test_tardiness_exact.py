@@ -189,6 +189,8 @@ def test_dp_bound_under_a_short_limit_respects_the_optimum(wt40, k):
     result = optkit.solve(problem, "dp", time_limit=0.5)
     assert result.objective >= optimum and result.bound is not None and result.bound <= optimum
     assert (result.status == Status.OPTIMAL) == (result.bound == result.objective)
+    if result.status != Status.OPTIMAL:
+        assert result.termination.value == "time_limit"
 
 
 def test_dp_keeps_its_time_limit_on_wt100(shared_benchmarks):
