@@ -46,7 +46,7 @@ def dp(problem: Tardiness, opts: SolveOptions) -> Outcome:
 
 
 def _ssdp(problem: Tardiness, opts: SolveOptions) -> Outcome:
-    from optkit.backends.dp.ssdp import SSDP
+    from optkit.backends.dp._ssdp import SSDP
     from optkit.solve import solve
 
     # jobs of length 0 go first at no cost; the SSDP's time-indexed network needs p_j >= 1

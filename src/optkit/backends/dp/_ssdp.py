@@ -2,7 +2,7 @@
 
 After Tanaka, Fujikuma and Araki (J. Scheduling 12, 2009). The jobs run without idle time in
 [0, T], T = sum p. Relaxing "each job exactly once" with multipliers u turns the problem into a
-shortest path over the time-indexed network of `ssdp_kernels` (nodes (t, j): job j completes at
+shortest path over the time-indexed network of `_ssdp_kernels` (nodes (t, j): job j completes at
 t); its cost plus sum u is a lower bound for every u. The stages, each a tighter relaxation:
 
 1. Multipliers: subgradient optimisation of that bound, first on the network where only a job
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from optkit.backends.dp import ssdp_kernels as K
+from optkit.backends.dp import _ssdp_kernels as K
 
 #: float slack on bound comparisons (values are sums of at most n integers and the multipliers)
 EPS = 1e-6
