@@ -37,6 +37,8 @@ ORDER = (
     "time limits",
     "fuzz",
     "checkers",
+    "checkers-planted",
+    "checkers-mutation",
     "batch",
 )
 _BLOCK = re.compile(r"<!-- begin (?P<key>[^>]+?) -->\n.*?<!-- end (?P=key) -->", re.S)
