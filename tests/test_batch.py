@@ -175,6 +175,7 @@ def test_resume_after_interruption(tmp_path: Path, instances: Path):
     assert len(read_lines(out)[0]) == 12 and len(latest(read_lines(out)[0])) == 8
 
 
+@pytest.mark.slow
 def test_resume_after_kill_of_the_whole_batch(tmp_path: Path, instances: Path, bad_solvers):
     """A real `optkit batch` process killed with SIGKILL mid-run loses nothing it had finished. In
     the killed run `test-slow` never returns on the last instance, so the kill always lands mid-run."""
@@ -366,6 +367,7 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_workers_die_with_the_batch(tmp_path: Path, instances: Path, sig):

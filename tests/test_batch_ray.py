@@ -43,6 +43,7 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_batch_streams_results_and_isolates_crashes(tmp_path: Path, ray_cluster):
     folder = tmp_path / "inst"
     for seed in range(3):

@@ -259,6 +259,7 @@ def _sp_solution(ii, start, group):
     return sol
 
 
+@pytest.mark.slow
 @CHECKER
 @given(sp_cases())
 def test_software_pipelining_checker_matches_the_rules(case):
@@ -327,6 +328,7 @@ def tardiness_cases(draw):
     return data, sequence
 
 
+@pytest.mark.slow
 @CHECKER
 @given(tardiness_cases())
 def test_tardiness_checker_matches_the_rules(case):
@@ -643,6 +645,7 @@ def gpu_cases(draw):
     return data, {"counts": counts, "assignment": assignment}
 
 
+@pytest.mark.slow
 @CHECKER
 @given(gpu_cases())
 def test_gpu_selection_checker_matches_the_rules(case):
@@ -832,6 +835,7 @@ def ep_cases(draw):
     return data, slots
 
 
+@pytest.mark.slow
 @CHECKER
 @given(ep_cases())
 def test_expert_placement_checker_matches_the_rules(case):
@@ -1122,6 +1126,7 @@ def pod_cases(draw):
     return data, assignment
 
 
+@pytest.mark.slow
 @CHECKER
 @given(pod_cases())
 def test_pod_packing_checker_matches_the_rules(case):

@@ -69,6 +69,7 @@ def test_eplb_global_policy_duplicates_are_an_error_unless_repaired(example):
     assert repaired.status == Status.FEASIBLE and repaired.stats["repair_swaps"] >= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solver", ["greedy-affinity", "cpsat", "mip"])
 def test_at_least_as_balanced_as_eplb_on_readme_example(example, solver):
     problem, _ = example
@@ -277,6 +278,7 @@ def tiny_instances(draw):
     return ExpertPlacement(gpus=G, slots_per_gpu=S, load=load, affinity=aff, comm_weight=w or None)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tiny_instances())
 def test_exact_solvers_match_brute_force(problem):
@@ -382,6 +384,7 @@ def test_random_placement_is_feasible():
     assert p.check({"slots": random_placement(p, 3)}).feasible
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solver", solver_names("expert-placement", exact=True, warm_start=True))
 def test_exact_solver_killed_at_the_wall_clock_returns_its_warm_start(solver):
     """HiGHS can sit past its time limit in its root cut loop: `hard_limit` kills the solve, and the

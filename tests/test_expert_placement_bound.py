@@ -40,6 +40,7 @@ def tiny_affinity_instances(draw):
     return ExpertPlacement(gpus=G, slots_per_gpu=S, load=load, affinity=aff)
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tiny_affinity_instances())
 def test_traffic_bound_below_exhaustive_optimum(problem):

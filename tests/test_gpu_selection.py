@@ -211,6 +211,7 @@ def tiny_instances(draw):
     return tiny(types, dist, rate, sf, packing)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tiny_instances())
 def test_exact_solvers_agree_with_brute_force(problem):

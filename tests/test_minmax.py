@@ -79,6 +79,7 @@ def assignment_model(weights, bins, cap=None):
 # -- brute force -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tiny_models(), st.integers(0, 3), st.booleans())
 def test_reported_violation_is_recomputed_and_never_below_optimum(model, seed, sparse):
@@ -96,6 +97,7 @@ def test_reported_violation_is_recomputed_and_never_below_optimum(model, seed, s
         assert res.max_violation == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_finds_the_optimum_of_tiny_instances(seed):
     rng = np.random.default_rng(seed)
@@ -202,6 +204,7 @@ def test_screen_prunes_a_move_that_misses_a_worst_row():
 # -- determinism, limits, parameters ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_same_seed_same_answer():
     rng = np.random.default_rng(7)
     A = sp.random(120, 60, density=0.1, random_state=7, format="csr")
@@ -293,6 +296,7 @@ def test_engine_reports_its_backend():
     assert res.backend == "numpy" and res.optimal and res.termination == "optimal"
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 10**6), st.sampled_from(["pnorm", "sum"]))
 def test_sparse_evaluation_matches_dense(seed, tiebreak):

@@ -18,6 +18,7 @@ pp = pytest.importorskip("optkit.problems.pod_packing")
 # -- expert placement ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_expert_placement_is_checked_and_never_beats_brute_force(seed):
     problem = ep.generate(seed=seed, shape="tiny", layers=2)
@@ -30,6 +31,7 @@ def test_expert_placement_is_checked_and_never_beats_brute_force(seed):
     assert result.bound is not None and result.bound <= optimum + 1e-6
 
 
+@pytest.mark.slow
 def test_expert_placement_with_communication_is_checked():
     problem = ep.generate(seed=3, shape="mixtral", layers=4, comm_weight=0.2)
     result = optkit.solve(problem, "minmax", time_limit=10, seed=0)
@@ -38,6 +40,7 @@ def test_expert_placement_with_communication_is_checked():
     assert report.feasible and report.objective == result.objective
 
 
+@pytest.mark.slow
 def test_expert_placement_at_least_as_balanced_as_eplb(shared_benchmarks):
     problem, eplb = ep.read_eplb_example(
         shared_benchmarks / "expert_placement" / "eplb_readme_example.json"
@@ -50,6 +53,7 @@ def test_expert_placement_at_least_as_balanced_as_eplb(shared_benchmarks):
     assert result.bound is None or result.bound <= 308.0 + 1e-6
 
 
+@pytest.mark.slow
 def test_expert_placement_warm_start_is_never_worse():
     problem = ep.generate(seed=4, shape="qwen-moe", layers=1, experts=16, gpus=4, slots_per_gpu=5)
     start = {"slots": ep.random_placement(problem, seed=1)}
@@ -60,6 +64,7 @@ def test_expert_placement_warm_start_is_never_worse():
 # -- pod packing -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [
@@ -79,6 +84,7 @@ def test_pod_packing_is_checked_and_beats_no_one_unfairly(args):
     assert result.objective[:tiers] <= kube.objective[:tiers]
 
 
+@pytest.mark.slow
 def test_pod_packing_respects_taints_selectors_and_fixed_pods():
     nodes = [
         {
@@ -128,6 +134,7 @@ def test_pod_packing_respects_taints_selectors_and_fixed_pods():
 # -- FIR showcase ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fir_designs_respect_the_lp_bound():
     from optkit.backends.minmax import fir
 
@@ -177,6 +184,7 @@ def test_cli_unknown_backend_exits_2(tmp_path, capsys):
     assert "backend" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_numpy_backend_solves(tmp_path, capsys):
     code = main(
         [

@@ -190,6 +190,7 @@ def test_generator_follows_the_paper():
     assert generate(seed=7, nodes=4, pods_per_node=8, priorities=4, util=0.95) == p
 
 
+@pytest.mark.slow
 def test_node_size_formula_matches_kwok(shared_benchmarks):
     rows = read_kwok(shared_benchmarks / "podpacking" / "kwok" / "instances.jsonl")
     assert len(rows) == 168
@@ -293,6 +294,7 @@ def tiny_instances(draw):
     return PodPacking.from_dict({"nodes": nodes, "pods": pods, "objective": FIRST})
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tiny_instances())
 def test_exact_solvers_match_brute_force(problem):
@@ -504,6 +506,7 @@ def test_pattern_enumeration_lists_every_pattern_worth_the_bar(items, capacity, 
     assert set(found) == expected
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None)
 @given(st.data())
 def test_pricing_all_classes_at_once_agrees_with_each_alone(data):
@@ -635,6 +638,7 @@ def packing_worth(types, classes, counted, packing, at_least=()) -> int:
     return worth
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pattern_problems())
 def test_pattern_bound_against_a_pod_by_node_model(data):
@@ -655,6 +659,7 @@ def test_pattern_bound_against_a_pod_by_node_model(data):
         assert res.bound == best
 
 
+@pytest.mark.slow
 def test_dives_with_column_generation_report_real_packings(monkeypatch):
     """The dive that fixes the LP's whole columns and packs the rest by a column generation of its
     own (`_fix_and_regenerate`), on generated instances where it finds packings, in count tiers (one
@@ -680,6 +685,7 @@ def test_dives_with_column_generation_report_real_packings(monkeypatch):
     assert 1 in found and 8 in found  # a count tier's dive and a moves tier's
 
 
+@pytest.mark.slow
 @settings(
     max_examples=60,
     deadline=None,
@@ -754,6 +760,7 @@ def test_highs_time_limit_counts_the_run_time_of_every_run():
     assert before + 900 <= h.getOptionValue("time_limit")[1] <= before + 1000
 
 
+@pytest.mark.slow
 @settings(
     max_examples=30,
     deadline=None,
@@ -829,6 +836,7 @@ def test_suite_optima_by_brute_force():
             assert brute_force(optkit.load(path)) == optima[path.stem], path.stem
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(-4, 0), st.integers(0, 4)), min_size=1, max_size=4), st.data()

@@ -118,6 +118,7 @@ def test_objective_matches_the_spec_s_words(problem, data):
 # -- exact solvers against brute force ------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tiny(order="per-tier"))
 def test_per_tier_optimum_against_brute_force(problem):
@@ -131,6 +132,7 @@ def test_per_tier_optimum_against_brute_force(problem):
         assert solver == "priority-matters" or r.status == Status.OPTIMAL, (solver, r.message)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("name", [s.name for s in solver_specs() if s.problem == "pod-packing"])
 def test_every_solver_honours_both_orders(name, order):

@@ -27,6 +27,7 @@ def results(tmp_path: Path) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_report_files(tmp_path: Path, results: Path, capsys):
     target = tmp_path / "rep"
     assert main(["report", str(results), "-o", str(target)]) == 0

@@ -190,6 +190,7 @@ def test_exact_solvers_match_brute_force(p):
     assert h.status.has_solution and not p.better(h.objective, expected)
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tiny_loops(warp=True))
 def test_joint_model_matches_brute_force(p):
@@ -226,6 +227,7 @@ def test_fa3_hopper_optimal_with_ping_pong():
     assert one.status == Status.OPTIMAL and one.objective[0] > 16
 
 
+@pytest.mark.slow
 def test_fa4_blackwell_optimal():
     p = optkit.load(FOLDER / "fa4_blackwell.json")
     r = solve(p, "cpsat")

@@ -158,6 +158,7 @@ def _subset_dp_optimum(problem: Tardiness) -> int:
     return int(f[-1])
 
 
+@pytest.mark.slow
 def test_dp_proves_n18():
     problem = generate(seed=1, n=18)
     result = optkit.solve(problem, "dp")
@@ -193,6 +194,7 @@ def test_dp_bound_under_a_short_limit_respects_the_optimum(wt40, k):
         assert result.termination.value == "time_limit"
 
 
+@pytest.mark.slow
 def test_dp_keeps_its_time_limit_on_wt100(shared_benchmarks):
     """A wt100 instance that takes longer to prove: stopped at the limit with dynasearch's
     sequence and a proven bound (the clock is read between kernel calls, so allow some slack)."""
@@ -204,6 +206,7 @@ def test_dp_keeps_its_time_limit_on_wt100(shared_benchmarks):
     assert result.objective >= optimum and result.bound is not None and result.bound <= optimum
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [0, 2, 19])
 def test_cpsat_on_wt40_respects_the_known_optimum(wt40, k):
     problem, optimum = wt40[k]
@@ -221,6 +224,7 @@ def test_cpsat_is_never_worse_than_its_warm_start():
     assert result.objective == optimum.objective
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first,second", [("highspy", "ortools"), ("ortools", "highspy")])
 def test_ortools_and_highspy_load_and_solve_in_one_process(first, second):
     code = f"""
