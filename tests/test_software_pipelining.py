@@ -13,9 +13,8 @@ import optkit
 from conftest import INSTANCES, solver_names
 from optkit.backends.mip.software_pipelining import dependence_rows
 from optkit.cli import main
-from optkit.problems.software_pipelining import (
-    SoftwarePipelining,
-    generate,
+from optkit.problems.software_pipelining import SoftwarePipelining, generate
+from optkit.problems.software_pipelining_output import (
     listing,
     render,
     reservation_table,
