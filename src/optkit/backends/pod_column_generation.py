@@ -99,6 +99,8 @@ def pattern_bound(
     still above it, by closing the gap with reduced-cost enumeration (`_close_gap`) when the
     generation has converged or the gap is at most `_OPEN_GAP`. `start`: (class, pattern) columns to
     begin with, e.g. the incumbent's nodes (they make `at_least` feasible)."""
+    # kept whole (182 lines): one column-generation loop: master LP, pricing and the integer program
+    # share its columns and duals
     import numpy as np
 
     T, K = len(types), len(classes)
@@ -672,6 +674,8 @@ def _price_all(types: list[PodType], classes: list[NodeClass], val, floors, dead
     of classes; the moves tier has a class per node. Returns [(patterns, upper)] per class, the same
     as `_price`, or None when the patterns kept pass `_MAX_STATES` times the classes (at most 8): each
     class then searches alone."""
+    # kept whole (89 lines): one pricing round over every class: the knapsacks share the duals and
+    # the dedup table
     import numpy as np
 
     items = _Items(types, list(enumerate(classes)), val)

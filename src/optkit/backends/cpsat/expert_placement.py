@@ -32,6 +32,8 @@ from optkit.solve import Outcome, SolveOptions
 )
 def cpsat(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     """Exact CP-SAT model with replica counts, slots and linearised communication; warm start from the heuristics."""
+    # kept whole (163 lines): one model, read top to bottom against the formulation in the module
+    # docstring
     import numpy as np
     from ortools.sat.python import cp_model
 

@@ -58,6 +58,8 @@ def build(
     Returns (model, variables, info) where variables is {"n"/"x": ..., "count"/"y": ...} and
     info = {"exact": loads and costs scaled without rounding, "cost_scale": C}.
     """
+    # kept whole (90 lines): one model, read top to bottom against the formulation in
+    # docs/gpu_selection.md
     from ortools.sat.python import cp_model
 
     model = cp_model.CpModel()

@@ -18,6 +18,8 @@ def lns(problem: PodPacking, opts: SolveOptions, start: list[int | None]) -> Out
     repeatedly free a few nodes (the fullest-fragmented ones plus random ones), and let CP-SAT re-pack the
     pods on them together with the highest-priority pending pods that could use the space, everything
     else fixed; a neighbourhood's answer is kept when the lexicographic objective improves. No bound."""
+    # kept whole (93 lines): one neighbourhood loop: choice, sub-model and acceptance share the
+    # incumbent
     from ortools.sat.python import cp_model
 
     P = problem

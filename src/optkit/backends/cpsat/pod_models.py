@@ -229,6 +229,8 @@ class CountModel:
     (stay[g, j] <= min(n[g, j], pods of g running on j now)), which is exact and has no pod symmetry."""
 
     def __init__(self, problem: PodPacking, node_symmetry: bool = True):
+        # kept whole (151 lines): one model, read top to bottom: classes, variables, capacity rows,
+        # terms
         from ortools.sat.python import cp_model
 
         total_of = cp_model.LinearExpr.sum  # far faster than Python's sum over model variables
@@ -390,6 +392,8 @@ class CountModel:
         feasible placements; their nodes are the first columns. Returns (a proven bound on that count or
         None, a packing from the patterns or None, the bound as a cut for the model or None). Only reads
         the model: CP-SAT may be solving it meanwhile."""
+        # kept whole (96 lines): the pattern bound's set-up and its answer read the same node and
+        # pod classes
         from optkit.backends.pod_column_generation import NodeClass, PodType, pattern_bound
 
         P = self.p

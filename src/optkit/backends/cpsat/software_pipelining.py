@@ -26,6 +26,8 @@ def build_model(
 ):
     """The CP-SAT model at a fixed II: (model, start vars, group vars or None, length var).
     With `opts`, the clock is checked while it is built (`TimeUp`)."""
+    # kept whole (155 lines): one model, read top to bottom against the formulation in the module
+    # docstring
     from ortools.sat.python import cp_model
 
     m = cp_model.CpModel()

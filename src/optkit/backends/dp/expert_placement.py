@@ -55,6 +55,8 @@ def layer_states(
 @register("dp", "expert-placement", exact=True, bounds=True, params={})
 def dp(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     """Exact DP over layers for single-node instances with small layers (e.g. Mixtral on 4 GPUs)."""
+    # kept whole (87 lines): one DP over layers: states, transitions and the backtrack share the
+    # state table
     from scipy.optimize import linear_sum_assignment  # imported here: discovery stays cheap
 
     L, E, G, S = problem.num_layers, problem.num_experts, problem.gpus, problem.slots_per_gpu

@@ -72,6 +72,8 @@ class _Weighted:
 
     def step(self, seq: np.ndarray) -> tuple[np.ndarray, int]:
         """One dynasearch step: (new sequence, improvement >= 0); 0 means a local optimum."""
+        # kept whole (107 lines): one dynasearch pass: the swap DP and its move reconstruction share
+        # the arrays
         n = self.n
         if n < 2:
             return seq, 0
@@ -252,6 +254,8 @@ def dynasearch(problem: Tardiness, opts: SolveOptions) -> Outcome:
     row without a new best; 0 = auto, max(300, 50 n)). Stops early at objective 0.
     Iteration-bounded runs (no time limit) are repeatable for a seed; timed runs are not.
     """
+    # kept whole (81 lines): the iterated search: kicks, passes and acceptance share the incumbent
+    # and the clock
     prm = opts.params
     iterations, swaps, reach, patience, max_stall = (
         int(prm[k]) for k in ("iterations", "kick_swaps", "kick_reach", "patience", "max_stall")

@@ -423,6 +423,8 @@ def _swap_search(
     for every replica i, at the replicas on its `top` best other GPUs, and applies the best
     improving swaps that are still feasible.
     """
+    # kept whole (94 lines): one swap round: candidates, feasibility filter and application share
+    # the loads
     G = X.shape[1]
     eps = 1e-9 * max(1.0, cap)
     top = min(top, G - 1)
@@ -539,6 +541,8 @@ def greedy_affinity_X(
     only (the checker's `cross_gpu_traffic`). `stats`, when given, gets `stopped_early` (the time
     limit cut the search: later layers are relabelled references, sweeps skipped).
     """
+    # kept whole (87 lines): the algorithm's four steps (docs/expert_placement.md) share the layer
+    # caps and the clock
     if traffic not in ("cost", "gpu"):
         raise ValueError(f"parameter 'traffic': 'cost' or 'gpu', got {traffic!r}")
     L, G, S = problem.num_layers, problem.gpus, problem.slots_per_gpu

@@ -295,6 +295,8 @@ def kube_schedule(
 
     Running pods keep their node unless a NoExecute taint evicts them; on a node whose running pods
     overflow it, the lowest-priority movable pods are evicted until it fits (kubelet admission)."""
+    # kept whole (81 lines): kube-scheduler's cycle as one loop: queue, filter, score, preempt and
+    # retry share the cluster
     import numpy as np
 
     c = Cluster(problem)

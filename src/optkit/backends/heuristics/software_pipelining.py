@@ -50,6 +50,8 @@ def modulo_schedule(
     `group` per op, each warp group is a unit of capacity 1 that an op holds for its issue
     cycles and, on a blocking edge inside its group, for at least the edge's latency; handoff
     latency is added on edges between groups."""
+    # kept whole (137 lines): Rau's IMS loop as published: budget, slot search and evictions share
+    # one schedule state
     n = problem.n
     caps = dict(problem.units)
     uses = [list(x) for x in problem.uses]

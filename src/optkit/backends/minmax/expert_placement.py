@@ -242,6 +242,8 @@ def _next_counts(load: np.ndarray, row: list[int], loads: np.ndarray, G: int, S:
 )
 def minmax_expert_placement(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     """Min-max violation local search per layer (CuPy or NumPy), then GPU relabelling for traffic."""
+    # kept whole (112 lines): the layer loop of the adapter: encode, search and relabel share the
+    # previous layer
     from optkit.backends.minmax.engine import MinMaxParams
 
     p = opts.params

@@ -301,6 +301,8 @@ def _move_back(pk: _Packing, where: list) -> list:
 )
 def minmax_pod_packing(problem: PodPacking, opts: SolveOptions) -> Outcome:
     """Min-max overload local search (CuPy or NumPy), tier by tier; overloaded pods left pending."""
+    # kept whole (113 lines): the tier loop of the adapter: encode, search and decode share the
+    # tier's fixed pods
     pk = _Packing(problem)
     n = problem.n_pods
     if opts.initial_solution is not None:

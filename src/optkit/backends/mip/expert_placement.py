@@ -28,6 +28,8 @@ from optkit.solve import Outcome, SolveOptions
 )
 def mip(problem: ExpertPlacement, opts: SolveOptions) -> Outcome:
     """Exact MIP (HiGHS/CBC) with replica counts, slots and linearised communication."""
+    # kept whole (151 lines): one model, read top to bottom against the formulation in the module
+    # docstring
     import math
     import time
 
