@@ -13,20 +13,16 @@ from optkit.solve import Outcome, SolveOptions
 
 
 def warm_start(problem: GpuSelection, opts: SolveOptions) -> dict | None:
-    """The cheaper of the user's initial solution and the `greedy` solver's packing (never worse
-    than the single-type baseline), or None. Pooled: greedy's first fit on all types only (the
-    search over subsets costs more time than it saves there); per instance, where the search is
-    hard, the whole `greedy` on at most a third of the time left."""
-    subsets = 1 if problem.packing == "pooled" else 64
-    found = start_from(problem, "greedy", opts, 1 / 3, subsets=subsets)
-    quick = found.solution if found is not None else None
-    best = None
-    for solution in (opts.initial_solution, quick):
-        if solution is not None and problem.check(solution).feasible:
-            cost = problem.exact_cost(solution["counts"])
-            if best is None or cost < best[0]:
-                best = (cost, solution)
-    return None if best is None else best[1]
+    """The cheaper of the user's initial solution and the `greedy` solver's packing, or None (both
+    were checked by the facade). Pooled: greedy's first fit on all types only (the search over
+    subsets costs more time than it saves there); per instance, where the search is hard, the whole
+    `greedy`. Either on at most a third of the time left."""
+    params = {"subsets": 1} if problem.packing == "pooled" else {}
+    found = start_from(problem, "greedy", opts, 1 / 3, **params)
+    candidates = [
+        s for s in (opts.initial_solution, found.solution if found else None) if s is not None
+    ]
+    return min(candidates, key=lambda s: problem.exact_cost(s["counts"]), default=None)
 
 
 def prepare(

@@ -87,10 +87,11 @@ def _warm(problem: PodPacking, opts: SolveOptions, pool: list | None = None) -> 
     best, best_obj = list(problem.current), None
     # on big clusters the repair moves get a share of the time (highest priorities are repaired first)
     big = problem.n_pods > 2000
-    starts = [("kube-default", 1.0), ("bfd", 0.5 if big else 1.0)]
-    if not big:
-        starts.append(("ffd", 1.0))
-    for name, share in starts + ([] if big else [("minmax", 1 / 3)]):
+    if big:
+        starts = [("kube-default", 1.0), ("bfd", 0.5)]
+    else:
+        starts = [("kube-default", 1.0), ("bfd", 1.0), ("ffd", 1.0), ("minmax", 1 / 3)]
+    for name, share in starts:
         if name == "minmax" and not _minmax_may_help(problem, best):
             continue
         found = start_from(problem, name, opts, share, default=10.0)
