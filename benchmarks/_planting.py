@@ -8,6 +8,7 @@ properties and cached properties alike). Run pytest in the same process afterwar
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import textwrap
@@ -58,3 +59,54 @@ def plant(target: str, old: str, new: str) -> None:
     if text.count(old) != 1:
         raise ValueError(f"{target}: {old!r} occurs {text.count(old)} times, not once")
     install(target, text.replace(old, new))
+
+
+#: the test modules (in tests/) that hold the checker tests; a test belongs to a problem when its
+#: name holds the problem's name
+TEST_MODULES = ("test_checkers", "test_checker_boundaries")
+
+
+def checker_tests(problem: str) -> list[Any]:
+    """The problem's checker tests as calls without arguments, the quick ones first.
+
+    Every test function of TEST_MODULES whose name holds `problem`; a parametrized test gives one
+    call per parameter set. The hand-built tests come before the hypothesis tests, so that a mutant
+    that a hand-built test kills dies before the long random search. Call with tests/ on sys.path
+    and tests/conftest.py imported (it loads the hypothesis profile).
+    """
+    import itertools
+
+    quick, searched = [], []
+    for module_name in TEST_MODULES:
+        module = importlib.import_module(module_name)
+        for name in sorted(dir(module)):
+            test = getattr(module, name)
+            if not (name.startswith("test_") and problem in name and callable(test)):
+                continue
+            calls = []
+            grids = [
+                _parameter_sets(m)
+                for m in getattr(test, "pytestmark", [])
+                if m.name == "parametrize"
+            ]
+            for combo in itertools.product(*grids):
+                kwargs = {k: v for part in combo for k, v in part.items()}
+                calls.append(functools.partial(test, **kwargs))
+            hypothesis = getattr(test, "is_hypothesis_test", False)
+            (searched if hypothesis else quick).extend(calls)
+    return quick + searched
+
+
+def _parameter_sets(mark: Any) -> list[dict[str, Any]]:
+    """The keyword arguments of each parameter set of one `pytest.mark.parametrize`."""
+    names, values = mark.args[0], mark.args[1]
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",")]
+    out = []
+    for v in values:
+        if hasattr(v, "marks"):  # pytest.param(...): its values are a tuple, one per name
+            v = v.values
+        elif len(names) == 1:
+            v = (v,)
+        out.append(dict(zip(names, v, strict=True)))
+    return out

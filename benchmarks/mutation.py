@@ -7,9 +7,12 @@ constant moved by one either way, `and` / `or` swapped, a `not` dropped, an `if`
 `min` / `max` swapped. Text inside f-strings (the violation messages) is left alone.
 
 Each mutant is installed in a worker process (benchmarks._planting) and the problem's checker tests
-run against it (the tests of tests/test_checkers.py whose name holds the problem, stopping at the
-first failure; hypothesis profile "planted": 100 examples, no database, no shrinking). A mutant is
-killed when a test fails or it runs past the timeout (an endless loop); it survives otherwise.
+run against it (`benchmarks._planting.checker_tests`: the tests of tests/test_checkers.py and
+tests/test_checker_boundaries.py whose name holds the problem, the hand-built ones first, stopping at
+the first failure; hypothesis profile "planted": 100 examples, no database, no shrinking). Each
+worker first runs them on the checker as it is: they must pass, and that run's time, times
+TIMEOUT_FACTOR (at least --timeout seconds), is the limit per mutant. A mutant is killed when a test
+fails or it runs past the limit (an endless loop, as mutmut counts it); it survives otherwise.
 Results: the kill rate per problem in docs/benchmarks.md (section "checkers-mutation") and every
 survivor in benchmarks/results/mutation_survivors.txt.
 
@@ -17,7 +20,7 @@ mutmut 3.8.1 was not used: it mutates whole files (the generators, importers and
 the checkers) and first maps the whole test suite to functions, hours on this shared machine; a
 per-function runner is a page of code.
 
-    python -m benchmarks.mutation [--problem NAME] [--jobs 1] [--timeout 60] [--no-doc]
+    python -m benchmarks.mutation [--problem NAME] [--jobs 1] [--timeout 5] [--no-doc]
 """
 
 from __future__ import annotations
@@ -112,6 +115,10 @@ TARGETS: dict[str, list[str]] = {
     ],
 }
 
+#: a mutant is killed by timeout when its tests run this many times as long as on the checker as it
+#: is (and at least --timeout seconds): the limit of an endless loop, as mutmut's
+TIMEOUT_FACTOR = 3
+
 _SWAP_BIN = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult}
 _SWAP_BIN.update({ast.FloorDiv: ast.Mod, ast.Mod: ast.FloorDiv})
 _SWAP_CMP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt}
@@ -135,7 +142,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         _T0,
     ): "max(t, r_j) with r_j >= 0; entries overwritten",
     ("Tardiness.completion_times", "0 -> 1", _T0): "the initial entries are all overwritten",
-    ("Tardiness.r", "0 -> -1", "def r(self) -> tuple[int, ...]:"): "max(t, -1) = t for t >= 0",
+    (
+        "Tardiness.r",
+        "0 -> -1",
+        "return self.release_dates if self.release_dates is not None else (0,) * self.n",
+    ): "max(t, -1) = t for t >= 0",
     ("PodPacking.evaluate", "20 -> 21", _CAP20): "how many messages are shown (cosmetic)",
     ("PodPacking.evaluate", "20 -> 19", _CAP20): "how many messages are shown (cosmetic)",
     ("ExpertPlacement.evaluate", "5 -> 6", _CAP5): "how many messages are shown (cosmetic)",
@@ -248,13 +259,12 @@ def mutants(problem: str) -> list[Mutant]:
     out = []
     for target in TARGETS[problem]:
         text = source(target)
-        first_line = locate(target)[3].__code__.co_firstlineno
-        decorators = len(text) and text.count("\n", 0, text.index("def "))
+        first_line = locate(target)[3].__code__.co_firstlineno  # decorators included, as in text
         count = sum(1 for _ in _points(ast.parse(text)))
         for k in range(count):
             tree = ast.parse(text)
             node, what, how = list(_points(tree))[k]
-            line = first_line + getattr(node, "lineno", 1) - 1 - decorators
+            line = first_line + getattr(node, "lineno", 1) - 1
             _apply(node, how)
             tree = ast.fix_missing_locations(_Unwrap().visit(tree))
             out.append(Mutant(problem, target, k, line, what, ast.unparse(tree)))
@@ -264,51 +274,64 @@ def mutants(problem: str) -> list[Mutant]:
 # -- worker ----------------------------------------------------------------------------------------
 
 
-class _Timeout(Exception):
-    pass
+class _Timeout(BaseException):
+    """Raised by the timer in the test: a BaseException, so that hypothesis does not take it for a
+    failure of the example and replay that example (which would loop again, with no timer left)."""
 
 
 def _alarm(signum, frame):
     raise _Timeout()
 
 
-def _worker(problem: str, batch: list[Mutant], timeout: int, queue) -> None:
-    """Run the problem's checker tests against each mutant in turn, in this one process."""
+def _run_tests(tests: list, seconds: float | None) -> str:
+    """Run the tests in turn, stopping at the first failure: 'survived' or 'killed (why)'."""
+    try:
+        if seconds is not None:
+            signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)  # again every second till cleared
+        for test in tests:
+            test()
+        return "survived"
+    except _Timeout:
+        return "killed (timeout)"
+    except BaseException as e:  # noqa: BLE001 - any failure of a test kills the mutant
+        return f"killed ({type(e).__name__})"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _worker(problem: str, batch: list[Mutant], timeout: float, queue) -> None:
+    """Run the problem's checker tests against each mutant in turn, in this one process.
+
+    First against the checker as it is: every test must pass, and that run's time sets the
+    per-mutant timeout (TIMEOUT_FACTOR times it, at least `timeout` seconds)."""
     os.environ["HYPOTHESIS_PROFILE"] = "planted"
     import sys
 
     sys.path.insert(0, str(ROOT / "tests"))
     import conftest  # noqa: F401  (registers and loads the hypothesis profiles)
-    import test_checkers
-    from benchmarks._planting import install, locate
+    from benchmarks._planting import checker_tests, install, locate
 
-    tests = [
-        getattr(test_checkers, name)
-        for name in dir(test_checkers)
-        if name.startswith("test_") and problem in name
-    ]
+    tests = checker_tests(problem)
+    started = time.monotonic()
+    baseline = _run_tests(tests, None)
+    if baseline != "survived":
+        queue.put(("baseline", baseline))
+        return
+    limit = max(timeout, TIMEOUT_FACTOR * (time.monotonic() - started))
     signal.signal(signal.SIGALRM, _alarm)
     for m in batch:
         _, owner, name, _ = locate(m.target)
         original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
-        verdict = "survived"
         try:
             install(m.target, m.source)
-            signal.alarm(timeout)
-            for test in tests:
-                test()
-        except _Timeout:
-            verdict = "killed (timeout)"
-        except BaseException as e:  # noqa: BLE001 - any failure of a test kills the mutant
-            verdict = f"killed ({type(e).__name__})"
+            verdict = _run_tests(tests, limit)
         finally:
-            signal.alarm(0)
             setattr(owner, name, original)
         queue.put((m.target, m.index, verdict))
     queue.put(None)
 
 
-def run(problem: str, timeout: int, jobs: int) -> list[tuple[Mutant, str]]:
+def run(problem: str, timeout: float, jobs: int) -> list[tuple[Mutant, str]]:
     todo = mutants(problem)
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
@@ -325,6 +348,8 @@ def run(problem: str, timeout: int, jobs: int) -> list[tuple[Mutant, str]]:
         if item is None:
             done += 1
             continue
+        if item[0] == "baseline":
+            raise SystemExit(f"{problem}: the tests fail on the checker as it is: {item[1]}")
         results.append((by_key[item[:2]], item[2]))
     for p in procs:
         p.join()
@@ -335,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problem", action="append", choices=list(TARGETS))
     ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--timeout", type=int, default=60)
+    ap.add_argument("--timeout", type=float, default=5.0, help="least seconds per mutant")
     ap.add_argument("--no-doc", action="store_true")
     args = ap.parse_args(argv)
     rows, survivors, equivalents = [], [], []

@@ -1,8 +1,9 @@
 """Plant one bug per rule of each checker and count how often the default tests catch it.
 
 Each bug is an edit of one line of a checker (or a helper it calls), installed by
-`benchmarks._planting` in a fresh process, which then runs the problem's checker tests (the tests of
-`tests/test_checkers.py` whose name holds the problem, part of the default run) once per run with
+`benchmarks._planting` in a fresh process, which then runs the problem's checker tests
+(`benchmarks._planting.checker_tests`: the tests of `tests/test_checkers.py` and
+`tests/test_checker_boundaries.py` whose name holds the problem) once per run with
 the hypothesis profile "planted": the "ci" example budget, no example database and no shrinking, so
 that every run is a new random search and no run replays another's failure. A bug is caught in a
 run when a test fails. Results go to docs/benchmarks.md, section "checkers".
@@ -148,15 +149,9 @@ def _runs(name: str, runs: int, queue) -> None:
     os.environ["HYPOTHESIS_PROFILE"] = "planted"
     sys.path.insert(0, str(ROOT / "tests"))
     import conftest  # noqa: F401  (registers and loads the hypothesis profiles)
-    import test_checkers
-    from benchmarks._planting import plant
+    from benchmarks._planting import checker_tests, plant
 
-    problem = BUGS[name][0]
-    tests = [
-        getattr(test_checkers, t)
-        for t in dir(test_checkers)
-        if t.startswith("test_") and problem in t
-    ]
+    tests = checker_tests(BUGS[name][0])
     plant(*BUGS[name][2:])
     caught = 0
     for _ in range(runs):
