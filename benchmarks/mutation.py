@@ -135,6 +135,14 @@ _SPLIT = "share = np.divide(self.load_array, r, out=np.zeros_like(self.load_arra
 _EMPTY_ROW = "X = np.zeros((L, E + 1, G), dtype=int)  # row E collects the empty slots (-1)"
 _EMPTY_AT = "np.add.at(X[l], (np.where(arr[l] < 0, E, arr[l]), gpu), 1)"
 _MESSAGE = "only the example the message names changes"
+_NO_GROUPS = "group: list[int | None] = [0] * self.n"
+_UNREAD = "without warp groups `group` is never read (violations gets [None] * n)"
+_HI = "hi = max(1, sum(lat for _, _, lat, _, _ in self.arcs))"
+_HI_WHY = "the bisection runs only when II 1 fails, so a cycle has latency >= 2 and the sum is >= 2"
+_DIST = "dist = [0] * n  # longest path from a virtual source to every node"
+_SHIFT = "a common shift of every distance changes no comparison w > dist[v]"
+_COMP = "if len(comp) > 1 and any("
+_SINGLE = "a one-op component qualifies only by a self-loop, which returned earlier"
 EQUIVALENT: dict[tuple[str, str, str], str] = {
     (
         "Tardiness.completion_times",
@@ -165,6 +173,27 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("ExpertPlacement.replica_matrix", "0 -> -1", _EMPTY_AT): "index -1 is row E, the same row",
     ("ExpertPlacement._traffic", "0 -> -1", "if tot == 0:"): "a pair without tokens adds 0",
     ("ExpertPlacement._traffic", "1 -> 0", "if N == 1:"): "one node: the general sum is 1 too",
+    ("SoftwarePipelining.evaluate", "0 -> 1", _NO_GROUPS): _UNREAD,
+    ("SoftwarePipelining.evaluate", "0 -> -1", _NO_GROUPS): _UNREAD,
+    ("SoftwarePipelining.register_use", "0 -> -1", "g = group[v] if wg else 0"): (
+        "without warp groups there is one row: index -1 is row 0"
+    ),
+    ("SoftwarePipelining.rec_mii", "1 -> 0", "lo = 1  # infeasible"): (
+        "II 0 is infeasible too (a positive cycle exists): the bisection of a monotone test "
+        "ends at the same least feasible II"
+    ),
+    ("SoftwarePipelining.rec_mii", "1 -> 2", _HI): _HI_WHY,
+    ("SoftwarePipelining.rec_mii", "1 -> 0", _HI): _HI_WHY,
+    ("SoftwarePipelining.recurrence_ok", "0 -> 1", _DIST): _SHIFT,
+    ("SoftwarePipelining.recurrence_ok", "0 -> -1", _DIST): _SHIFT,
+    ("SoftwarePipelining.recurrence_ok", "1 -> 2", "for _ in range(n + 1):"): (
+        "more rounds than needed: without a positive cycle nothing changes after round n - 1"
+    ),
+    ("SoftwarePipelining.recurrence_ok", "1 -> 0", "for _ in range(n + 1):"): (
+        "n rounds suffice: longest paths have n - 1 arcs, round n sees no change"
+    ),
+    ("SoftwarePipelining.zero_distance_cycle", "1 -> 0", _COMP): _SINGLE,
+    ("SoftwarePipelining.zero_distance_cycle", "Gt -> GtE", _COMP): _SINGLE,
 }
 
 

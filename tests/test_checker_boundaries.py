@@ -13,6 +13,8 @@ import pytest
 
 from optkit.problems import gpu_selection
 from optkit.problems.gpu_selection import GpuSelection
+from optkit.problems.pod_packing import PodPacking
+from optkit.problems.software_pipelining import SoftwarePipelining
 
 # -- gpu selection ---------------------------------------------------------------------------------
 
@@ -99,6 +101,15 @@ def test_gpu_selection_bucket_just_outside_the_table(bucket):
     assert len(report.violations) == 1 and "is outside the 1x2 distribution" in report.violations[0]
 
 
+def test_gpu_selection_a_slice_given_twice_is_one_violation_and_counted_once():
+    """Slice 0 listed twice: one violation; its load counts once, so one instance still suffices."""
+    p = _gpu([("G", 1, None, [[1]])], slice_factor=2)
+    slices = _slices("G", n=2)
+    assert p.check({"counts": {"G": 1}, "assignment": slices}).feasible
+    report = p.check({"counts": {"G": 1}, "assignment": [*slices, slices[0]]})
+    assert list(report.violations) == ["assignment.2: slice 0 of bucket [0, 0] is assigned twice"]
+
+
 def test_gpu_selection_unassigned_message_names_the_missing_slice():
     p = _gpu([("G", 1, None, [[1]])], slice_factor=3)
     report = p.check({"counts": {"G": 1}, "assignment": [_slices("G", n=3)[k] for k in (0, 2)]})
@@ -171,3 +182,155 @@ def test_gpu_selection_per_instance_loads_to_six_digits():
     assert r.metrics["load_per_instance"] == {"A": [0.111111, 0.111111, 0.0], "B": [0.333333]}
     assert r.metrics["load_per_type"] == {"A": 0.222222, "B": 0.333333}
     assert r.metrics["mix"] == "A+B"
+
+
+# -- pod packing -----------------------------------------------------------------------------------
+
+
+def test_pod_packing_a_pinned_pod_stays_where_it_runs():
+    """A pod that is not movable may only stay: on its node the solution is feasible; moved or
+    evicted, that is one violation of the pinned-pod rule (not of eligibility), while a movable
+    pod may go either way."""
+    p = PodPacking.model_validate(
+        {
+            "problem": "pod-packing",
+            "nodes": [{"name": "a", "capacity": {"cpu": 2}}, {"name": "b", "capacity": {"cpu": 2}}],
+            "pods": [
+                {"name": "pinned", "requests": {"cpu": 1}, "node": "a", "movable": False},
+                {"name": "free", "requests": {"cpu": 1}, "node": "a"},
+            ],
+        }
+    )
+    for free in ("a", "b", None):
+        assert p.check({"assignment": {"pinned": "a", "free": free}}).feasible, free
+    for pinned in ("b", None):
+        report = p.check({"assignment": {"pinned": pinned, "free": "a"}})
+        assert list(report.violations) == ["pod 'pinned' is not movable: it must stay on 'a'"], (
+            pinned
+        )
+
+
+# -- software pipelining ---------------------------------------------------------------------------
+
+
+def _sp(ops, edges=(), warp_groups=None):
+    """Ops as (name, cycles, regs) on units of their own; edges as (from, to, latency, distance)."""
+    return SoftwarePipelining.model_validate(
+        {
+            "problem": "software-pipelining",
+            "units": {f"U{k}": 1 for k in range(len(ops))},
+            "ops": [
+                {"name": n, "unit": f"U{k}", "cycles": c, "regs": r}
+                for k, (n, c, r) in enumerate(ops)
+            ],
+            "edges": [
+                {"from": a, "to": b, "latency": lat, "distance": d} for a, b, lat, d in edges
+            ],
+            "warp_groups": warp_groups,
+        }
+    )
+
+
+def test_software_pipelining_default_horizon_by_hand():
+    """(n - 1) * (largest latency + handoff + ii - 1) + the longest op: 1 * (3 + 2 + 4) + 5."""
+    p = _sp(
+        [("a", 2, 0), ("b", 5, 0)],
+        [("a", "b", 3, 0)],
+        {"count": 2, "reg_limit": [0, 0], "handoff": 2},
+    )
+    assert p.default_horizon(5) == 14
+    assert p.check({"ii": 5, "start": {"a": 0, "b": 9}, "warp_group": {"a": 0, "b": 1}}).feasible
+    report = p.check({"ii": 5, "start": {"a": 0, "b": 10}, "warp_group": {"a": 0, "b": 1}})
+    assert list(report.violations) == ["schedule length 15 exceeds the horizon 14"]
+    # no edges: the largest latency is 0, so (2 - 1) * (0 + 2 - 1) + 1 at II 2
+    free = _sp([("a", 1, 0), ("b", 1, 0)])
+    assert free.default_horizon(2) == 2
+    assert free.check({"ii": 2, "start": {"a": 0, "b": 1}}).feasible
+    assert not free.check({"ii": 2, "start": {"a": 0, "b": 2}}).feasible
+
+
+def test_software_pipelining_handoff_only_between_two_assigned_groups():
+    """a -> b, latency 1, handoff 2: in different groups b waits 3 cycles, in one group 1; an op
+    without a group yet (the heuristic's partial schedules) adds no handoff."""
+    p = _sp(
+        [("a", 1, 0), ("b", 1, 0)],
+        [("a", "b", 1, 0)],
+        {"count": 2, "reg_limit": [0, 0], "handoff": 2},
+    )
+    apart = {"ii": 4, "warp_group": {"a": 0, "b": 1}}
+    assert p.check({**apart, "start": {"a": 0, "b": 3}}).feasible
+    report = p.check({**apart, "start": {"a": 0, "b": 2}})
+    assert list(report.violations) == [
+        "dependence a -> b: start 2 + 0*4 < 0 + latency 1 + handoff 2"
+    ]
+    assert p.check({"ii": 4, "start": {"a": 0, "b": 1}, "warp_group": {"a": 1, "b": 1}}).feasible
+    for groups in ([None, 1], [0, None], [None, None]):
+        assert p.violations(4, [0, 1], groups) == [], groups
+    assert len(p.violations(4, [0, 1], [0, 1])) == 1
+
+
+def test_software_pipelining_every_op_needs_a_start_and_a_group():
+    """An op left out, or a name that is no op, in start or in warp_group; a group one past the
+    last: each rejected with its message, whether or not the other list is complete."""
+    p = _sp([("a", 1, 0), ("b", 1, 0)], warp_groups={"count": 2, "reg_limit": [8, 8]})
+    ok = {"ii": 1, "start": {"a": 0, "b": 0}, "warp_group": {"a": 0, "b": 1}}
+    assert p.check(ok).feasible
+    for field, value, message in [
+        ("start", {"a": 0}, "start must give every op exactly once (missing ['b'], unknown [])"),
+        (
+            "start",
+            {"a": 0, "b": 0, "c": 0},
+            "start must give every op exactly once (missing [], unknown ['c'])",
+        ),
+        (
+            "warp_group",
+            {"a": 0},
+            "warp_group must give every op exactly once (missing ['b'], unknown [])",
+        ),
+        (
+            "warp_group",
+            {"a": 0, "b": 1, "c": 0},
+            "warp_group must give every op exactly once (missing [], unknown ['c'])",
+        ),
+        ("warp_group", {"a": 0, "b": 2}, "warp_group of ['b'] is not below count 2"),
+    ]:
+        report = p.check({**ok, field: value})
+        assert list(report.violations) == [message], (field, value)
+
+
+def test_software_pipelining_register_use_by_hand():
+    """One row without warp groups; ops with no group yet (the heuristic's partial schedules)
+    hold no registers; a 1-cycle result of 2 registers is live in cycle 0 of II 2."""
+    alone = _sp([("a", 1, 2)])
+    assert alone.register_use(2, [0], [None]) == [[2, 0]]
+    groups = _sp([("a", 1, 2), ("b", 1, 3)], warp_groups={"count": 2, "reg_limit": [8, 8]})
+    assert groups.register_use(2, [0, 1], [0, None]) == [[2, 0], [0, 0]]
+    assert groups.register_use(2, [0, 1], [1, 1]) == [[0, 0], [2, 3]]
+
+
+def test_software_pipelining_violations_shown_ten_by_default():
+    """A chain of 12 ops all started at 0, each waiting 5 cycles for the one before: 11 broken
+    dependences; `violations` lists 10 unless asked for all (limit 0)."""
+    ops = [(f"o{k}", 1, 0) for k in range(12)]
+    p = _sp(ops, [(f"o{k}", f"o{k + 1}", 5, 0) for k in range(11)])
+    assert len(p.violations(1, [0] * 12, [None] * 12)) == 10
+    assert len(p.violations(1, [0] * 12, [None] * 12, limit=0)) == 11
+
+
+def test_software_pipelining_zero_distance_cycles():
+    """A cycle of distance 0 is infeasible only when its latency is positive: a self-loop of
+    latency 1 (not 0); a two-op cycle of latencies 1 and 0 (not 0 and 0, even with positive
+    latencies into, out of, or at distance 1 around that cycle). rec_mii is None for the former."""
+    ops = [("a", 1, 0), ("b", 1, 0), ("c", 1, 0), ("e", 1, 0)]
+    assert _sp(ops, [("a", "a", 1, 0)]).zero_distance_cycle() == ["a"]
+    assert _sp(ops, [("a", "a", 0, 0)]).zero_distance_cycle() is None
+    positive = _sp(ops, [("a", "b", 1, 0), ("b", "a", 0, 0)])
+    assert positive.zero_distance_cycle() == ["a", "b"]
+    assert positive.rec_mii() is None
+    start = {"a": 0, "b": 1, "c": 0, "e": 0}
+    assert positive.check({"ii": 1, "start": start}).metrics["rec_mii"] is None
+    zero = [("a", "b", 0, 0), ("b", "a", 0, 0)]
+    assert _sp(ops, zero).zero_distance_cycle() is None
+    around = [("c", "a", 1, 0), ("b", "e", 1, 0), ("a", "b", 1, 1), ("b", "a", 1, 2)]
+    assert _sp(ops, zero + around).zero_distance_cycle() is None
+    assert _sp(ops, zero + around).rec_mii() is not None

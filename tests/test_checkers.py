@@ -1102,7 +1102,7 @@ def pod_cases(draw):
             assignment[p["name"]] = draw(
                 st.sampled_from(allowed if draw(st.integers(0, 3)) else choices)
             )
-    if draw(st.integers(0, 4)) == 0:  # a pinned pod moved anyway
+    if draw(st.booleans()):  # a pinned pod moved (or evicted) anyway
         pinned = [p for p in pods if not p.get("movable", True)]
         if pinned:
             assignment[draw(st.sampled_from(pinned))["name"]] = draw(st.sampled_from(choices))
