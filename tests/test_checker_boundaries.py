@@ -12,8 +12,9 @@ from fractions import Fraction
 import pytest
 
 from optkit.problems import gpu_selection
+from optkit.problems.expert_placement import ExpertPlacement
 from optkit.problems.gpu_selection import GpuSelection
-from optkit.problems.pod_packing import PodPacking
+from optkit.problems.pod_packing import PodPacking, Taint, Toleration
 from optkit.problems.software_pipelining import SoftwarePipelining
 
 # -- gpu selection ---------------------------------------------------------------------------------
@@ -334,3 +335,103 @@ def test_software_pipelining_zero_distance_cycles():
     around = [("c", "a", 1, 0), ("b", "e", 1, 0), ("a", "b", 1, 1), ("b", "a", 1, 2)]
     assert _sp(ops, zero + around).zero_distance_cycle() is None
     assert _sp(ops, zero + around).rec_mii() is not None
+
+
+def test_pod_packing_tolerations_without_a_key():
+    """An empty or absent key with Exists tolerates every taint (of its effect, if it names one);
+    with Equal it tolerates none."""
+    taints = [
+        Taint(key=k, value=v, effect=e)
+        for k, v, e in [("gpu", "", "NoSchedule"), ("spot", "1", "NoExecute")]
+    ]
+    for key in (None, ""):
+        assert all(Toleration(key=key, operator="Exists").tolerates(t) for t in taints)
+        assert not any(Toleration(key=key, operator="Equal").tolerates(t) for t in taints)
+        only = Toleration(key=key, operator="Exists", effect="NoExecute")
+        assert [only.tolerates(t) for t in taints] == [False, True]
+
+
+@pytest.mark.parametrize(
+    "order, objective",
+    [
+        # placed at >= 10, >= 5, >= 0 (negated), then evictions, then moves
+        ("placement-first", [-1, -2, -2, 1, 1]),
+        # per priority from the highest: placed (negated), then disruption (eviction 1, move 2)
+        ("per-tier", [-1, 2, -2, 2, -2, 3]),
+    ],
+)
+def test_pod_packing_objective_with_a_move_and_an_eviction(order, objective):
+    """Three priorities: `hi` (10) moves from a to b, `lo` (0) is evicted from a, `new` (5) is
+    placed on a; the objective in either order, worked out by hand."""
+    p = PodPacking.model_validate(
+        {
+            "problem": "pod-packing",
+            "objective": order,
+            "nodes": [{"name": "a", "capacity": {"cpu": 4}}, {"name": "b", "capacity": {"cpu": 4}}],
+            "pods": [
+                {"name": "hi", "priority": 10, "requests": {"cpu": 1}, "node": "a"},
+                {"name": "lo", "priority": 0, "requests": {"cpu": 1}, "node": "a"},
+                {"name": "new", "priority": 5, "requests": {"cpu": 1}},
+            ],
+        }
+    )
+    report = p.check({"assignment": {"hi": "b", "lo": None, "new": "a"}})
+    assert report.feasible and report.objective == objective
+    assert (report.metrics["evictions"], report.metrics["moves"]) == (1, 1)
+
+
+# -- expert placement ------------------------------------------------------------------------------
+
+
+def _ep(load, slots_per_gpu, gpu_node=None, affinity=None, comm_weight=1, **extra):
+    return ExpertPlacement(
+        gpus=len(gpu_node) if gpu_node else extra.pop("gpus"),
+        slots_per_gpu=slots_per_gpu,
+        load=load,
+        affinity=affinity,
+        gpu_node=gpu_node,
+        link_cost={"intra_node": 1, "inter_node": 10},
+        comm_weight=comm_weight,
+        **extra,
+    )
+
+
+def test_expert_placement_traffic_of_a_replicated_expert_across_nodes():
+    """Expert 0 of layer 0 on GPU 0 (node 0) and GPU 1 (node 1), expert 1 of layer 1 on GPU 0
+    only; one token from the first to the second: half of it stays on GPU 0 (a replica there takes
+    half of expert 0's tokens), the other half crosses GPUs and nodes: cost 10 x 0.5."""
+    p = _ep([[1, 1], [1, 1]], 2, gpu_node=[0, 1], affinity=[[[0, 1], [0, 0]]])
+    m = p.check({"slots": [[0, 1, 0, -1], [0, 1, -1, -1]]}).metrics
+    assert (m["cross_gpu_traffic"], m["cross_node_traffic"], m["comm_cost"]) == (0.5, 0.5, 5.0)
+    assert m["local_share"] == 0.5
+
+
+def test_expert_placement_traffic_between_gpus_of_one_node():
+    """GPUs 0 and 1 on node 0, GPU 2 on node 1: a token from expert 0 (GPU 0) to expert 1 (GPU 1)
+    crosses GPUs but not nodes: cost 1 (intra-node), not 10."""
+    p = _ep([[1, 1], [1, 1]], 1, gpu_node=[0, 0, 1], affinity=[[[0, 1], [0, 0]]])
+    m = p.check({"slots": [[0, 1, -1], [-1, 1, 0]]}).metrics
+    assert (m["cross_gpu_traffic"], m["cross_node_traffic"], m["comm_cost"]) == (1.0, 0.0, 1.0)
+
+
+def test_expert_placement_defaults_one_node_and_no_comm_weight():
+    """Without gpu_node every GPU is on node 0 (one node); without comm_weight (or at 0) the
+    objective is the sum of the busiest GPU's loads alone, whatever the traffic."""
+    p = _ep([[1, 1], [1, 1]], 1, gpus=2, affinity=[[[0, 1], [0, 0]]])
+    assert p.node_of_gpu.tolist() == [0, 0] and p.num_nodes == 1
+    assert _ep([[1, 1]], 1, gpu_node=[0, 2, 1]).num_nodes == 3
+    for weight in (None, 0):
+        q = _ep(
+            [[1, 1], [1, 1]], 1, gpu_node=[0, 1], affinity=[[[0, 1], [0, 0]]], comm_weight=weight
+        )
+        assert q.weight == 0.0
+        report = q.check({"slots": [[0, 1], [0, 1]]})
+        assert report.metrics["comm_cost"] == 10.0 and report.objective == 2.0
+
+
+def test_expert_placement_balancedness_below_one_token():
+    """Loads 0.5 and 0.25 on two GPUs: mean 0.375 over max 0.5, even though the loads sum to less
+    than one."""
+    p = _ep([[0.5, 0.25]], 1, gpus=2)
+    m = p.check({"slots": [[0, 1]]}).metrics
+    assert m["balancedness"] == 0.75 and m["sum_max_gpu_load"] == 0.5
