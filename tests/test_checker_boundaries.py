@@ -407,11 +407,13 @@ def test_expert_placement_traffic_of_a_replicated_expert_across_nodes():
 
 
 def test_expert_placement_traffic_between_gpus_of_one_node():
-    """GPUs 0 and 1 on node 0, GPU 2 on node 1: a token from expert 0 (GPU 0) to expert 1 (GPU 1)
-    crosses GPUs but not nodes: cost 1 (intra-node), not 10."""
-    p = _ep([[1, 1], [1, 1]], 1, gpu_node=[0, 0, 1], affinity=[[[0, 1], [0, 0]]])
-    m = p.check({"slots": [[0, 1, -1], [-1, 1, 0]]}).metrics
-    assert (m["cross_gpu_traffic"], m["cross_node_traffic"], m["comm_cost"]) == (1.0, 0.0, 1.0)
+    """GPUs 0 and 1 on node 0, GPU 2 on node 1, three layers: a token from expert 0 (GPU 0) to
+    expert 1 (GPU 1) crosses GPUs but not nodes (cost 1); then one from expert 0 (GPU 2) to expert
+    0 (GPU 0) crosses both (cost 10). Each pair of layers is its own: layer 2 is not layer -1."""
+    affinity = [[[0, 1], [0, 0]], [[1, 0], [0, 0]]]
+    p = _ep([[1, 1]] * 3, 1, gpu_node=[0, 0, 1], affinity=affinity)
+    m = p.check({"slots": [[0, 1, -1], [-1, 1, 0], [0, -1, 1]]}).metrics
+    assert (m["cross_gpu_traffic"], m["cross_node_traffic"], m["comm_cost"]) == (2.0, 1.0, 11.0)
 
 
 def test_expert_placement_defaults_one_node_and_no_comm_weight():
