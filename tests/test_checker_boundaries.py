@@ -36,12 +36,9 @@ def _gpu(types, dist=((1,),), rate=1, slice_factor=1, packing="pooled"):
     )
 
 
-def _slices(gpu_type, bucket=(0, 0), n=1, instance=None):
-    out = [{"bucket": list(bucket), "slice": s, "gpu_type": gpu_type} for s in range(n)]
-    if instance is not None:
-        for a in out:
-            a["instance"] = instance
-    return out
+def _slices(gpu_type, bucket=(0, 0), n=1):
+    """Slices 0 .. n - 1 of the bucket on the type (pooled: no instance)."""
+    return [{"bucket": list(bucket), "slice": s, "gpu_type": gpu_type} for s in range(n)]
 
 
 def test_gpu_selection_can_serve_at_max_count_0_and_1_and_a_whole_instance():
@@ -109,6 +106,20 @@ def test_gpu_selection_a_slice_given_twice_is_one_violation_and_counted_once():
     assert p.check({"counts": {"G": 1}, "assignment": slices}).feasible
     report = p.check({"counts": {"G": 1}, "assignment": [*slices, slices[0]]})
     assert list(report.violations) == ["assignment.2: slice 0 of bucket [0, 0] is assigned twice"]
+
+
+def test_gpu_selection_decimals_are_read_as_written():
+    """0.3 req/s per GPU serves three slices of 0.1 req/s exactly (in binary floats 0.1 / 0.3 is
+    a hair above 1/3); 2 x 1.01 + 3.67 is 5.69, not the float sum 5.6899999999999995."""
+    p = _gpu([("A", 1, None, [[0.3]])], slice_factor=10, packing="per_instance")
+    assignment = [
+        {"bucket": [0, 0], "slice": s, "gpu_type": "A", "instance": s // 3} for s in range(10)
+    ]
+    report = p.check({"counts": {"A": 4}, "assignment": assignment})
+    assert report.feasible, report.violations
+    assert report.metrics["load_per_instance"] == {"A": [1.0, 1.0, 1.0, 0.333333]}
+    costs = _gpu([("A", 1.01, None, [[1]]), ("B", 3.67, None, [[1]])])
+    assert costs.check({"counts": {"A": 2, "B": 1}, "assignment": _slices("B")}).objective == 5.69
 
 
 def test_gpu_selection_unassigned_message_names_the_missing_slice():
@@ -403,6 +414,18 @@ def test_expert_placement_traffic_of_a_replicated_expert_across_nodes():
     p = _ep([[1, 1], [1, 1]], 2, gpu_node=[0, 1], affinity=[[[0, 1], [0, 0]]])
     m = p.check({"slots": [[0, 1, 0, -1], [0, 1, -1, -1]]}).metrics
     assert (m["cross_gpu_traffic"], m["cross_node_traffic"], m["comm_cost"]) == (0.5, 0.5, 5.0)
+    assert m["local_share"] == 0.5
+
+
+def test_expert_placement_replicas_of_different_layers_are_their_own():
+    """One node, three layers: expert 0 has 2 replicas in layer 0, expert 1 has 2 in layer 2.
+    A token from expert 0 (layer 0) to expert 0 (layer 1, GPU 0 only) and one from expert 1
+    (layer 1, GPU 0) to expert 1 (layer 2, GPUs 0 and 1) each stay on GPU 0 half the time."""
+    affinity = [[[1, 0], [0, 0]], [[0, 0], [0, 1]]]
+    p = _ep([[1, 1]] * 3, 2, gpus=2, affinity=affinity)
+    slots = [[0, 1, 0, -1], [0, 1, -1, -1], [0, 1, 1, -1]]
+    m = p.check({"slots": slots}).metrics
+    assert (m["cross_gpu_traffic"], m["cross_node_traffic"], m["comm_cost"]) == (1.0, 0.0, 1.0)
     assert m["local_share"] == 0.5
 
 
