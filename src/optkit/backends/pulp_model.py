@@ -99,11 +99,11 @@ class _ClockedHiGHS(pulp.HiGHS):
 
     def callSolver(self, lp: pulp.LpProblem) -> None:
         if self._opts.time_limit is not None:
-            lp.solverModel.setOptionValue("time_limit", _time_left_for_solver(self._opts))
+            lp.solverModel.setOptionValue("time_limit", time_left_for_solver(self._opts))
         super().callSolver(lp)
 
 
-def _time_left_for_solver(opts: SolveOptions) -> float:
+def time_left_for_solver(opts: SolveOptions) -> float:
     """What the solver's own clock may take of the time left: all but a reserve for reading its
     solution back (a twentieth of the limit, at most 0.2 s)."""
     assert opts.time_limit is not None
@@ -126,7 +126,7 @@ class _ClockedCBC(pulp.COIN_CMD):
     def timeLimit(self) -> float | None:  # noqa: N802 - PuLP's name
         if self._opts.time_limit is None:
             return None
-        return max(0.01, _time_left_for_solver(self._opts))
+        return max(0.01, time_left_for_solver(self._opts))
 
     @timeLimit.setter
     def timeLimit(self, value: float | None) -> None:  # noqa: N802
