@@ -59,6 +59,39 @@ def write_section(key: str, markdown: str) -> None:
     tmp.replace(DOC)
 
 
+def section_text(key: str) -> str:
+    """The current text of section `key` of docs/benchmarks.md ('' if none)."""
+    text = DOC.read_text() if DOC.exists() else ""
+    block = next((m[0] for m in _BLOCK.finditer(text) if m["key"] == key), "")
+    return block
+
+
+def section_rows(key: str, first_column: str) -> list[dict[str, str]]:
+    """The rows, as {column: cell}, of the table in section `key` whose first column is named
+    `first_column`. Scripts whose result cache is local (benchmarks/results is not in git) carry
+    over the rows of the previous write that their cache does not hold."""
+    tables: list[list[list[str]]] = []  # each table: its lines split into cells
+    previous = ""
+    for line in section_text(key).splitlines():
+        if line.startswith("|"):
+            if not previous.startswith("|"):
+                tables.append([])
+            if not set(line) <= set("|- "):  # not the separator line
+                tables[-1].append([c.strip() for c in line.strip().strip("|").split("|")])
+        previous = line
+    for header, *rows in tables:
+        if header[0] == first_column:
+            return [dict(zip(header, cells)) for cells in rows]
+    return []
+
+
+def section_commands(key: str) -> list[str]:
+    """The commands listed (indented by four spaces) in section `key`."""
+    return [
+        line.strip() for line in section_text(key).splitlines() if line.startswith("    .venv/")
+    ]
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import optkit
-from benchmarks._common import ROOT, machine, markdown_table, write_section
+from benchmarks._common import ROOT, machine, markdown_table, section_rows, write_section
 from optkit.registry import generators, solver_specs
 
 
@@ -180,13 +180,17 @@ def main() -> None:
             [float(x) for x in args.limits.split(",")],
             args.modes.split(","),
         )
-    rows, misses = [], 0
-    for key, runs in sorted(load_cache().items()):
-        cells, ok = row(key, runs)
-        rows.append(cells)
-        misses += not ok
     header = ["problem", "solver", "limit (s)", "limit kind", "largest runtime (s)", "on"]
     header += ["within target", "notes"]
+    cache = load_cache()
+    rows = [row(key, runs)[0] for key, runs in cache.items()]
+    # the rows of the previous write that this (local) cache does not hold
+    for old in section_rows("time limits", "problem"):
+        key = "|".join(old[h] for h in header[:4])
+        if key not in cache:
+            rows.append([old[h] for h in header])
+    rows.sort(key=lambda cells: "|".join(cells[:4]))  # the order of the cache keys
+    misses = sum(cells[6] != "yes" for cells in rows)
     table = markdown_table(header, rows)
     print(table)
     print(f"{misses} of {len(rows)} (problem, solver, limit, kind) outside the target")
@@ -204,7 +208,8 @@ of each problem, per solver, time limit and kind of limit (`soft`: the solver's 
 `--hard-limit`, the solver in a child process killed at the limit). Target: soft <= 1.1 x limit +
 0.1 s, hard <= limit + 0.3 s. Instances (generated, seed 1): {instances}.
 Solver errors and `unknown` answers are listed in the notes (an error within the time is still
-within the target). {misses} of {len(rows)} rows outside the target.
+within the target). {misses} of {len(rows)} rows outside the target. Rows that the local cache
+(benchmarks/results, not in git) does not hold are carried over from the previous write.
 
 ```
 .venv/bin/python -m benchmarks.time_limits --limits 1,5 --modes soft,hard --write

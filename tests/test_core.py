@@ -299,3 +299,31 @@ def test_tardiness_default_keeps_the_best_schedule_with_a_bound():
     assert set(result.stats["by_solver"]) == {"dynasearch", "cpsat"}  # n = 30: no dp, a bound
     assert result.bound is None or result.bound <= result.objective
     assert result.objective == min(r["objective"] for r in result.stats["by_solver"].values())
+
+
+def test_runtime_covers_the_checks_of_the_start_and_of_the_answer(fake_solver, monkeypatch):
+    """Issue 26: the facade's checks are part of the call that the time limit covers."""
+    name = fake_solver(lambda p, o: Outcome(solution={"sequence": [1, 0, 2]}), warm_start=True)
+    real = Tardiness.check
+
+    def slow_check(self, solution):
+        time.sleep(0.05)
+        return real(self, solution)
+
+    monkeypatch.setattr(Tardiness, "check", slow_check)
+    start = {"sequence": [0, 1, 2]}
+    result = optkit.solve(PROBLEM, name, time_limit=10, initial_solution=start)
+    assert result.objective == 2
+    # three checks after the clock started: the start, the answer, the start again for comparison
+    assert result.runtime_s >= 0.15
+
+
+def test_cbc_time_limit_is_read_from_the_clock_after_the_model_file_is_written():
+    from optkit.backends.pulp_model import backend_solver
+    from optkit.solve import SolveOptions
+
+    pytest.importorskip("cbcbox")
+    opts = SolveOptions(time_limit=10.0, params={"backend": "cbc"})
+    opts.started -= 4.0  # four seconds of the limit already spent (building, writing the file)
+    assert backend_solver(opts).timeLimit <= 6.0 - 0.2
+    assert backend_solver(SolveOptions(params={"backend": "cbc"})).timeLimit is None

@@ -606,3 +606,34 @@ def test_max_count_zero_everywhere_is_found_by_inspection():
     for solver in ALL:
         result = optkit.solve(problem, solver)
         assert result.status == Status.INFEASIBLE and "max_count 0" in result.message, solver
+
+
+def _first_fit_decreasing_in_fractions(loads: list[Fraction]) -> list[list[int]]:
+    order = sorted(range(len(loads)), key=lambda k: (-loads[k], k))
+    bins: list[list[int]] = []
+    room: list[Fraction] = []
+    for k in order:
+        for i, r in enumerate(room):
+            if loads[k] <= r:
+                bins[i].append(k)
+                room[i] -= loads[k]
+                break
+        else:
+            bins.append([k])
+            room.append(1 - loads[k])
+    return bins
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(
+        st.fractions(min_value=0, max_value=1, max_denominator=97), min_size=1, max_size=6
+    ),
+    picks=st.lists(st.integers(0, 5), max_size=40),
+)
+def test_first_fit_decreasing_in_integers_packs_as_in_fractions(sizes, picks):
+    """The integer FFD (with its resumed search for equal items) is the plain FFD, exactly."""
+    from optkit.problems.gpu_selection import first_fit_decreasing
+
+    loads = [sizes[k % len(sizes)] for k in picks]
+    assert first_fit_decreasing(loads) == _first_fit_decreasing_in_fractions(loads)

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import optkit
+from optkit.errors import InputError
 from optkit.problems.tardiness import Tardiness, generate, read_optima, read_orlib
 from optkit.result import Status
 
@@ -113,6 +114,21 @@ def test_cpsat_dominance_respects_release_dates():
 def test_mip_equals_brute_force(problem, formulation):
     result = optkit.solve(problem, "mip", time_limit=20, formulation=formulation)
     assert result.status == Status.OPTIMAL and result.objective == brute_force(problem)
+
+
+@pytest.mark.parametrize("solver", ["mip", "cpsat"])
+def test_exact_solvers_prove_a_generated_n10_instance(solver):
+    """Issue 26: the time-indexed MIP and CP-SAT (dominance, dynasearch's start and bound) prove
+    small generated instances; the optimum is dp's."""
+    problem = generate(seed=1, n=10)
+    optimum = optkit.solve(problem, "dp").objective
+    result = optkit.solve(problem, solver, time_limit=60)
+    assert result.status == Status.OPTIMAL and result.objective == optimum
+
+
+def test_time_indexed_mip_refuses_cbc():
+    with pytest.raises(InputError, match="HiGHS"):
+        optkit.solve(generate(seed=1, n=4), "mip", formulation="time-indexed", backend="cbc")
 
 
 def test_mip_cbc_backend_agrees():

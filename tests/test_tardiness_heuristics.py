@@ -183,6 +183,57 @@ def test_dynasearch_finds_brute_force_optimum_on_tiny_instances(problem):
     assert res.objective == brute_force(problem)
 
 
+def _moved(seq: list[int], i: int, j: int, move: int) -> list[int]:
+    out = list(seq)
+    if move == 0:
+        out[i], out[j] = out[j], out[i]
+    elif move == 1:
+        out.insert(j, out.pop(i))
+    else:
+        out.insert(i, out.pop(j))
+    return out
+
+
+def reference_step_gain(problem: Tardiness, seq: list[int]) -> int:
+    """The best total gain of independent moves on disjoint blocks, each move evaluated by
+    recomputing the whole schedule (the definition the kernel's incremental sums implement)."""
+    n, cost = len(seq), problem.total_weighted_tardiness(seq)
+    best = [0] * (n + 1)  # best[j]: best gain using positions 0..j-1
+    for j in range(n):
+        best[j + 1] = best[j]
+        for i in range(j):
+            gain = max(
+                cost - problem.total_weighted_tardiness(_moved(seq, i, j, m)) for m in (0, 1, 2)
+            )
+            best[j + 1] = max(best[j + 1], best[i] + gain)
+    return best[n]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=instances(max_n=9, release=False), start=st.randoms(use_true_random=False))
+def test_dynasearch_kernel_step_is_the_best_set_of_independent_moves(problem, start):
+    import numpy as np
+
+    from optkit.backends.heuristics import _dynasearch_kernels as kernels
+
+    order = list(range(problem.n))
+    start.shuffle(order)
+    p, d, w = (
+        np.array(a, dtype=np.int64)
+        for a in (problem.processing_times, problem.due_dates, problem.w)
+    )
+    seq = np.array(order, dtype=np.int64)
+    out = np.empty_like(seq)
+    gain = kernels.step(seq, p, d, w, out)
+    assert sorted(out.tolist()) == list(range(problem.n))
+    assert kernels.cost(seq, p, d, w) == problem.total_weighted_tardiness(order)
+    assert (
+        problem.total_weighted_tardiness(out.tolist())
+        == problem.total_weighted_tardiness(order) - gain
+    )
+    assert gain == reference_step_gain(problem, order)
+
+
 def test_dynasearch_reaches_known_wt40_optima(shared_benchmarks):
     folder = shared_benchmarks / "tardiness" / "weighted"
     problems = read_orlib(folder / "wt40.txt")[:4]

@@ -37,7 +37,7 @@ def backend_solver(
         raise InputError(
             f"parameter 'backend': expected one of {', '.join(BACKENDS)}, got {backend!r}"
         )
-    limit = opts.remaining() if opts.time_limit is not None else None
+    limit = opts.remaining() if opts.time_limit is not None else None  # reset at the hand-over
     log = bool(opts.params.get("log", False))
     if backend == "highs":
         if not pulp.HiGHS(msg=False).available():
@@ -61,10 +61,10 @@ def backend_solver(
         raise SolverUnavailable(
             "backend=cbc needs the CBC binary: pip install 'pulp[cbc]'"
         ) from None
-    return pulp.COIN_CMD(
+    return _ClockedCBC(
+        opts,
         mip=mip,
         msg=log,
-        timeLimit=limit,
         threads=opts.threads,
         warmStart=warm_start,
         gapRel=gap_rel,
@@ -99,10 +99,38 @@ class _ClockedHiGHS(pulp.HiGHS):
 
     def callSolver(self, lp: pulp.LpProblem) -> None:
         if self._opts.time_limit is not None:
-            left = self._opts.remaining()
-            reserve = min(0.2, 0.05 * self._opts.time_limit)  # reading the solution back
-            lp.solverModel.setOptionValue("time_limit", max(0.0, left - reserve))
+            lp.solverModel.setOptionValue("time_limit", time_left_for_solver(self._opts))
         super().callSolver(lp)
+
+
+def time_left_for_solver(opts: SolveOptions) -> float:
+    """What the solver's own clock may take of the time left: all but a reserve for reading its
+    solution back (a twentieth of the limit, at most 0.2 s)."""
+    assert opts.time_limit is not None
+    return max(0.0, opts.remaining() - min(0.2, 0.05 * opts.time_limit))
+
+
+class _ClockedCBC(pulp.COIN_CMD):
+    """PuLP's CBC, with the time limit read from the clock when the command line is made.
+
+    PuLP writes the model to an MPS file before it starts CBC, which takes as long as building it
+    on large models; PuLP reads `timeLimit` after writing the file, so this property keeps the
+    writing within the caller's time limit. (PuLP runs CBC with `timeMode elapsed`: wall clock.)
+    """
+
+    def __init__(self, opts: SolveOptions, **kwargs: Any):
+        self._opts = opts
+        super().__init__(**kwargs)
+
+    @property
+    def timeLimit(self) -> float | None:  # noqa: N802 - PuLP's name
+        if self._opts.time_limit is None:
+            return None
+        return max(0.01, time_left_for_solver(self._opts))
+
+    @timeLimit.setter
+    def timeLimit(self, value: float | None) -> None:  # noqa: N802
+        pass  # PuLP's constructor sets it; the clock decides
 
 
 class MipAnswer:

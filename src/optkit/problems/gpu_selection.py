@@ -501,19 +501,31 @@ class GpuSelection(Problem):
 
 
 def first_fit_decreasing(loads: list[Fraction]) -> list[list[int]]:
-    """Bins of capacity 1 (lists of item indices) packed first-fit in decreasing order of load."""
-    order = sorted(range(len(loads)), key=lambda k: (-loads[k], k))
+    """Bins of capacity 1 (lists of item indices) packed first-fit in decreasing order of load.
+
+    Exact and fast: the loads are scaled to integers by their common denominator, and an item
+    equal to the one before starts its search at the bin that one went to (the bins before it
+    had too little room then, and rooms only shrink)."""
+    scale = math.lcm(*(x.denominator for x in loads)) if loads else 1
+    size = [x.numerator * (scale // x.denominator) for x in loads]
+    order = sorted(range(len(loads)), key=lambda k: (-size[k], k))
     bins: list[list[int]] = []
-    room: list[Fraction] = []
+    room: list[int] = []
+    first, previous = 0, None
     for k in order:
-        for i, r in enumerate(room):
-            if loads[k] <= r:
+        s = size[k]
+        if s != previous:
+            first, previous = 0, s
+        for i in range(first, len(room)):
+            if s <= room[i]:
                 bins[i].append(k)
-                room[i] -= loads[k]
+                room[i] -= s
+                first = i
                 break
         else:
             bins.append([k])
-            room.append(1 - loads[k])
+            room.append(scale - s)
+            first = len(room) - 1
     return bins
 
 

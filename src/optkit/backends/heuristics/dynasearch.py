@@ -12,10 +12,10 @@ with delta(i, j) the best of three moves on the block [i..j]:
   * swap: interchange the jobs at positions i and j (Congram et al.);
   * forward insertion: move the job at i to just after j (Grosso et al.);
   * backward insertion: move the job at j to just before i (Grosso et al.).
-The two insertion deltas of all O(n^2) blocks cost O(n^2) with numpy (prefix sums of the shifted
-jobs' tardiness changes). A swap shifts the jobs between i and j by p_j - p_i, which is O(n) per
-block; a lower bound from the weight of the tardy jobs in between (prefix sums again) discards
-almost all blocks, and only the rest are evaluated exactly.
+The two insertion deltas of all O(n^2) blocks cost O(n^2) (running sums of the shifted jobs'
+tardiness changes). A swap shifts the jobs between i and j by p_j - p_i, which is O(n) per
+block; a lower bound from the weight of the tardy jobs in between discards almost all blocks,
+and only the rest are evaluated exactly. The step is a numba kernel (`_dynasearch_kernels`).
 
 The local search repeats dynasearch steps until none improves. The iterated version kicks the
 local optimum with 1 to `kick_swaps` random swaps of jobs at most `kick_reach` positions apart,
@@ -40,153 +40,39 @@ from optkit.registry import register
 from optkit.result import Termination
 from optkit.solve import Outcome, SolveOptions
 
-_EPS = 1e-7
 #: kicks when there is no time limit and `iterations` is 0 (auto); with release dates, where
 #: each descent costs O(n^3) in pure Python, far fewer
 DEFAULT_ITERATIONS = 1000
+KERNELS = "optkit.backends.heuristics._dynasearch_kernels"
 DEFAULT_ITERATIONS_RELEASED = 20
 
 
 class _Weighted:
-    """Sequence-level arithmetic of 1 || sum w_j T_j (no release dates), vectorised with numpy.
-
-    Matrices are indexed [i, j] by the first and last position of a block, i < j.
-    """
+    """Sequence-level arithmetic of 1 || sum w_j T_j (no release dates): the numba kernels of
+    `_dynasearch_kernels` on int64 arrays (the input bounds keep every objective within int64)."""
 
     def __init__(self, problem: Tardiness):
+        from optkit.backends.heuristics import _dynasearch_kernels as kernels
+
+        self.kernels = kernels
         self.n = n = problem.n
-        # int32 halves the memory traffic where no sum of weighted tardiness can overflow it
-        horizon = sum(problem.processing_times) + max(problem.due_dates)
-        small = 4 * (n + 1) * max(problem.w) * horizon < 2**31
-        self.dtype = dt = np.int32 if small else np.int64
-        self.p = np.array(problem.processing_times, dtype=dt)
-        self.d = np.array(problem.due_dates, dtype=dt)
-        self.w = np.array(problem.w, dtype=dt)
-        self.upper = np.triu(np.ones((n, n), dtype=dt), 1)  # [i, k] = 1 iff k > i
-        self.upper_b = self.upper.astype(bool)
-        self.upper2 = np.triu(self.upper_b, 2)  # [i, j] iff j >= i + 2
+        self.p = np.array(problem.processing_times, dtype=np.int64)
+        self.d = np.array(problem.due_dates, dtype=np.int64)
+        self.w = np.array(problem.w, dtype=np.int64)
+        #: steps per kernel call between looks at the clock: about a millisecond of work
+        self.chunk = max(1, 2_000_000 // max(1, n * n))
 
     def cost(self, seq: np.ndarray) -> int:
-        c = np.cumsum(self.p[seq], dtype=np.int64)
-        return int((self.w[seq].astype(np.int64) * np.maximum(0, c - self.d[seq])).sum())
-
-    def step(self, seq: np.ndarray) -> tuple[np.ndarray, int]:
-        """One dynasearch step: (new sequence, improvement >= 0); 0 means a local optimum."""
-        # kept whole (107 lines): one dynasearch pass: the swap DP and its move reconstruction share
-        # the arrays
-        n = self.n
-        if n < 2:
-            return seq, 0
-        P, D, W = self.p[seq], self.d[seq], self.w[seq]
-        C = np.cumsum(P, dtype=self.dtype)
-        Cprev = C - P
-        L = C - D  # lateness at each position
-        tard = np.maximum(L, 0)
-        f = W * tard
-        upper = self.upper
-
-        # job i ending the block at C_j: [i, j] -> W_i max(0, C_j - D_i) - f_i
-        end_i = np.subtract.outer(-D, -C)
-        np.maximum(end_i, 0, out=end_i)
-        end_i *= W[:, None]
-        end_i -= f[:, None]
-        # job j starting the block at C_{i-1}: [i, j] -> W_j max(0, C_{i-1} + P_j - D_j) - f_j
-        end_j = np.add.outer(Cprev, P - D)
-        np.maximum(end_j, 0, out=end_j)
-        end_j *= W[None, :]
-        end_j -= f[None, :]
-
-        # forward insertion (job i behind job j): jobs i+1..j complete P_i earlier
-        g = np.subtract.outer(-P, -L)  # [i, k] = L_k - P_i
-        np.maximum(g, 0, out=g)
-        g *= W[None, :]
-        g -= f[None, :]
-        g *= upper
-        fwd = np.cumsum(g, axis=1, dtype=self.dtype)  # [i, j] = sum over k = i+1..j
-        fwd += end_i
-        # backward insertion (job j before job i): jobs i..j-1 complete P_j later
-        h = np.add.outer(L, P)  # [k, j] = L_k + P_j
-        np.maximum(h, 0, out=h)
-        h *= W[:, None]
-        h -= f[:, None]
-        h *= upper  # keep k < j
-        bwd = np.cumsum(h[::-1], axis=0, dtype=self.dtype)[::-1]  # [i, j] = sum over k = i..j-1
-        bwd += end_j
-        delta = np.minimum(fwd, bwd)
-
-        # swaps of non-adjacent positions: jobs i+1..j-1 shift by P_j - P_i. A lower bound (the
-        # tardy jobs in between shift by exactly that) discards most blocks; the rest are exact.
-        swaps: dict[tuple[int, int], int] = {}
-        if n >= 3:
-            ends = end_i + end_j
-            shift = np.subtract.outer(-P, -P)  # [i, j] = P_j - P_i
-            tardw = np.concatenate(([0], np.cumsum(np.where(L >= 0, W, 0), dtype=self.dtype)))
-            lb = np.subtract.outer(-tardw[1:], -tardw[:-1])  # sum over k = i+1..j-1 of tardy W_k
-            lb *= shift
-            lb += ends
-            ci, cj = np.nonzero((lb < np.minimum(delta, 0) - _EPS) & self.upper2)
-            if len(ci):
-                # ragged evaluation: one entry per (candidate, job strictly inside its block)
-                lens = cj - ci - 1
-                starts = np.cumsum(lens) - lens
-                total = int(lens.sum())
-                cid = np.repeat(np.arange(len(ci)), lens)
-                k = np.arange(total) - np.repeat(starts - ci - 1, lens)
-                vals = np.maximum(L[k] + shift[ci, cj][cid], 0)
-                vals -= tard[k]
-                vals *= W[k]
-                exact = ends[ci, cj] + np.rint(
-                    np.bincount(cid, weights=vals, minlength=len(ci))
-                ).astype(self.dtype)
-                better = exact < delta[ci, cj]
-                bi, bj, ex = ci[better], cj[better], exact[better]
-                delta[bi, bj] = ex
-                swaps = {(i, j): 1 for i, j in zip(bi.tolist(), bj.tolist())}
-
-        mi, mj = np.nonzero((delta < -_EPS) & self.upper_b)
-        if len(mi) == 0:
-            return seq, 0
-        # dynamic programme over positions, on the improving moves only
-        by_end: dict[int, list[tuple[int, int]]] = {}
-        for i, j, v in zip(mi.tolist(), mj.tolist(), delta[mi, mj].tolist()):
-            by_end.setdefault(j, []).append((i, v))
-        best = [0] * (n + 1)  # best[j] = best total change using positions 0..j-1
-        choice: list[int] = [-1] * (n + 1)
-        for j in range(n):
-            bj_, cj_ = best[j], -1
-            for i, v in by_end.get(j, ()):
-                v += best[i]
-                if v < bj_:
-                    bj_, cj_ = v, i
-            best[j + 1], choice[j + 1] = bj_, cj_
-        if best[n] >= 0:
-            return seq, 0
-        out = seq.copy()
-        j = n
-        while j > 0:
-            a = choice[j]
-            if a < 0:
-                j -= 1
-                continue
-            b = j - 1
-            if (a, b) in swaps:
-                out[a], out[b] = seq[b], seq[a]
-            elif fwd[a, b] <= bwd[a, b]:
-                out[a:b] = seq[a + 1 : b + 1]
-                out[b] = seq[a]
-            else:
-                out[a + 1 : b + 1] = seq[a:b]
-                out[a] = seq[b]
-            j = a
-        return out, -int(best[n])
+        return int(self.kernels.cost(seq, self.p, self.d, self.w))
 
     def descend(self, seq: np.ndarray, cost: int, deadline: float) -> tuple[np.ndarray, int]:
         """Dynasearch steps until none improves (or the deadline)."""
+        seq = np.ascontiguousarray(seq, dtype=np.int64).copy()
         while time.monotonic() < deadline:
-            seq, gain = self.step(seq)
-            if gain <= 0:
-                break
+            gain, done = self.kernels.descend(seq, self.p, self.d, self.w, self.chunk)
             cost -= gain
+            if done:
+                break
         return seq, cost
 
 
@@ -241,6 +127,9 @@ def _kick(seq: np.ndarray, rng: random.Random, swaps: int, reach: int) -> np.nda
     "tardiness",
     warm_start=True,
     deterministic=False,
+    # the kernels' module too: the facade imports it (numba loads or compiles them) off the clock
+    requires=("numpy", "numba", KERNELS),
+    versions=("numpy", "numba"),
     params={"iterations": 0, "kick_swaps": 5, "kick_reach": 0, "patience": 50, "max_stall": 0},
 )
 def dynasearch(problem: Tardiness, opts: SolveOptions) -> Outcome:

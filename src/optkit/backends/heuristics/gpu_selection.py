@@ -32,16 +32,30 @@ def single_type_solution(problem: GpuSelection) -> dict | None:
     return problem.solution_from_counts(n, instances=instances, counts={t: len(bins)})
 
 
+def integer_loads(problem: GpuSelection) -> tuple[list[int], list[dict[Bucket, int]]]:
+    """(scale[t], size[t][b]): each type's loads times their common denominator, exact integers
+    (a GPU of type t holds `scale[t]`); integer sums and comparisons are far cheaper than
+    fractions'."""
+    scales, sizes = [], []
+    for row in problem.loads:
+        scale = math.lcm(*(x.denominator for x in row.values())) if row else 1
+        scales.append(scale)
+        sizes.append({b: x.numerator * (scale // x.denominator) for b, x in row.items()})
+    return scales, sizes
+
+
 class _Packing:
-    """A partial solution of the greedy: pooled loads and counts, or per-instance rooms and contents."""
+    """A partial solution of the greedy: pooled loads and counts, or per-instance rooms and
+    contents, in the integer units of `integer_loads`."""
 
     def __init__(self, problem: GpuSelection, allowed: frozenset[int] | None = None):
         T = len(problem.gpu_types)
         self.p = problem
+        self.scale, self.size = integer_loads(problem)
         self.pooled = problem.packing == "pooled"
         self.count = [0] * T
-        self.load = [Fraction(0)] * T
-        self.rooms: list[list[Fraction]] = [[] for _ in range(T)]
+        self.load = [0] * T
+        self.rooms: list[list[int]] = [[] for _ in range(T)]
         self.content: list[list[list[Bucket]]] = [[] for _ in range(T)]  # per instance: its slices
         self.n: dict[tuple[int, Bucket], int] = {}
         self.order: dict[Bucket, list[int]] = {
@@ -59,6 +73,7 @@ class _Packing:
     def copy(self) -> _Packing:
         new = object.__new__(_Packing)
         new.p, new.pooled, new.order = self.p, self.pooled, self.order
+        new.scale, new.size = self.scale, self.size
         new.count, new.load, new.n = list(self.count), list(self.load), dict(self.n)
         new.rooms = [list(r) for r in self.rooms]
         new.content = [[list(c) for c in inst] for inst in self.content]
@@ -70,13 +85,13 @@ class _Packing:
     def place(self, b: Bucket, banned: int | None = None, no_open: int | None = None) -> bool:
         """First fit into capacity already paid for, else open on the most cost-efficient type
         (type `banned` is not used at all, type `no_open` gets no new capacity)."""
-        loads = self.p.loads
+        size = self.size
         for t in self.order[b]:
             if t == banned:
                 continue
-            lo = loads[t][b]
+            lo = size[t][b]
             if self.pooled:
-                if self.load[t] + lo <= self.count[t]:
+                if self.load[t] + lo <= self.count[t] * self.scale[t]:
                     self.load[t] += lo
                     self.n[(t, b)] = self.n.get((t, b), 0) + 1
                     return True
@@ -90,15 +105,15 @@ class _Packing:
         for t in self.order[b]:
             if t == banned or t == no_open:
                 continue
-            lo, cap = loads[t][b], self.p.gpu_types[t].max_count
-            need = math.ceil(self.load[t] + lo) if self.pooled else self.count[t] + 1
+            lo, cap = size[t][b], self.p.gpu_types[t].max_count
+            need = -(-(self.load[t] + lo) // self.scale[t]) if self.pooled else self.count[t] + 1
             if cap is not None and need > cap:
                 continue
             if self.pooled:
                 self.load[t] += lo
                 self.count[t] = need
             else:
-                self.rooms[t].append(1 - lo)
+                self.rooms[t].append(self.scale[t] - lo)
                 self.content[t].append([b])
                 self.count[t] += 1
             self.n[(t, b)] = self.n.get((t, b), 0) + 1
@@ -109,9 +124,9 @@ class _Packing:
         """Pooled: move slices off type t until it needs one instance less; per instance: empty
         instance i of type t. The moved slices are placed again (not back on t when pooled)."""
         new = self.copy()
-        loads = self.p.loads[t]
+        loads, size, scale = self.p.loads[t], self.size[t], self.scale[t]
         if self.pooled:
-            excess = new.load[t] - (new.count[t] - 1)
+            excess = new.load[t] - (new.count[t] - 1) * scale
 
             def relocation(
                 b: Bucket,
@@ -119,18 +134,17 @@ class _Packing:
                 alt = [self.p.costs[u] * self.p.loads[u][b] for u in self.order[b] if u != t]
                 return (min(alt) / loads[b] if alt else math.inf, -loads[b], b)
 
-            mine = sorted(
-                (b for (tt, b), k in new.n.items() if tt == t for _ in range(k)), key=relocation
-            )
+            keys = {b: relocation(b) for (tt, b), k in new.n.items() if tt == t and k}
+            mine = [b for b in sorted(keys, key=keys.__getitem__) for _ in range(new.n[(t, b)])]
             moved = []
             for b in mine:
                 if excess <= 0:
                     break
                 moved.append(b)
-                excess -= loads[b]
-                new.load[t] -= loads[b]
+                excess -= size[b]
+                new.load[t] -= size[b]
                 new.n[(t, b)] -= 1
-            new.count[t] = math.ceil(new.load[t])
+            new.count[t] = -(-new.load[t] // scale)
             banned = t
         else:
             moved = new.content[t].pop(i)
@@ -190,7 +204,7 @@ def first_fit(
     problem: GpuSelection,
     allowed: frozenset[int] | None = None,
     opts: SolveOptions | None = None,
-) -> dict | None:
+) -> _Packing | None:
     """Cost-efficiency first fit on the `allowed` types (all if None), then instance dropping."""
     state = _Packing(problem, allowed)
     if any(not state.order[b] for b in problem.buckets):
@@ -204,8 +218,7 @@ def first_fit(
         for _ in range(problem.slice_factor):
             if not state.place(b):
                 return None
-    state = state.improve(opts=opts)
-    return state.solution()
+    return state.improve(opts=opts)
 
 
 def greedy_solution(
@@ -237,13 +250,12 @@ def greedy_solution(
     for allowed in [subsets[-1], *subsets[:-1]]:
         if opts is not None and opts.expired() and best is not None:
             break
-        solution = first_fit(problem, allowed, opts=opts)
-        if solution is not None:
-            cost = problem.exact_cost(solution["counts"])
-            if best is None or cost < best[0]:
-                best = (cost, solution)
-                if opts is not None:
-                    opts.report(solution, float(cost))
+        packing = first_fit(problem, allowed, opts=opts)
+        if packing is not None and (best is None or packing.cost() < best[0]):
+            # the solution dict only for a better packing: building one costs more than the packing
+            best = (packing.cost(), packing.solution())
+            if opts is not None:
+                opts.report(best[1], float(best[0]))
     return None if best is None else best[1]
 
 
@@ -275,9 +287,8 @@ def greedy(problem: GpuSelection, opts: SolveOptions) -> Outcome:
     solution = greedy_solution(problem, max(1, int(opts.params["subsets"])), opts=opts)
     if solution is not None:
         best = (problem.exact_cost(solution["counts"]), solution)
-    # the single-type baseline when the first fits found nothing or half the time is left: its
-    # first-fit decreasing over every slice takes 0.6 s at slice_factor 64
-    if best is None or opts.time_limit is None or opts.remaining() > 0.5 * opts.time_limit:
+    # the single-type baseline (0.02 s at slice_factor 64), unless the clock is spent
+    if best is None or not opts.expired():
         single = single_type_solution(problem)
         if single is not None:
             cost = problem.exact_cost(single["counts"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from optkit.backends.heuristics.dynasearch import KERNELS
 from optkit.problems.tardiness import Tardiness
 from optkit.registry import register
 from optkit.result import Result, Status, Termination
@@ -46,6 +47,7 @@ def _call(problem: Tardiness, solver: str, opts: SolveOptions, share: float, **k
     warm_start=True,
     deterministic=False,
     default=True,
+    requires=("numba", KERNELS),  # imported before the clock, as for dynasearch itself
     why_default="dynasearch's schedules (every wt40-wt100 optimum within 1 s) with the proof of "
     "dp on small instances and a CP-SAT bound on the rest",
     params={"exact_max_n": 20, "bound_max_n": 30, "heuristic_share": 0.8},
