@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import optkit
 from optkit.errors import InputError
 from optkit.problems.pod_packing import PodPacking, generate
-from optkit.problems.pod_repair import repair
+from optkit.problems.pod_repair import Usage, repair, repair_usage
 from optkit.registry import solver_specs
 from optkit.result import Status
 
@@ -180,6 +180,32 @@ def test_repair_moves_a_low_priority_pod_to_make_room():
     where = repair(p)
     assert where == [1, 0, 1, 0]  # L moved to B, H on A
     assert p.objective_of(where) == [-2, 0, -4, 2] == brute_force(p)
+
+
+@settings(max_examples=40, deadline=None)
+@given(tiny())
+def test_repair_keeps_its_running_sums_exact(problem):
+    """The repair updates the load and the per-level movable requests incrementally: at its end
+    they equal those recomputed from its placement."""
+    u = repair_usage(problem)
+    fresh = Usage(problem, u.where)
+    assert (u.used == fresh.used).all()
+    assert (u.below == fresh.below).all()
+
+
+def test_repair_displaces_the_lowest_priority_it_can():
+    # H fits on A by evicting the priority-1 pod, on B only by evicting the priority-2 pod
+    p = pp(
+        [{"name": "A", "capacity": {"cpu": 10}}, {"name": "B", "capacity": {"cpu": 10}}],
+        [
+            {"name": "mid", "requests": {"cpu": 4}, "priority": 2, "node": "B"},
+            {"name": "b", "requests": {"cpu": 6}, "priority": 3, "node": "B"},
+            {"name": "low", "requests": {"cpu": 9}, "priority": 1, "node": "A"},
+            {"name": "H", "requests": {"cpu": 4}, "priority": 3},
+        ],
+    )
+    where = repair(p)
+    assert where == [1, 1, None, 0]  # low evicted (nowhere to go), H on A, mid kept
 
 
 # -- priority-matters on hand examples ------------------------------------------------------------

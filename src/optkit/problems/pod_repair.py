@@ -9,8 +9,13 @@ Pending pods go in order of priority (highest first), then size (largest first):
    another node with room when there is one (a move keeps it placed) and is evicted otherwise
    (it then waits its own turn in the queue, like any pending pod).
 Under either objective order every step improves the objective: the pod placed outranks every pod
-disrupted for it. Works on node masks per pod class (requests and constraints), never on the
-per-pod candidate lists, so it scales to thousands of nodes and many distinct shapes.
+disrupted for it.
+
+It is incremental and vectorised: the load per node, and per node and priority level the requests
+of the movable pods there, are kept up to date as pods come and go, so the lowest top victim
+priority on every node is one NumPy expression, and the victims are picked on a few nodes only.
+Node masks are cached per pod class (requests and constraints), never per-pod candidate lists, so
+it scales to thousands of nodes and many distinct shapes.
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ import numpy as np
 if TYPE_CHECKING:
     from optkit.problems.pod_packing import PodPacking
 
-#: nodes a preemption looks at: those with the smallest shortage for the pod
-PREEMPTION_NODES = 32
+#: nodes of the lowest top victim priority on which the victims are picked (fewest shortage first)
+PREEMPTION_NODES = 8
 
 
 class Usage:
-    """Requests placed per node, free room, and node masks per pod class."""
+    """Requests placed per node, free room, movable requests per node and priority level, and node
+    masks per pod class."""
 
     def __init__(self, problem: PodPacking, where: Sequence[int | None]):
         P = self.p = problem
@@ -43,36 +49,53 @@ class Usage:
         self.scale = np.maximum(np.where(self.cap >= big, 1, self.cap).max(axis=0, initial=1), 1)
         self.used = np.zeros_like(self.cap)
         self.size = (self.req / self.scale).sum(axis=1).tolist() if P.n_pods else []
-        self.rows = [tuple(r) for r in P.request_matrix]
+        self.rows = self.req.tolist()
         self.prio = [pod.priority for pod in P.pods]
         self.movable = [pod.movable for pod in P.pods]
+        # priority level, 0 = the lowest: pods of a lower level may be displaced for a pod
+        n_levels = len(P.priorities)
+        self.level = [n_levels - 1 - k for k in P.priority_level]
+        # below[j, l]: requests of the movable pods of levels <= l on node j
+        self.below = np.zeros((P.n_nodes, max(n_levels, 1), n_res), dtype=np.int64)
         self.where: list[int | None] = [None] * P.n_pods
         self.on_node: list[set[int]] = [set() for _ in range(P.n_nodes)]
         self._masks: dict[tuple, np.ndarray] = {}
         self._elig: dict[str, np.ndarray] = {}
-        placed = [(i, j) for i, j in enumerate(where) if j is not None]
-        if placed:
-            rows, nodes = zip(*placed)
-            np.add.at(self.used, list(nodes), self.req[list(rows)])
-            for i, j in placed:
+        for i, j in enumerate(where):
+            if j is not None:
                 self.where[i] = j
                 self.on_node[j].add(i)
+        placed = [(i, j) for i, j in enumerate(where) if j is not None]
+        if placed:
+            rows, nodes = (list(t) for t in zip(*placed))
+            np.add.at(self.used, nodes, self.req[rows])
+            mov = [k for k, i in enumerate(rows) if self.movable[i]]
+            np.add.at(
+                self.below,
+                ([nodes[k] for k in mov], [self.level[rows[k]] for k in mov]),
+                self.req[[rows[k] for k in mov]],
+            )
+            np.cumsum(self.below, axis=1, out=self.below)
 
     def place(self, i: int, j: int) -> None:
         self.where[i] = j
         self.used[j] += self.req[i]
+        if self.movable[i]:
+            self.below[j, self.level[i] :] += self.req[i]
         self.on_node[j].add(i)
 
     def remove(self, i: int) -> None:
         j = self.where[i]
         if j is not None:
             self.used[j] -= self.req[i]
+            if self.movable[i]:
+                self.below[j, self.level[i] :] -= self.req[i]
             self.on_node[j].discard(i)
             self.where[i] = None
 
     def class_of(self, i: int) -> tuple:
         """Pods of one class have the same requests and constraints (so the same nodes)."""
-        return (self.p.pod_signature[i], tuple(self.p.request_matrix[i]))
+        return (self.p.pod_signature[i], tuple(self.rows[i]))
 
     def eligible(self, i: int) -> np.ndarray:
         """Nodes pod i may newly run on (constraints and empty-node fit), cached per pod class."""
@@ -124,8 +147,7 @@ def start_from_current(problem: PodPacking) -> Usage:
 def _victims(u: Usage, i: int, j: int) -> list[int] | None:
     """Lowest-priority-first movable pods of lower priority on node j whose removal lets pod i in
     (plain Python on the few resources: far faster than NumPy on vectors this short)."""
-    P = u.p
-    prio = P.pods[i].priority
+    prio = u.prio[i]
     need = (u.used[j] + u.req[i] - u.cap[j]).tolist()
     pool = [k for k in u.on_node[j] if u.movable[k] and u.prio[k] < prio]
     pool.sort(key=lambda k: (u.prio[k], -u.size[k], k))
@@ -141,13 +163,30 @@ def _victims(u: Usage, i: int, j: int) -> list[int] | None:
 
 
 def _preempt(u: Usage, i: int) -> list[int] | None:
-    """Place pod i by displacing lower-priority pods; returns the evicted ones (None: no way)."""
-    nodes = np.flatnonzero(u.eligible(i))
-    if not len(nodes):
+    """Place pod i by displacing lower-priority pods; returns the evicted ones (None: no way).
+
+    On every allowed node at once: the lowest priority level whose movable pods, with all those
+    below, free enough room (cumulative sums of the per-level requests). Among the nodes of the
+    lowest such level, the victims are picked on those with the least shortage left at that level."""
+    top = u.level[i]
+    if top == 0:
         return None
-    short = (np.maximum(u.used[nodes] + u.req[i] - u.cap[nodes], 0) / u.scale).sum(axis=1)
+    elig = u.eligible(i)
+    # room on each node once the movable pods of levels <= l are gone, l < top: (nodes, top, res)
+    free = u.cap - u.used - u.req[i]
+    fits = ((free[:, None, :] + u.below[:, :top]) >= 0).all(axis=2)
+    fits &= elig[:, None]
+    fit_any = fits.any(axis=1)
+    if not fit_any.any():
+        return None
+    first = np.where(fit_any, fits.argmax(axis=1), top)
+    level = int(first.min())
+    at = np.flatnonzero(first == level)
+    # what the pods of `level` itself must free there: the shortage with the levels below gone
+    left = free[at] + u.below[at, level - 1] if level else free[at]
+    short = (np.maximum(-left, 0) / u.scale).sum(axis=1)
     best = None
-    for j in nodes[np.argsort(short, kind="stable")[:PREEMPTION_NODES]]:
+    for j in at[np.argsort(short, kind="stable")[:PREEMPTION_NODES]]:
         victims = _victims(u, i, int(j))
         if victims is None:
             continue
@@ -170,19 +209,19 @@ def _preempt(u: Usage, i: int) -> list[int] | None:
     return evicted
 
 
-def repair(problem: PodPacking, deadline: float | None = None) -> list[int | None]:
-    """The targeted repair of the current placement (see the module docstring)."""
+def repair_usage(problem: PodPacking, deadline: float | None = None) -> Usage:
+    """The targeted repair of the current placement (see the module docstring), as a `Usage`."""
     P = problem
     u = start_from_current(P)
     size = u.size
-    queue = [(-P.pods[i].priority, -size[i], i) for i in range(P.n_pods) if u.where[i] is None]
+    queue = [(-u.prio[i], -size[i], i) for i in range(P.n_pods) if u.where[i] is None]
     heapq.heapify(queue)
     tried: set[int] = set()
     while queue:
         if deadline is not None and time.monotonic() > deadline:
             break
         _, _, i = heapq.heappop(queue)
-        if i in tried or not P.pods[i].movable:
+        if i in tried or not u.movable[i]:
             continue
         tried.add(i)
         j = u.tightest(i, u.room(i))
@@ -191,5 +230,10 @@ def repair(problem: PodPacking, deadline: float | None = None) -> list[int | Non
             continue
         for k in _preempt(u, i) or ():
             tried.discard(k)
-            heapq.heappush(queue, (-P.pods[k].priority, -size[k], k))
-    return list(u.where)
+            heapq.heappush(queue, (-u.prio[k], -size[k], k))
+    return u
+
+
+def repair(problem: PodPacking, deadline: float | None = None) -> list[int | None]:
+    """The targeted repair of the current placement (see the module docstring)."""
+    return list(repair_usage(problem, deadline).where)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
 from ortools.sat.python import cp_model
 
 from optkit.backends.cpsat._common import parameters, proven_bound
 from optkit.backends.cpsat.pod_models import PodModel
 from optkit.problems.pod_lex import StageAnswer, solve_lexicographic
 from optkit.problems.pod_packing import PodPacking
-from optkit.problems.pod_repair import Usage, repair
+from optkit.problems.pod_repair import repair
 from optkit.result import Termination
 from optkit.solve import Outcome, SolveOptions
 
@@ -35,14 +36,28 @@ PLACEMENT_SHARE = 0.4
 
 def candidate_pairs(problem: PodPacking, sample: int = 256) -> int:
     """Pod-node pairs of the assignment model: exact up to `sample` pods, else estimated from
-    `sample` pods spread over the instance (cheap at any size)."""
+    `sample` pods spread over the instance (cheap at any size: one node mask per pod class)."""
     n = problem.n_pods
     if not n or not problem.n_nodes:
         return 0
-    u = Usage(problem, [None] * n)
+    req = problem.request_matrix
+    cap = np.array(
+        [
+            [np.iinfo(np.int64).max if c is None else c for c in row]
+            for row in problem.capacity_matrix
+        ],
+        dtype=np.int64,
+    ).reshape(problem.n_nodes, len(problem.resources))
+    counts: dict[tuple, int] = {}
     picks = range(n) if n <= sample else range(0, n, n // sample)
-    counted = [int(u.eligible(i).sum()) for i in picks]
-    return round(sum(counted) * n / len(counted))
+    total = 0
+    for i in picks:
+        key = (problem.pod_signature[i], tuple(req[i]))
+        if key not in counts:
+            elig = np.array(problem.eligible_by_signature[key[0]], dtype=bool)
+            counts[key] = int((elig & np.all(cap >= np.array(key[1]), axis=1)).sum())
+        total += counts[key]
+    return round(total * n / len(picks))
 
 
 class CpsatStages:
