@@ -10,11 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import optkit
+from optkit.backends.cpsat.pod_neighbourhoods import improve
 from optkit.errors import InputError
 from optkit.problems.pod_packing import PodPacking, generate
-from optkit.problems.pod_repair import repair
+from optkit.problems.pod_repair import Usage, repair, repair_usage
 from optkit.registry import solver_specs
 from optkit.result import Status
+from optkit.solve import SolveOptions
 
 ORDERS = ("per-tier", "placement-first")
 
@@ -179,6 +181,65 @@ def test_repair_moves_a_low_priority_pod_to_make_room():
     where = repair(p)
     assert where == [1, 0, 1, 0]  # L moved to B, H on A
     assert p.objective_of(where) == [-2, 0, -4, 2] == brute_force(p)
+
+
+@settings(max_examples=40, deadline=None)
+@given(tiny())
+def test_repair_keeps_its_running_sums_exact(problem):
+    """The repair updates the load and the per-level movable requests incrementally: at its end
+    they equal those recomputed from its placement."""
+    u = repair_usage(problem)
+    fresh = Usage(problem, u.where)
+    assert (u.used == fresh.used).all()
+    assert (u.below == fresh.below).all()
+
+
+def test_repair_displaces_the_lowest_priority_it_can():
+    # H fits on A by evicting the priority-1 pod, on B only by evicting the priority-2 pod
+    p = pp(
+        [{"name": "A", "capacity": {"cpu": 10}}, {"name": "B", "capacity": {"cpu": 10}}],
+        [
+            {"name": "mid", "requests": {"cpu": 4}, "priority": 2, "node": "B"},
+            {"name": "b", "requests": {"cpu": 6}, "priority": 3, "node": "B"},
+            {"name": "low", "requests": {"cpu": 9}, "priority": 1, "node": "A"},
+            {"name": "H", "requests": {"cpu": 4}, "priority": 3},
+        ],
+    )
+    where = repair(p)
+    assert where == [1, 1, None, 0]  # low evicted (nowhere to go), H on A, mid kept
+
+
+# -- large neighbourhoods after the repair --------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(tiny(), st.integers(0, 3))
+def test_neighbourhoods_never_worsen_the_plan(problem, seed):
+    start = repair(problem)
+    opts = SolveOptions(threads=1, seed=seed)
+    out = improve(problem, opts, Usage(problem, start), None)
+    report = problem.check(problem.to_solution(out.where))
+    assert report.feasible
+    assert not problem.better(problem.objective_of(start), report.objective)
+
+
+def test_neighbourhoods_move_a_pod_of_equal_priority_where_the_repair_cannot():
+    # H fits on no node's free room; the repair displaces only lower priorities, so it stays
+    # pending; moving b to A makes room on B (one move for one more pod placed)
+    p = pp(
+        [{"name": "A", "capacity": {"cpu": 10}}, {"name": "B", "capacity": {"cpu": 10}}],
+        [
+            {"name": "a", "requests": {"cpu": 4}, "priority": 1, "node": "A"},
+            {"name": "b", "requests": {"cpu": 4}, "priority": 1, "node": "B"},
+            {"name": "H", "requests": {"cpu": 8}, "priority": 1},
+        ],
+    )
+    start = repair(p)
+    assert start[2] is None
+    out = improve(p, SolveOptions(threads=1), Usage(p, start), None)
+    assert p.objective_of(out.where) == [-3, 2] == brute_force(p)
+    r = optkit.solve(p, "cpsat", time_limit=2, threads=1, lns="on")
+    assert r.objective == [-3, 2]
 
 
 # -- priority-matters on hand examples ------------------------------------------------------------

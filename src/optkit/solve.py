@@ -143,10 +143,13 @@ _SCIPY = ("scipy.optimize", "scipy.sparse")
 
 def _libraries(spec: SolverSpec) -> list[str]:
     """The modules `spec`'s first call imports: by what it requires, by family and problem (the
-    local searches of placement and packing use SciPy; pipelining finds cycles with networkx)."""
+    local searches of placement and packing use SciPy, and so do pod packing's CP-SAT starts;
+    pipelining finds cycles with networkx)."""
     modules = [m for name in spec.requires for m in _LIBRARIES.get(name, (name,))]
-    if spec.family == "minmax" or (
-        spec.family == "heuristics" and spec.problem in ("expert-placement", "pod-packing")
+    if (
+        spec.family == "minmax"
+        or (spec.family == "heuristics" and spec.problem in ("expert-placement", "pod-packing"))
+        or (spec.family == "cpsat" and spec.problem == "pod-packing")
     ):
         modules += _SCIPY
     if spec.family == "portfolio":  # the solvers it calls

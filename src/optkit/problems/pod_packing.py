@@ -220,11 +220,13 @@ class PodPacking(Problem):
     @cached_property
     def request_matrix(self) -> list[list[int]]:
         """requests[i][r] over `self.resources`."""
-        return [[self.request(i, r) for r in self.resources] for i in range(self.n_pods)]
+        R = self.resources
+        return [[1 if r == "pods" else pod.requests.get(r, 0) for r in R] for pod in self.pods]
 
     @cached_property
     def capacity_matrix(self) -> list[list[int | None]]:
-        return [[self.capacity(j, r) for r in self.resources] for j in range(self.n_nodes)]
+        R = self.resources
+        return [[self.capacity(j, r) for r in R] for j in range(self.n_nodes)]
 
     @cached_property
     def priorities(self) -> tuple[int, ...]:

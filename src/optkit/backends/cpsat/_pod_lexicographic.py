@@ -18,11 +18,12 @@ from ortools.sat.python import cp_model
 
 from optkit.backends.cpsat._common import parameters, proven_bound
 from optkit.backends.cpsat.pod_models import PodModel
+from optkit.backends.cpsat.pod_neighbourhoods import improve
 from optkit.problems.pod_lex import StageAnswer, solve_lexicographic
 from optkit.problems.pod_packing import PodPacking
-from optkit.problems.pod_repair import Usage, repair
+from optkit.problems.pod_repair import candidate_pairs, collector_paused, repair_usage
 from optkit.result import Termination
-from optkit.solve import Outcome, SolveOptions
+from optkit.solve import Outcome, SolveOptions, TimeUp
 
 #: candidate pairs the model builder gets through per second (measured on this machine, shared,
 #: about 60-100k/s); the exact model is built only when it fits a third of the window at this rate
@@ -31,28 +32,18 @@ BUILD_PAIRS_PER_S = 50_000
 REPAIR_SHARE = 0.3
 #: share of what is left that the placement-first solve gets for its placement bounds (per-tier)
 PLACEMENT_SHARE = 0.4
-
-
-def candidate_pairs(problem: PodPacking, sample: int = 256) -> int:
-    """Pod-node pairs of the assignment model: exact up to `sample` pods, else estimated from
-    `sample` pods spread over the instance (cheap at any size)."""
-    n = problem.n_pods
-    if not n or not problem.n_nodes:
-        return 0
-    u = Usage(problem, [None] * n)
-    picks = range(n) if n <= sample else range(0, n, n // sample)
-    counted = [int(u.eligible(i).sum()) for i in picks]
-    return round(sum(counted) * n / len(counted))
+#: seconds a pod that the facade's check of the answer takes (measured 2-3 us at 40,000 pods), kept free
+CHECK_S_PER_POD = 5e-6
 
 
 class CpsatStages:
     """The driver's `Stages` over one assignment model."""
 
-    def __init__(self, problem: PodPacking, opts: SolveOptions):
+    def __init__(self, problem: PodPacking, opts: SolveOptions, deadline: float | None = None):
         self.p, self.opts = problem, opts
         # without the redundant aggregate capacity rows: with them, CP-SAT 9.15's presolve called
         # a feasible stage infeasible (kwok_nodes8_pods32_prio2_util105_r2, per-tier, third term)
-        self.pm = PodModel(problem, aggregate=False)
+        self.pm = PodModel(problem, aggregate=False, deadline=deadline)
         self.exprs = [self._expr(term) for term in problem.objective_terms]
 
     def _expr(self, term):
@@ -118,32 +109,50 @@ def placement_bounds(problem: PodPacking, opts: SolveOptions, seconds: float):
     return where, known
 
 
-def solve_by_terms(problem: PodPacking, opts: SolveOptions) -> Outcome:
-    """Repair, then the exact model term by term when it fits the window."""
+def solve_by_terms(problem: PodPacking, opts: SolveOptions, fast: bool = False) -> Outcome:
+    """Repair, then the exact model term by term when it fits the window (else, with `fast`, or
+    when its build runs out of time, the repaired placement improved by large neighbourhoods)."""
+    with collector_paused():
+        return _solve_by_terms(problem, opts, fast)
+
+
+def _solve_by_terms(problem: PodPacking, opts: SolveOptions, fast: bool) -> Outcome:
     t0 = time.monotonic()
     pairs = candidate_pairs(problem)
-    exact = opts.time_limit is None or pairs / BUILD_PAIRS_PER_S <= opts.remaining() / 3
-    window = opts.remaining(default=60.0)
-    # the fast path leaves room for the facade's check of the answer (about 15 us a pod)
-    share = REPAIR_SHARE * window if exact else 0.9 * window - 15e-6 * problem.n_pods
-    repaired = repair(problem, deadline=time.monotonic() + share)
+    now, window = time.monotonic(), opts.remaining(default=60.0)
+    exact = not fast and (opts.time_limit is None or pairs / BUILD_PAIRS_PER_S <= window / 3)
+    # every phase ends by `end`, which leaves room for the facade's check of the answer
+    end = now + window - CHECK_S_PER_POD * problem.n_pods if opts.time_limit is not None else None
+    # the fast path: the repair first (it may take the whole window), the neighbourhoods after it
+    u = repair_usage(problem, deadline=now + REPAIR_SHARE * window if exact else end)
+    repaired = list(u.where)
+    stats = {"pairs": pairs}
+    if exact:
+        try:
+            stages = CpsatStages(problem, opts, deadline=end)
+        except TimeUp:
+            exact, stats["build"] = False, "out of time"
+    stats["repair_s"] = round(time.monotonic() - t0, 4)
     if not exact:
+        where = improve(problem, opts, u, end)
+        stats.update(where.stats, path="repair")
         return Outcome(
-            solution=problem.to_solution(repaired),
-            objective=problem.objective_of(repaired),
+            solution=problem.to_solution(where.where),
+            objective=problem.objective_of(where.where),
             termination=Termination.TIME_LIMIT,
-            stats={"path": "repair", "pairs": pairs, "repair_s": round(time.monotonic() - t0, 4)},
+            stats=stats,
         )
     starts, known = [repaired], []
     if (
         problem.objective == "per-tier"
         and opts.params.get("patterns", True)
         and not _meets_trivial_bounds(problem, repaired)
+        and not opts.expired()
     ):
         placed, known = placement_bounds(problem, opts, PLACEMENT_SHARE * opts.remaining(60.0))
         starts.append(placed)
-    out = solve_lexicographic(problem, CpsatStages(problem, opts), opts, starts, known)
-    out.stats.update(path="exact", pairs=pairs, repair_s=round(time.monotonic() - t0, 4))
+    out = solve_lexicographic(problem, stages, opts, starts, known)
+    out.stats.update(stats, path="exact")
     return out
 
 

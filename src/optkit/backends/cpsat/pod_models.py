@@ -5,6 +5,7 @@ its pattern bound from `optkit.backends.pod_column_generation`)."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections import defaultdict
 from typing import NamedTuple
 
@@ -34,9 +35,17 @@ class PodModel:
         nodes: list[int] | None = None,
         fixed_load=None,
         aggregate: bool = True,
+        deadline: float | None = None,
     ):
-        """The assignment model over `pods` x `nodes` (default all); `fixed_load[j]` = load already on node j."""
+        """The assignment model over `pods` x `nodes` (default all); `fixed_load[j]` = load already on
+        node j. Past `deadline` (a `time.monotonic()` value) the build stops with `TimeUp`."""
         from ortools.sat.python import cp_model
+
+        from optkit.solve import TimeUp
+
+        def clock(k: int) -> None:
+            if deadline is not None and k % 256 == 0 and time.monotonic() > deadline:
+                raise TimeUp
 
         self.cp_model = cp_model
         self.p = problem
@@ -50,7 +59,8 @@ class PodModel:
         self.x: dict[tuple[int, int], object] = {}
         self.placed: dict[int, object] = {}
         by_node: dict[int, list[int]] = defaultdict(list)
-        for i in self.pods:
+        for k, i in enumerate(self.pods):
+            clock(k)
             cands = [j for j in P.candidates[i] if j in node_set]
             pod = P.pods[i]
             for j in cands:
@@ -69,7 +79,8 @@ class PodModel:
                 y = self.m.new_bool_var(f"y{i}")
                 self.m.add(sum(lits) == y)
                 self.placed[i] = y
-        for j in self.nodes:
+        for k, j in enumerate(self.nodes):
+            clock(k)
             for r in range(len(R)):
                 c = cap[j][r]
                 if c is None:

@@ -16,8 +16,8 @@ Redundant constraints: total requests of placed pods <= total capacity per resou
 breaking: identical pending pods are placed in order; identical nodes with nothing running on them
 are ordered by cpu (or first resource) load. Hint: `initial_solution` if given, else kube-default's
 placement of the pending pods around the running ones.
-`lns=auto|on|off`: on clusters above `lns_vars` candidate pairs, a large-neighbourhood search that
-re-packs a few nodes at a time (see `_lns`).
+`lns=auto|on|off`: on clusters above `lns_vars` candidate pairs (and with `on` always), the fast
+path of `_pod_lexicographic`: the targeted repair, then large neighbourhoods re-packed by CP-SAT.
 """
 
 from __future__ import annotations
@@ -142,12 +142,11 @@ def cpsat(problem: PodPacking, opts: SolveOptions) -> Outcome:
         raise InputError(f"parameter 'mode': expected weighted or tiers, got {mode!r}")
     if lns not in ("auto", "on", "off"):
         raise InputError(f"parameter 'lns': expected auto, on or off, got {lns!r}")
+    from optkit.backends.cpsat._pod_lexicographic import solve_by_terms
+    from optkit.problems.pod_repair import candidate_pairs
+
     if lns == "on":
-        from optkit.backends.cpsat.pod_lns import lns as large_neighbourhoods
-
-        return large_neighbourhoods(problem, opts, _warm(problem, opts))
-    from optkit.backends.cpsat._pod_lexicographic import candidate_pairs, solve_by_terms
-
+        return solve_by_terms(problem, opts, fast=True)
     if (
         problem.objective == "per-tier"
         or candidate_pairs(problem) > opts.params["lns_vars"]

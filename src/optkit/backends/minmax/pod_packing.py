@@ -332,6 +332,9 @@ def minmax_pod_packing(problem: PodPacking, opts: SolveOptions) -> Outcome:
 
     def run_engine(trial, play, tier_deadline, stall=None):
         nonlocal backend, termination
+        if tier_deadline is not None and time.monotonic() >= tier_deadline:
+            termination = Termination.TIME_LIMIT  # the engine's set-up alone takes 0.1-0.4 s
+            return trial
         trial, res = _engine(
             pk, trial, play, fixed_use, opts, seed + stats["engine_runs"], tier_deadline, stall
         )
@@ -356,6 +359,25 @@ def minmax_pod_packing(problem: PodPacking, opts: SolveOptions) -> Outcome:
             else time.monotonic() + max(0.0, deadline - time.monotonic()) / (len(tiers) - t)
         )
         previous = list(where)
+        by_size = sorted(tier, key=lambda i: (pk.cur[i] is None, -pk.size[i], i))
+        # b: the previous packing plus first fit of this tier; c: best fit decreasing from scratch
+        # (before the search, which may take the tier's whole time)
+        other = _greedy_insert(pk, previous, by_size)
+        scratch = [pk.cur[i] if not pk.movable[i] else None for i in range(n)]
+        bfd = _greedy_insert(
+            pk,
+            scratch,
+            sorted(
+                (i for i in range(n) if pk.movable[i] and pk.prio[i] >= prio and pk.cand[i]),
+                key=lambda i: (-pk.prio[i], -pk.size[i], i),
+            ),
+        )
+        half = (
+            None
+            if tier_deadline is None
+            else time.monotonic() + 0.5 * max(0.0, tier_deadline - time.monotonic())
+        )
+        bfd = _insert_with_moves(pk, bfd, by_size, half)
         # a: start positions for the tier's pods, best fit for the others, then the engine; while a
         # node stays overloaded, leave one of this tier's pods pending per overloaded node and rerun
         trial = list(where)
@@ -381,20 +403,7 @@ def minmax_pod_packing(problem: PodPacking, opts: SolveOptions) -> Outcome:
             play = [i for i in play if trial[i] is not None]
             trial = run_engine(trial, play, tier_deadline, stall=5)
         trial = _repair(pk, trial, play)
-        by_size = sorted(tier, key=lambda i: (pk.cur[i] is None, -pk.size[i], i))
         trial = _insert_with_moves(pk, trial, by_size, tier_deadline)
-        # b: the previous packing plus first fit of this tier; c: best fit decreasing from scratch
-        other = _greedy_insert(pk, previous, by_size)
-        scratch = [pk.cur[i] if not pk.movable[i] else None for i in range(n)]
-        bfd = _greedy_insert(
-            pk,
-            scratch,
-            sorted(
-                (i for i in range(n) if pk.movable[i] and pk.prio[i] >= prio and pk.cand[i]),
-                key=lambda i: (-pk.prio[i], -pk.size[i], i),
-            ),
-        )
-        bfd = _insert_with_moves(pk, bfd, by_size, tier_deadline)
         best = None
         for cand in (trial, other, bfd):
             over = pk.overload(pk.usage(cand)).max(initial=0.0)
