@@ -39,6 +39,10 @@ ROWS_PER_CHUNK = 256
 STATES_PER_CHUNK = 300_000
 #: the subgradient step below which the multipliers are taken as converged
 MIN_STEP = 1e-2
+#: passes without a better bound before the subgradient step is halved
+PATIENCE = 20
+#: the adjacent multipliers' passes eliminate nodes after each this many (if the bound rose)
+ELIMINATE_EVERY = 20
 
 
 @dataclass
@@ -150,21 +154,29 @@ class SSDP:
         """Polyak steps towards UB, halved after `patience` passes without a better bound.
         Returns the best multipliers, their relaxed optimum's path and the step reached."""
         best_u, best_lb, best_path = u.copy(), -math.inf, None
-        stall, patience = 0, 20
+        stall, patience, fresh = 0, PATIENCE, False
         stage = "multipliers" + (" (adjacent)" if adjacent else "")
         passes = 0
         for passes in range(1, iterations + 1):  # noqa: B007 - counted after the loop
-            F, pred = K.forward(self.p, self.d, self.w, u, self.alive, adjacent)
-            lb = float(F[-1].min()) + float(u.sum())
-            path = K.path_of(F, pred, self.p)
+            if adjacent:
+                F, P = K.forward2(self.p, self.d, self.w, u, self.alive)
+                lb = float(F[-1, :, 0].min()) + float(u.sum())
+                path = K.path_of2(F, P, self.p)
+            else:
+                F, pred = K.forward(self.p, self.d, self.w, u, self.alive, False)
+                lb = float(F[-1].min()) + float(u.sum())
+                path = K.path_of(F, pred, self.p)
             g = 1.0 - self.counts(path)
             if lb > best_lb + EPS:
-                best_u, best_lb, best_path, stall = u.copy(), lb, path, 0
+                best_u, best_lb, best_path, stall, fresh = u.copy(), lb, path, 0, True
                 self.raise_bound(lb, stage)
             else:
                 stall += 1
                 if stall >= patience:
                     step, stall = step / 2, 0
+            if adjacent and fresh and passes % ELIMINATE_EVERY == 0:
+                self.eliminate(best_u)  # a thinner network: faster passes, a higher bound
+                fresh = False
             if not g.any():  # the relaxed optimum is a sequence: optimal
                 self.improve(path, stage)
                 self.raise_bound(lb, stage)
@@ -179,11 +191,12 @@ class SSDP:
     def eliminate(self, u: np.ndarray) -> np.ndarray:
         """Remove the nodes through which no path beats the upper bound; returns the forward and
         backward costs F and G (bounds on the two halves of any path through a node)."""
-        F, _ = K.forward(self.p, self.d, self.w, u, self.alive)
-        G, best = K.backward(self.p, self.d, self.w, u, self.alive)
+        F, P = K.forward2(self.p, self.d, self.w, u, self.alive)
+        G, S, best = K.backward2(self.p, self.d, self.w, u, self.alive)
         self.raise_bound(best + u.sum(), "elimination")
         cut = self.ub - 1 - float(u.sum()) + EPS
-        self.alive &= F + G <= cut
+        self.alive &= K.through(F, P, G, S) <= cut
+        F, G = F[:, :, 0].copy(), G[:, :, 0].copy()
         self.stats["nodes_alive"] = int(self.alive.sum())
         if not self.alive[-1].any():
             self.raise_bound(self.ub, "elimination")
@@ -238,8 +251,10 @@ class SSDP:
             np.full(cap, n, np.int32),
             np.zeros(cap, np.uint64),
             np.zeros(cap),
-            np.zeros(cap, np.int64),
-            np.zeros(cap, np.int64),
+            np.zeros(cap, np.int32),
+            np.zeros(cap, np.int32),
+            np.full(cap, K.INF),
+            np.full(cap, -1, np.int32),
             1 if forward else 0,  # the forward store starts with the empty start state
         )
         kernel = K.memo_forward if forward else K.memo_backward
@@ -255,8 +270,11 @@ class SSDP:
                 self.full = True
                 self.stats["stopped"] = f"state store full ({cap_states} states)"
                 return None
-        self.stats["states"] = max(self.stats.get("states", 0), int(store[5]))
+        self.stats["states"] = max(self.stats.get("states", 0), int(store[7]))
         self.stats["memo_passes"] = self.stats.get("memo_passes", 0) + 1
+        self.stats.setdefault("passes", []).append(
+            (len(memo), int(store[7]), round(time.monotonic() - self.started, 3))
+        )
         self.alive &= hi > lo
         stage = f"memo {len(memo)}"
         if forward:
@@ -270,7 +288,7 @@ class SSDP:
             return None
         lb = value + float(u.sum())
         self.raise_bound(lb, stage)
-        path = K.memo_path(store, first, forward)
+        path = K.memo_path(store, first, forward, n)
         if not (self.counts(path) - 1).any():
             self.improve(path, stage)
             self.raise_bound(lb, stage)
