@@ -407,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-doc", action="store_true")
     args = ap.parse_args(argv)
     rows, survivors, equivalents = [], [], []
+    load_before = os.getloadavg()[0]
     for problem in args.problem or list(TARGETS):
         started = time.monotonic()
         results = run(problem, args.timeout, args.jobs)
@@ -426,24 +427,26 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         for m in alive:
-            line = f"{m.problem}\t{m.function}\tline {m.line}\t{m.what}\t{m.code}"
-            (equivalents if m.equivalent else survivors).append(
-                line + (f"\t{m.equivalent}" if m.equivalent else "")
-            )
+            (equivalents if m.equivalent else survivors).append(m)
     out = ROOT / "benchmarks" / "results" / "mutation_survivors.txt"
     out.parent.mkdir(exist_ok=True)
     out.write_text(
         "# survivors not explained\n"
-        + "".join(f"{x}\n" for x in survivors)
+        + "".join(
+            f"{m.problem}\t{m.function}\tline {m.line}\t{m.what}\t{m.code}\n" for m in survivors
+        )
         + "# equivalent survivors, with the reason\n"
-        + "".join(f"{x}\n" for x in equivalents)
+        + "".join(
+            f"{m.problem}\t{m.function}\tline {m.line}\t{m.what}\t{m.code}\t{m.equivalent}\n"
+            for m in equivalents
+        )
     )
     if not args.no_doc:
         lines = [
             "### Mutation testing",
             "",
-            "Kill rate = killed / (mutants - equivalent); equivalent mutants are listed with the",
-            "reason in `benchmarks/mutation.py` (EQUIVALENT) and `benchmarks/results/mutation_survivors.txt`.",
+            "Kill rate = killed / (mutants - equivalent); the equivalent mutants are listed below with",
+            "the reason (`EQUIVALENT` in `benchmarks/mutation.py`).",
             "",
             "| problem | mutants | killed | of them by timeout | equivalent | not killed | kill rate | seconds |",
             "|---|---|---|---|---|---|---|---|",
@@ -452,9 +455,28 @@ def main(argv: list[str] | None = None) -> int:
             f"| {p} | {n} | {k} | {t} | {e} | {n - k - e} | {r:.1%} | {s:.0f} |"
             for p, n, k, t, e, r, s in rows
         ]
+        command = " ".join(
+            ["python -m benchmarks.mutation"]
+            + [f"--problem {p}" for p in args.problem or []]
+            + [f"--jobs {args.jobs}", f"--timeout {args.timeout:g}"]
+        )
         lines += [
             "",
-            f"Command: `python -m benchmarks.mutation --jobs 2`; {machine()}, shared with other work.",
+            f"Command: `{command}`; {machine()}, shared with other work (load average "
+            f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end). A mutant that "
+            f"runs {TIMEOUT_FACTOR} times as long as the tests on the checker as it is (at least "
+            f"{args.timeout:g} s) counts as killed (an endless loop).",
+            "",
+            "*Not killed*" + ("" if survivors else ": none."),
+            "",
+        ]
+        lines += [
+            f"- {m.problem} `{m.function}` line {m.line}: {m.what} in `{m.code}`" for m in survivors
+        ]
+        lines += ["", "*Equivalent (cannot change what the checker reports), with the reason*", ""]
+        lines += [
+            f"- {m.problem} `{m.function}` line {m.line}: {m.what} in `{m.code}`: {m.equivalent}"
+            for m in equivalents
         ]
         write_section("checkers-mutation", "\n".join(lines))
     return 0

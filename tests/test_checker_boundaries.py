@@ -122,6 +122,14 @@ def test_gpu_selection_decimals_are_read_as_written():
     assert costs.check({"counts": {"A": 2, "B": 1}, "assignment": _slices("B")}).objective == 5.69
 
 
+def test_gpu_selection_slice_index_at_the_slice_factor():
+    """Slices are numbered 0 .. slice_factor - 1: slice 2 of slice_factor 2 does not exist."""
+    p = _gpu([("G", 1, None, [[1]])], slice_factor=2)
+    slices = _slices("G", n=2)
+    report = p.check({"counts": {"G": 2}, "assignment": [*slices, {**slices[0], "slice": 2}]})
+    assert list(report.violations) == ["assignment.2: slice 2 >= slice_factor 2"]
+
+
 def test_gpu_selection_unassigned_message_names_the_missing_slice():
     p = _gpu([("G", 1, None, [[1]])], slice_factor=3)
     report = p.check({"counts": {"G": 1}, "assignment": [_slices("G", n=3)[k] for k in (0, 2)]})
