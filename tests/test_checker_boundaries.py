@@ -289,6 +289,20 @@ def test_software_pipelining_handoff_only_between_two_assigned_groups():
     assert len(p.violations(4, [0, 1], [0, 1])) == 1
 
 
+@pytest.mark.parametrize("distance", [1, 2, 3])
+def test_software_pipelining_loop_carried_dependence_at_its_distance(distance):
+    """a -> b with latency 5 * distance - 1 at II 5: b of `distance` iterations later may start one
+    cycle before a of this one (b at 0, a at 1), not two (a at 2); the distance counts as written,
+    neither one more nor one less."""
+    p = _sp([("a", 1, 0), ("b", 1, 0)], [("a", "b", 5 * distance - 1, distance)])
+    assert p.check({"ii": 5, "start": {"a": 1, "b": 0}}).feasible
+    report = p.check({"ii": 5, "start": {"a": 2, "b": 0}})
+    lat = 5 * distance - 1
+    assert list(report.violations) == [
+        f"dependence a -> b: start 0 + {distance}*5 < 2 + latency {lat}"
+    ]
+
+
 def test_software_pipelining_every_op_needs_a_start_and_a_group():
     """An op left out, or a name that is no op, in start or in warp_group; a group one past the
     last: each rejected with its message, whether or not the other list is complete."""
