@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import queue as queue_module
 import sys
 import time
 
@@ -102,9 +103,9 @@ BUGS: dict[str, tuple[str, str, str, str, str]] = {
     "pp-tiers-not-cumulative": (
         "pod_packing",
         "priority tiers",
-        f"{PP}:PodPacking.objective_of",
-        "running += placed_at.get(p, 0)",
-        "running = placed_at.get(p, 0)",
+        "optkit.problems.pod_objective:prefix_sums",
+        "out.append([a + placed[k], b + evicted[k], c + moved[k]])",
+        "out.append([placed[k], evicted[k], moved[k]])",
     ),
     "ep-same-gpu-replicas-allowed": (
         "expert_placement",
@@ -173,7 +174,13 @@ def run(name: str, runs: int) -> tuple[int, list[str]]:
     queue = ctx.Queue()
     proc = ctx.Process(target=_runs, args=(name, runs, queue), daemon=True)
     proc.start()
-    caught, by = queue.get()
+    while True:
+        try:
+            caught, by = queue.get(timeout=1)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                raise SystemExit(f"{name}: the process died (exit code {proc.exitcode})") from None
     proc.join()
     return caught, by
 
