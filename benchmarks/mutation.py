@@ -29,6 +29,7 @@ import argparse
 import ast
 import multiprocessing as mp
 import os
+import queue as queue_module
 import signal
 import time
 from collections.abc import Iterator
@@ -387,7 +388,12 @@ def run(problem: str, timeout: float, jobs: int) -> list[tuple[Mutant, str]]:
     by_key = {(m.target, m.index): m for m in todo}
     results, done = [], 0
     while done < jobs:
-        item = queue.get()
+        try:
+            item = queue.get(timeout=1)
+        except queue_module.Empty:
+            if any(p.exitcode not in (None, 0) for p in procs):
+                raise SystemExit(f"{problem}: a worker died (see its traceback above)") from None
+            continue
         if item is None:
             done += 1
             continue
@@ -468,9 +474,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.timeout:g} s) counts as killed (an endless loop).",
             "",
             "*Not killed*" + ("" if survivors else ": none."),
-            "",
         ]
-        lines += [
+        lines += [""] * bool(survivors) + [
             f"- {m.problem} `{m.function}` line {m.line}: {m.what} in `{m.code}`" for m in survivors
         ]
         lines += ["", "*Equivalent (cannot change what the checker reports), with the reason*", ""]
