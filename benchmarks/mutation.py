@@ -20,7 +20,7 @@ mutmut 3.8.1 was not used: it mutates whole files (the generators, importers and
 the checkers) and first maps the whole test suite to functions, hours on this shared machine; a
 per-function runner is a page of code.
 
-    python -m benchmarks.mutation [--problem NAME] [--jobs 1] [--timeout 5] [--no-doc]
+    python -m benchmarks.mutation [--problem NAME] [--jobs 1] [--timeout 10] [--no-doc]
 """
 
 from __future__ import annotations
@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problem", action="append", choices=list(TARGETS))
     ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--timeout", type=float, default=5.0, help="least seconds per mutant")
+    ap.add_argument("--timeout", type=float, default=10.0, help="least seconds per mutant")
     ap.add_argument("--no-doc", action="store_true")
     args = ap.parse_args(argv)
     rows, survivors, equivalents = [], [], []

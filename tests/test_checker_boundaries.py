@@ -43,13 +43,13 @@ def _slices(gpu_type, bucket=(0, 0), n=1):
 
 def test_gpu_selection_can_serve_at_max_count_0_and_1_and_a_whole_instance():
     """A type with max_count 0 serves nothing, max_count 1 does; per instance, one slice may fill
-    an instance exactly (load 1) but not more (load 3/2); pooled, any load is served."""
+    an instance exactly (load 1) but not more (load 2); pooled, any load is served."""
     p = _gpu(
-        [("none", 1, 0, [[1]]), ("one", 1, 1, [[1]]), ("half", 1, None, [[Fraction(2, 3)]])],
+        [("none", 1, 0, [[1]]), ("one", 1, 1, [[1]]), ("slow", 1, None, [[0.5]])],
         packing="per_instance",
     )
     assert [p.can_serve(t, (0, 0)) for t in range(3)] == [False, True, False]
-    pooled = _gpu([("half", 1, None, [[0.5]])])
+    pooled = _gpu([("slow", 1, None, [[0.5]])])
     assert pooled.can_serve(0, (0, 0))  # load 2: two pooled instances
 
 
@@ -59,6 +59,12 @@ def test_gpu_selection_single_type_count_pooled_against_per_instance():
     types = [("G", 1, None, [[0.5]])]
     assert _gpu(types, rate=0.9, slice_factor=3).single_type_count(0) == 2
     assert _gpu(types, rate=0.9, slice_factor=3, packing="per_instance").single_type_count(0) == 3
+
+
+def test_gpu_selection_single_type_count_at_max_count():
+    """Two instances needed: a max_count of 2 allows them, 1 does not."""
+    assert _gpu([("G", 1, 2, [[0.5]])]).single_type_count(0) == 2
+    assert _gpu([("G", 1, 1, [[0.5]])]).single_type_count(0) is None
 
 
 def test_gpu_selection_first_fit_decreasing_at_exact_fill():
@@ -474,6 +480,15 @@ def test_expert_placement_defaults_one_node_and_no_comm_weight():
         assert q.weight == 0.0
         report = q.check({"slots": [[0, 1], [0, 1]]})
         assert report.metrics["comm_cost"] == 10.0 and report.objective == 2.0
+
+
+@pytest.mark.parametrize("bad", [-2, 2])
+def test_expert_placement_expert_ids_from_minus_one_to_the_last(bad):
+    """Two experts: ids -1 (empty), 0 and 1 are slots; -2 and 2 are not."""
+    p = _ep([[1, 1]], 2, gpus=2)
+    assert p.check({"slots": [[0, -1, 1, -1]]}).feasible
+    report = p.check({"slots": [[0, bad, 1, -1]]})
+    assert list(report.violations) == ["slots[0]: expert ids must be in -1..1 (-1 = empty slot)"]
 
 
 def test_expert_placement_balancedness_below_one_token():
