@@ -309,6 +309,14 @@ def test_software_pipelining_loop_carried_dependence_at_its_distance(distance):
     ]
 
 
+@pytest.mark.parametrize("latency, rec_mii", [(0, 1), (2, 1), (3, 2), (4, 2), (5, 3)])
+def test_software_pipelining_rec_mii_of_a_distance_2_self_loop(latency, rec_mii):
+    """An op feeding itself two iterations later: the least II with latency <= 2 * II (at least 1)."""
+    p = _sp([("a", 1, 0)], [("a", "a", latency, 2)])
+    assert p.rec_mii() == rec_mii
+    assert p.check({"ii": 3, "start": {"a": 0}}).metrics["rec_mii"] == rec_mii
+
+
 def test_software_pipelining_every_op_needs_a_start_and_a_group():
     """An op left out, or a name that is no op, in start or in warp_group; a group one past the
     last: each rejected with its message, whether or not the other list is complete."""
