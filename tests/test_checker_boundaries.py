@@ -14,7 +14,7 @@ import pytest
 from optkit.problems import gpu_selection
 from optkit.problems.expert_placement import ExpertPlacement
 from optkit.problems.gpu_selection import GpuSelection
-from optkit.problems.pod_packing import PodPacking, Taint, Toleration
+from optkit.problems.pod_packing import PodPacking, Requirement, Taint, Toleration
 from optkit.problems.software_pipelining import SoftwarePipelining
 
 # -- gpu selection ---------------------------------------------------------------------------------
@@ -425,6 +425,25 @@ def test_pod_packing_objective_with_a_move_and_an_eviction(order, objective):
     report = p.check({"assignment": {"hi": "b", "lo": None, "new": "a"}})
     assert report.feasible and report.objective == objective
     assert (report.metrics["evictions"], report.metrics["moves"]) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "operator, values, on_a, on_b, unlabelled",
+    [
+        ("In", ["a"], True, False, False),
+        ("NotIn", ["a"], False, True, True),  # a node without the label is not in the set
+        ("Exists", [], True, True, False),
+        ("DoesNotExist", [], False, False, True),
+    ],
+)
+def test_pod_packing_node_affinity_operators(operator, values, on_a, on_b, unlabelled):
+    """Each operator on a node labelled zone=a, one labelled zone=b, and one without the label."""
+    req = Requirement(key="zone", operator=operator, values=values)
+    assert [req.matches(labels) for labels in ({"zone": "a"}, {"zone": "b"}, {"disk": "a"})] == [
+        on_a,
+        on_b,
+        unlabelled,
+    ]
 
 
 # -- expert placement ------------------------------------------------------------------------------
