@@ -67,6 +67,14 @@ def test_gpu_selection_single_type_count_at_max_count():
     assert _gpu([("G", 1, 1, [[0.5]])]).single_type_count(0) is None
 
 
+def test_gpu_selection_counts_at_max_count():
+    """max_count 1: one instance is allowed, two are one violation."""
+    p = _gpu([("G", 1, 1, [[1]])])
+    assert p.check({"counts": {"G": 1}, "assignment": _slices("G")}).feasible
+    report = p.check({"counts": {"G": 2}, "assignment": _slices("G")})
+    assert list(report.violations) == ["counts: 2 instances of 'G' exceed its max_count 1"]
+
+
 def test_gpu_selection_first_fit_decreasing_at_exact_fill():
     """Two halves fill one bin exactly; 0.6 then 0.5 do not share one (0.4 room left). Called
     through the module, so that benchmarks/mutation.py's edits of it are the ones tested."""
@@ -317,6 +325,60 @@ def test_software_pipelining_rec_mii_of_a_distance_2_self_loop(latency, rec_mii)
     assert p.check({"ii": 3, "start": {"a": 0}}).metrics["rec_mii"] == rec_mii
 
 
+def _sp_data(ops, edges, warp_groups=None, units=None):
+    """Ops as (name, unit, cycles, regs); edges as dicts (from, to, latency and the rest)."""
+    return SoftwarePipelining.model_validate(
+        {
+            "problem": "software-pipelining",
+            "units": units or {u: 1 for _, u, _, _ in ops},
+            "ops": [{"name": n, "unit": u, "cycles": c, "regs": r} for n, u, c, r in ops],
+            "edges": edges,
+            "warp_groups": warp_groups,
+        }
+    )
+
+
+def test_software_pipelining_unit_use_wraps_around_the_ii():
+    """Two ops on one unit of capacity 1 at II 2 (b at least 2 cycles after a): starts 0 and 2 use
+    it in the same cycle 0 of the II; starts 0 and 3 do not."""
+    p = _sp_data([("a", "U", 1, 0), ("b", "U", 1, 0)], [{"from": "a", "to": "b", "latency": 2}])
+    assert p.check({"ii": 2, "start": {"a": 0, "b": 3}}).feasible
+    report = p.check({"ii": 2, "start": {"a": 0, "b": 2}})
+    assert list(report.violations) == ["unit 'U' used 2 times in cycle 0 of the II (capacity 1)"]
+
+
+@pytest.mark.parametrize("limit", [3, 4])
+def test_software_pipelining_registers_live_until_a_later_iteration_reads_them(limit):
+    """a (2 registers) feeds b of the next iteration at II 2: a's result lives from cycle 0 to
+    b's start plus one II, 1 + 2 = 3, so cycle 0 of the II holds two copies (4 registers). A limit
+    of 4 holds them, 3 does not."""
+    p = _sp_data(
+        [("a", "A", 1, 2), ("b", "B", 1, 0)],
+        [{"from": "a", "to": "b", "latency": 1, "distance": 1}],
+        {"count": 1, "reg_limit": [limit]},
+    )
+    report = p.check({"ii": 2, "start": {"a": 0, "b": 1}, "warp_group": {"a": 0, "b": 0}})
+    assert report.metrics["peak_registers"] == [4]
+    expected = (
+        [] if limit == 4 else ["warp group 0 holds 4 registers in cycle 0 of the II (limit 3)"]
+    )
+    assert list(report.violations) == expected
+
+
+def test_software_pipelining_a_blocking_wait_keeps_the_group_busy():
+    """a -> b blocking, both in group 0, at II 4: the group is busy from a's start (0) to b's (2),
+    so c may not run in cycle 1, but may in cycle 3."""
+    p = _sp_data(
+        [("a", "A", 1, 0), ("b", "B", 1, 0), ("c", "C", 1, 0)],
+        [{"from": "a", "to": "b", "latency": 1, "blocking": True}],
+        {"count": 1, "reg_limit": [0]},
+    )
+    group = {"a": 0, "b": 0, "c": 0}
+    assert p.check({"ii": 4, "start": {"a": 0, "b": 2, "c": 3}, "warp_group": group}).feasible
+    report = p.check({"ii": 4, "start": {"a": 0, "b": 2, "c": 1}, "warp_group": group})
+    assert list(report.violations) == ["warp group 0 runs a, c at once in cycle 1 of the II"]
+
+
 def test_software_pipelining_every_op_needs_a_start_and_a_group():
     """An op left out, or a name that is no op, in start or in warp_group; a group one past the
     last: each rejected with its message, whether or not the other list is complete."""
@@ -351,6 +413,7 @@ def test_software_pipelining_register_use_by_hand():
     hold no registers; a 1-cycle result of 2 registers is live in cycle 0 of II 2."""
     alone = _sp([("a", 1, 2)])
     assert alone.register_use(2, [0], [None]) == [[2, 0]]
+    assert alone.register_use(3, [4], [None]) == [[0, 2, 0]]  # start 4 is cycle 1 of II 3
     groups = _sp([("a", 1, 2), ("b", 1, 3)], warp_groups={"count": 2, "reg_limit": [8, 8]})
     assert groups.register_use(2, [0, 1], [0, None]) == [[2, 0], [0, 0]]
     assert groups.register_use(2, [0, 1], [1, 1]) == [[0, 0], [2, 3]]
@@ -518,9 +581,23 @@ def test_expert_placement_expert_ids_from_minus_one_to_the_last(bad):
     assert list(report.violations) == ["slots[0]: expert ids must be in -1..1 (-1 = empty slot)"]
 
 
+def test_expert_placement_replicas_on_one_gpu_and_the_load_split():
+    """Expert 0 (load 2) on both GPUs: each replica takes 1, so GPU 0 (with expert 1, load 1)
+    carries 2 and GPU 1 carries 1; two replicas of expert 0 on GPU 0 are one violation."""
+    p = _ep([[2, 1]], 2, gpus=2)
+    report = p.check({"slots": [[0, 1, 0, -1]]})
+    assert report.objective == 2.0 and report.metrics["max_gpu_load"] == 2.0
+    twice = p.check({"slots": [[0, 0, 1, -1]]})
+    assert list(twice.violations) == [
+        "1 replica(s) share a GPU with another replica of the same expert "
+        "(e.g. layer 0, expert 0, GPU 0)"
+    ]
+
+
 def test_expert_placement_balancedness_below_one_token():
     """Loads 0.5 and 0.25 on two GPUs: mean 0.375 over max 0.5, even though the loads sum to less
     than one."""
     p = _ep([[0.5, 0.25]], 1, gpus=2)
     m = p.check({"slots": [[0, 1]]}).metrics
     assert m["balancedness"] == 0.75 and m["sum_max_gpu_load"] == 0.5
+    assert m["balancedness_per_layer"] == [0.75] and m["balancedness_min"] == 0.75
