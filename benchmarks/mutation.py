@@ -20,7 +20,7 @@ mutmut 3.8.1 was not used: it mutates whole files (the generators, importers and
 the checkers) and first maps the whole test suite to functions, hours on this shared machine; a
 per-function runner is a page of code.
 
-    python -m benchmarks.mutation [--problem NAME] [--jobs 1] [--timeout 5] [--no-doc]
+    python -m benchmarks.mutation [--problem NAME] [--jobs 1] [--timeout 10] [--no-doc]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import argparse
 import ast
 import multiprocessing as mp
 import os
+import queue as queue_module
 import signal
 import time
 from collections.abc import Iterator
@@ -387,7 +388,12 @@ def run(problem: str, timeout: float, jobs: int) -> list[tuple[Mutant, str]]:
     by_key = {(m.target, m.index): m for m in todo}
     results, done = [], 0
     while done < jobs:
-        item = queue.get()
+        try:
+            item = queue.get(timeout=1)
+        except queue_module.Empty:
+            if any(p.exitcode not in (None, 0) for p in procs):
+                raise SystemExit(f"{problem}: a worker died (see its traceback above)") from None
+            continue
         if item is None:
             done += 1
             continue
@@ -403,10 +409,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problem", action="append", choices=list(TARGETS))
     ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--timeout", type=float, default=5.0, help="least seconds per mutant")
+    ap.add_argument("--timeout", type=float, default=10.0, help="least seconds per mutant")
     ap.add_argument("--no-doc", action="store_true")
     args = ap.parse_args(argv)
     rows, survivors, equivalents = [], [], []
+    load_before = os.getloadavg()[0]
     for problem in args.problem or list(TARGETS):
         started = time.monotonic()
         results = run(problem, args.timeout, args.jobs)
@@ -426,24 +433,26 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         for m in alive:
-            line = f"{m.problem}\t{m.function}\tline {m.line}\t{m.what}\t{m.code}"
-            (equivalents if m.equivalent else survivors).append(
-                line + (f"\t{m.equivalent}" if m.equivalent else "")
-            )
+            (equivalents if m.equivalent else survivors).append(m)
     out = ROOT / "benchmarks" / "results" / "mutation_survivors.txt"
     out.parent.mkdir(exist_ok=True)
     out.write_text(
         "# survivors not explained\n"
-        + "".join(f"{x}\n" for x in survivors)
+        + "".join(
+            f"{m.problem}\t{m.function}\tline {m.line}\t{m.what}\t{m.code}\n" for m in survivors
+        )
         + "# equivalent survivors, with the reason\n"
-        + "".join(f"{x}\n" for x in equivalents)
+        + "".join(
+            f"{m.problem}\t{m.function}\tline {m.line}\t{m.what}\t{m.code}\t{m.equivalent}\n"
+            for m in equivalents
+        )
     )
     if not args.no_doc:
         lines = [
             "### Mutation testing",
             "",
-            "Kill rate = killed / (mutants - equivalent); equivalent mutants are listed with the",
-            "reason in `benchmarks/mutation.py` (EQUIVALENT) and `benchmarks/results/mutation_survivors.txt`.",
+            "Kill rate = killed / (mutants - equivalent); the equivalent mutants are listed below with",
+            "the reason (`EQUIVALENT` in `benchmarks/mutation.py`).",
             "",
             "| problem | mutants | killed | of them by timeout | equivalent | not killed | kill rate | seconds |",
             "|---|---|---|---|---|---|---|---|",
@@ -452,9 +461,27 @@ def main(argv: list[str] | None = None) -> int:
             f"| {p} | {n} | {k} | {t} | {e} | {n - k - e} | {r:.1%} | {s:.0f} |"
             for p, n, k, t, e, r, s in rows
         ]
+        command = " ".join(
+            ["python -m benchmarks.mutation"]
+            + [f"--problem {p}" for p in args.problem or []]
+            + [f"--jobs {args.jobs}", f"--timeout {args.timeout:g}"]
+        )
         lines += [
             "",
-            f"Command: `python -m benchmarks.mutation --jobs 2`; {machine()}, shared with other work.",
+            f"Command: `{command}`; {machine()}, shared with other work (load average "
+            f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end). A mutant that "
+            f"runs {TIMEOUT_FACTOR} times as long as the tests on the checker as it is (at least "
+            f"{args.timeout:g} s) counts as killed (an endless loop).",
+            "",
+            "*Not killed*" + ("" if survivors else ": none."),
+        ]
+        lines += [""] * bool(survivors) + [
+            f"- {m.problem} `{m.function}` line {m.line}: {m.what} in `{m.code}`" for m in survivors
+        ]
+        lines += ["", "*Equivalent (cannot change what the checker reports), with the reason*", ""]
+        lines += [
+            f"- {m.problem} `{m.function}` line {m.line}: {m.what} in `{m.code}`: {m.equivalent}"
+            for m in equivalents
         ]
         write_section("checkers-mutation", "\n".join(lines))
     return 0

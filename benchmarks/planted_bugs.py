@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import queue as queue_module
 import sys
 import time
 
@@ -102,9 +103,9 @@ BUGS: dict[str, tuple[str, str, str, str, str]] = {
     "pp-tiers-not-cumulative": (
         "pod_packing",
         "priority tiers",
-        f"{PP}:PodPacking.objective_of",
-        "running += placed_at.get(p, 0)",
-        "running = placed_at.get(p, 0)",
+        "optkit.problems.pod_objective:prefix_sums",
+        "out.append([a + placed[k], b + evicted[k], c + moved[k]])",
+        "out.append([placed[k], evicted[k], moved[k]])",
     ),
     "ep-same-gpu-replicas-allowed": (
         "expert_placement",
@@ -153,26 +154,35 @@ def _runs(name: str, runs: int, queue) -> None:
 
     tests = checker_tests(BUGS[name][0])
     plant(*BUGS[name][2:])
-    caught = 0
+    caught, by = 0, set()
     for _ in range(runs):
-        try:
-            for test in tests:
+        for test in tests:
+            try:
                 test()
-        except Exception:  # noqa: BLE001 - a failing test is a catch
-            caught += 1
-    queue.put(caught)
+            except Exception:  # noqa: BLE001 - a failing test is a catch
+                caught += 1
+                by.add(getattr(test, "func", test).__name__)
+                break
+    queue.put((caught, sorted(by)))
 
 
-def run(name: str, runs: int) -> int:
-    """How many of `runs` independent runs catch the bug (one process per bug, the bug planted
-    before the tests run; each run is a new random search: no example database)."""
+def run(name: str, runs: int) -> tuple[int, list[str]]:
+    """How many of `runs` independent runs catch the bug, and the tests that caught it first
+    (one process per bug, the bug planted before the tests run; the hand-built tests run first;
+    each run is a new random search: no example database)."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_runs, args=(name, runs, queue), daemon=True)
     proc.start()
-    caught = queue.get()
+    while True:
+        try:
+            caught, by = queue.get(timeout=1)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                raise SystemExit(f"{name}: the process died (exit code {proc.exitcode})") from None
     proc.join()
-    return caught
+    return caught, by
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,31 +193,38 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     names = args.only or list(BUGS)
     rows = []
+    load_before = os.getloadavg()[0]
     for name in names:
         started = time.monotonic()
-        caught = run(name, args.runs)
+        caught, by = run(name, args.runs)
         seconds = time.monotonic() - started
         problem, rule = BUGS[name][:2]
-        rows.append((name, problem, rule, caught, seconds))
-        print(f"{name:36} {caught:3}/{args.runs}  {seconds:6.1f} s", flush=True)
+        rows.append((name, problem, rule, caught, by))
+        print(f"{name:36} {caught:3}/{args.runs}  {seconds:6.1f} s  {', '.join(by)}", flush=True)
     if not args.no_doc:
         lines = [
             "### Planted bugs",
             "",
             "One bug per rule, planted as a one-line edit of the checker; each run is a new random",
-            "search of the problem's tests in `tests/test_checkers.py` with the hypothesis profile",
-            f"`planted` (100 examples per test, no example database). {args.runs} runs per bug.",
+            "search of the problem's checker tests (`tests/test_checkers.py`, the hypothesis tests,",
+            "and `tests/test_checker_boundaries.py`, hand-built, run first) with the hypothesis",
+            f"profile `planted` (100 examples per test, no example database). {args.runs} runs per",
+            "bug; *first caught by*: the tests that failed first in some run.",
             "",
-            "| bug | problem | rule | caught |",
-            "|---|---|---|---|",
+            "| bug | problem | rule | caught | first caught by |",
+            "|---|---|---|---|---|",
         ]
-        lines += [f"| `{n}` | {p} | {r} | {c}/{args.runs} |" for n, p, r, c, _ in rows]
+        lines += [
+            f"| `{n}` | {p} | {r} | {c}/{args.runs} | {', '.join(f'`{t}`' for t in by)} |"
+            for n, p, r, c, by in rows
+        ]
         lines += [
             "",
-            f"Command: `python -m benchmarks.planted_bugs --runs {args.runs}`; {machine()}.",
+            f"Command: `python -m benchmarks.planted_bugs --runs {args.runs}`; {machine()}, "
+            f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.",
         ]
         write_section("checkers-planted", "\n".join(lines))
-    return 0 if all(c == args.runs for *_, c, _ in rows) else 1
+    return 0 if all(row[3] == args.runs for row in rows) else 1
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import pytest
 from optkit.problems import gpu_selection
 from optkit.problems.expert_placement import ExpertPlacement
 from optkit.problems.gpu_selection import GpuSelection
-from optkit.problems.pod_packing import PodPacking, Taint, Toleration
+from optkit.problems.pod_packing import PodPacking, Requirement, Taint, Toleration
 from optkit.problems.software_pipelining import SoftwarePipelining
 
 # -- gpu selection ---------------------------------------------------------------------------------
@@ -43,13 +43,13 @@ def _slices(gpu_type, bucket=(0, 0), n=1):
 
 def test_gpu_selection_can_serve_at_max_count_0_and_1_and_a_whole_instance():
     """A type with max_count 0 serves nothing, max_count 1 does; per instance, one slice may fill
-    an instance exactly (load 1) but not more (load 3/2); pooled, any load is served."""
+    an instance exactly (load 1) but not more (load 2); pooled, any load is served."""
     p = _gpu(
-        [("none", 1, 0, [[1]]), ("one", 1, 1, [[1]]), ("half", 1, None, [[Fraction(2, 3)]])],
+        [("none", 1, 0, [[1]]), ("one", 1, 1, [[1]]), ("slow", 1, None, [[0.5]])],
         packing="per_instance",
     )
     assert [p.can_serve(t, (0, 0)) for t in range(3)] == [False, True, False]
-    pooled = _gpu([("half", 1, None, [[0.5]])])
+    pooled = _gpu([("slow", 1, None, [[0.5]])])
     assert pooled.can_serve(0, (0, 0))  # load 2: two pooled instances
 
 
@@ -59,6 +59,20 @@ def test_gpu_selection_single_type_count_pooled_against_per_instance():
     types = [("G", 1, None, [[0.5]])]
     assert _gpu(types, rate=0.9, slice_factor=3).single_type_count(0) == 2
     assert _gpu(types, rate=0.9, slice_factor=3, packing="per_instance").single_type_count(0) == 3
+
+
+def test_gpu_selection_single_type_count_at_max_count():
+    """Two instances needed: a max_count of 2 allows them, 1 does not."""
+    assert _gpu([("G", 1, 2, [[0.5]])]).single_type_count(0) == 2
+    assert _gpu([("G", 1, 1, [[0.5]])]).single_type_count(0) is None
+
+
+def test_gpu_selection_counts_at_max_count():
+    """max_count 1: one instance is allowed, two are one violation."""
+    p = _gpu([("G", 1, 1, [[1]])])
+    assert p.check({"counts": {"G": 1}, "assignment": _slices("G")}).feasible
+    report = p.check({"counts": {"G": 2}, "assignment": _slices("G")})
+    assert list(report.violations) == ["counts: 2 instances of 'G' exceed its max_count 1"]
 
 
 def test_gpu_selection_first_fit_decreasing_at_exact_fill():
@@ -120,6 +134,14 @@ def test_gpu_selection_decimals_are_read_as_written():
     assert report.metrics["load_per_instance"] == {"A": [1.0, 1.0, 1.0, 0.333333]}
     costs = _gpu([("A", 1.01, None, [[1]]), ("B", 3.67, None, [[1]])])
     assert costs.check({"counts": {"A": 2, "B": 1}, "assignment": _slices("B")}).objective == 5.69
+
+
+def test_gpu_selection_slice_index_at_the_slice_factor():
+    """Slices are numbered 0 .. slice_factor - 1: slice 2 of slice_factor 2 does not exist."""
+    p = _gpu([("G", 1, None, [[1]])], slice_factor=2)
+    slices = _slices("G", n=2)
+    report = p.check({"counts": {"G": 2}, "assignment": [*slices, {**slices[0], "slice": 2}]})
+    assert list(report.violations) == ["assignment.2: slice 2 >= slice_factor 2"]
 
 
 def test_gpu_selection_unassigned_message_names_the_missing_slice():
@@ -281,6 +303,82 @@ def test_software_pipelining_handoff_only_between_two_assigned_groups():
     assert len(p.violations(4, [0, 1], [0, 1])) == 1
 
 
+@pytest.mark.parametrize("distance", [1, 2, 3])
+def test_software_pipelining_loop_carried_dependence_at_its_distance(distance):
+    """a -> b with latency 5 * distance - 1 at II 5: b of `distance` iterations later may start one
+    cycle before a of this one (b at 0, a at 1), not two (a at 2); the distance counts as written,
+    neither one more nor one less."""
+    p = _sp([("a", 1, 0), ("b", 1, 0)], [("a", "b", 5 * distance - 1, distance)])
+    assert p.check({"ii": 5, "start": {"a": 1, "b": 0}}).feasible
+    report = p.check({"ii": 5, "start": {"a": 2, "b": 0}})
+    lat = 5 * distance - 1
+    assert list(report.violations) == [
+        f"dependence a -> b: start 0 + {distance}*5 < 2 + latency {lat}"
+    ]
+
+
+@pytest.mark.parametrize("latency, rec_mii", [(0, 1), (2, 1), (3, 2), (4, 2), (5, 3)])
+def test_software_pipelining_rec_mii_of_a_distance_2_self_loop(latency, rec_mii):
+    """An op feeding itself two iterations later: the least II with latency <= 2 * II (at least 1)."""
+    p = _sp([("a", 1, 0)], [("a", "a", latency, 2)])
+    assert p.rec_mii() == rec_mii
+    assert p.check({"ii": 3, "start": {"a": 0}}).metrics["rec_mii"] == rec_mii
+
+
+def _sp_data(ops, edges, warp_groups=None, units=None):
+    """Ops as (name, unit, cycles, regs); edges as dicts (from, to, latency and the rest)."""
+    return SoftwarePipelining.model_validate(
+        {
+            "problem": "software-pipelining",
+            "units": units or {u: 1 for _, u, _, _ in ops},
+            "ops": [{"name": n, "unit": u, "cycles": c, "regs": r} for n, u, c, r in ops],
+            "edges": edges,
+            "warp_groups": warp_groups,
+        }
+    )
+
+
+def test_software_pipelining_unit_use_wraps_around_the_ii():
+    """Two ops on one unit of capacity 1 at II 2 (b at least 2 cycles after a): starts 0 and 2 use
+    it in the same cycle 0 of the II; starts 0 and 3 do not."""
+    p = _sp_data([("a", "U", 1, 0), ("b", "U", 1, 0)], [{"from": "a", "to": "b", "latency": 2}])
+    assert p.check({"ii": 2, "start": {"a": 0, "b": 3}}).feasible
+    report = p.check({"ii": 2, "start": {"a": 0, "b": 2}})
+    assert list(report.violations) == ["unit 'U' used 2 times in cycle 0 of the II (capacity 1)"]
+
+
+@pytest.mark.parametrize("limit", [3, 4])
+def test_software_pipelining_registers_live_until_a_later_iteration_reads_them(limit):
+    """a (2 registers) feeds b of the next iteration at II 2: a's result lives from cycle 0 to
+    b's start plus one II, 1 + 2 = 3, so cycle 0 of the II holds two copies (4 registers). A limit
+    of 4 holds them, 3 does not."""
+    p = _sp_data(
+        [("a", "A", 1, 2), ("b", "B", 1, 0)],
+        [{"from": "a", "to": "b", "latency": 1, "distance": 1}],
+        {"count": 1, "reg_limit": [limit]},
+    )
+    report = p.check({"ii": 2, "start": {"a": 0, "b": 1}, "warp_group": {"a": 0, "b": 0}})
+    assert report.metrics["peak_registers"] == [4]
+    expected = (
+        [] if limit == 4 else ["warp group 0 holds 4 registers in cycle 0 of the II (limit 3)"]
+    )
+    assert list(report.violations) == expected
+
+
+def test_software_pipelining_a_blocking_wait_keeps_the_group_busy():
+    """a -> b blocking, both in group 0, at II 4: the group is busy from a's start (0) to b's (2),
+    so c may not run in cycle 1, but may in cycle 3."""
+    p = _sp_data(
+        [("a", "A", 1, 0), ("b", "B", 1, 0), ("c", "C", 1, 0)],
+        [{"from": "a", "to": "b", "latency": 1, "blocking": True}],
+        {"count": 1, "reg_limit": [0]},
+    )
+    group = {"a": 0, "b": 0, "c": 0}
+    assert p.check({"ii": 4, "start": {"a": 0, "b": 2, "c": 3}, "warp_group": group}).feasible
+    report = p.check({"ii": 4, "start": {"a": 0, "b": 2, "c": 1}, "warp_group": group})
+    assert list(report.violations) == ["warp group 0 runs a, c at once in cycle 1 of the II"]
+
+
 def test_software_pipelining_every_op_needs_a_start_and_a_group():
     """An op left out, or a name that is no op, in start or in warp_group; a group one past the
     last: each rejected with its message, whether or not the other list is complete."""
@@ -315,6 +413,7 @@ def test_software_pipelining_register_use_by_hand():
     hold no registers; a 1-cycle result of 2 registers is live in cycle 0 of II 2."""
     alone = _sp([("a", 1, 2)])
     assert alone.register_use(2, [0], [None]) == [[2, 0]]
+    assert alone.register_use(3, [4], [None]) == [[0, 2, 0]]  # start 4 is cycle 1 of II 3
     groups = _sp([("a", 1, 2), ("b", 1, 3)], warp_groups={"count": 2, "reg_limit": [8, 8]})
     assert groups.register_use(2, [0, 1], [0, None]) == [[2, 0], [0, 0]]
     assert groups.register_use(2, [0, 1], [1, 1]) == [[0, 0], [2, 3]]
@@ -391,6 +490,25 @@ def test_pod_packing_objective_with_a_move_and_an_eviction(order, objective):
     assert (report.metrics["evictions"], report.metrics["moves"]) == (1, 1)
 
 
+@pytest.mark.parametrize(
+    "operator, values, on_a, on_b, unlabelled",
+    [
+        ("In", ["a"], True, False, False),
+        ("NotIn", ["a"], False, True, True),  # a node without the label is not in the set
+        ("Exists", [], True, True, False),
+        ("DoesNotExist", [], False, False, True),
+    ],
+)
+def test_pod_packing_node_affinity_operators(operator, values, on_a, on_b, unlabelled):
+    """Each operator on a node labelled zone=a, one labelled zone=b, and one without the label."""
+    req = Requirement(key="zone", operator=operator, values=values)
+    assert [req.matches(labels) for labels in ({"zone": "a"}, {"zone": "b"}, {"disk": "a"})] == [
+        on_a,
+        on_b,
+        unlabelled,
+    ]
+
+
 # -- expert placement ------------------------------------------------------------------------------
 
 
@@ -454,9 +572,32 @@ def test_expert_placement_defaults_one_node_and_no_comm_weight():
         assert report.metrics["comm_cost"] == 10.0 and report.objective == 2.0
 
 
+@pytest.mark.parametrize("bad", [-2, 2])
+def test_expert_placement_expert_ids_from_minus_one_to_the_last(bad):
+    """Two experts: ids -1 (empty), 0 and 1 are slots; -2 and 2 are not."""
+    p = _ep([[1, 1]], 2, gpus=2)
+    assert p.check({"slots": [[0, -1, 1, -1]]}).feasible
+    report = p.check({"slots": [[0, bad, 1, -1]]})
+    assert list(report.violations) == ["slots[0]: expert ids must be in -1..1 (-1 = empty slot)"]
+
+
+def test_expert_placement_replicas_on_one_gpu_and_the_load_split():
+    """Expert 0 (load 2) on both GPUs: each replica takes 1, so GPU 0 (with expert 1, load 1)
+    carries 2 and GPU 1 carries 1; two replicas of expert 0 on GPU 0 are one violation."""
+    p = _ep([[2, 1]], 2, gpus=2)
+    report = p.check({"slots": [[0, 1, 0, -1]]})
+    assert report.objective == 2.0 and report.metrics["max_gpu_load"] == 2.0
+    twice = p.check({"slots": [[0, 0, 1, -1]]})
+    assert list(twice.violations) == [
+        "1 replica(s) share a GPU with another replica of the same expert "
+        "(e.g. layer 0, expert 0, GPU 0)"
+    ]
+
+
 def test_expert_placement_balancedness_below_one_token():
     """Loads 0.5 and 0.25 on two GPUs: mean 0.375 over max 0.5, even though the loads sum to less
     than one."""
     p = _ep([[0.5, 0.25]], 1, gpus=2)
     m = p.check({"slots": [[0, 1]]}).metrics
     assert m["balancedness"] == 0.75 and m["sum_max_gpu_load"] == 0.5
+    assert m["balancedness_per_layer"] == [0.75] and m["balancedness_min"] == 0.75
