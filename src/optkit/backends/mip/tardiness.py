@@ -243,6 +243,10 @@ def mip(problem: Tardiness, opts: SolveOptions) -> Outcome:
     start = _start(problem, opts)
     start_objective = problem.total_weighted_tardiness(start)
     opts.report({"sequence": start}, start_objective)  # the answer if the model takes the limit
+    if start_objective == 0:  # tardiness is never negative: no model needed for the proof
+        return Outcome(
+            solution={"sequence": start}, proven_optimal=True, stats={"formulation": form}
+        )
     if form == "time-indexed":
         sequence, bound, optimal, termination, detail = solve_time_indexed(problem, opts, start)
         infeasible = False
