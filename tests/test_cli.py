@@ -228,6 +228,8 @@ ALIAS_BOMB = "problem: tardiness\na: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join
     ],
 )
 def test_hostile_files_exit_2(tmp_path, capsys, name, content, expected):
+    # the message names the guard that stopped the file (nesting depth, alias budget) before
+    # any expansion; how fast that is lives in no test (it failed a 5 s bound under load 5)
     path = write(tmp_path, name, content)
     assert main(["solve", str(path), "--solver", "edd"]) == 2
     err = capsys.readouterr().err.strip()

@@ -126,6 +126,13 @@ def test_exact_solvers_prove_a_generated_n10_instance(solver):
     assert result.status == Status.OPTIMAL and result.objective == optimum
 
 
+@pytest.mark.parametrize("solver", ["mip", "cpsat"])
+def test_exact_solvers_prove_a_start_without_tardiness_optimal(solver):
+    problem = Tardiness(processing_times=[1, 2, 3], due_dates=[6, 6, 6])
+    result = optkit.solve(problem, solver, time_limit=10)
+    assert result.status == Status.OPTIMAL and result.objective == 0 and result.bound == 0
+
+
 def test_time_indexed_mip_refuses_cbc():
     with pytest.raises(InputError, match="HiGHS"):
         optkit.solve(generate(seed=1, n=4), "mip", formulation="time-indexed", backend="cbc")
