@@ -389,8 +389,13 @@ def main(argv=None) -> None:
         cache["h2h"] = (
             cmd
             + "\n\n### KWOK head to head: cpsat against priority-matters (faithful), both orders\n\n"
-            f"{len(kscen)} KWOK scenarios that leave pods pending; the 10 s window on every "
-            f"{args.h2h_sample}-th of them; {args.threads} thread(s); every answer re-checked. "
+            f"{len(kscen)} KWOK scenarios that leave pods pending"
+            + (
+                f"; the windows over 1 s on every {args.h2h_sample}-th of them"
+                if any(w > 1 for w in counts)
+                else ""
+            )
+            + f"; {args.threads} thread(s); every answer re-checked. "
             "better / equal / worse: cpsat's objective against priority-matters' in the "
             "instance's order (no answer is worst); worse than before: a plan lexicographically "
             "worse than doing nothing, or no answer.\n\n" + h2h_table(counts, n)

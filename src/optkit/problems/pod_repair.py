@@ -89,10 +89,12 @@ class Usage:
         # free[r, j]: capacity less requests placed; below[r, l, j]: requests of the movable pods
         # of levels <= l on node j
         self.free = self.cap.T.copy()
+        self.cap_t = self.cap.T.copy()
         self.below = np.zeros((n_res, max(n_levels, 1), P.n_nodes), dtype=np.int64)
         self.where: list[int | None] = [None] * P.n_pods
         self.on_node: list[set[int]] = [set() for _ in range(P.n_nodes)]
         self._masks: dict[tuple, np.ndarray] = {}
+        self._pod_masks: list[np.ndarray | None] = [None] * P.n_pods
         self._elig: dict[str, np.ndarray] = {}
         rows, nodes, levels = [], [], []
         for i, j in enumerate(where):
@@ -141,7 +143,11 @@ class Usage:
         return (self.p.pod_signature[i], tuple(self.rows[i]))
 
     def eligible(self, i: int) -> np.ndarray:
-        """Nodes pod i may newly run on (constraints and empty-node fit), cached per pod class."""
+        """Nodes pod i may newly run on (constraints and empty-node fit), cached per pod (its
+        class's mask) and per pod class."""
+        mask = self._pod_masks[i]
+        if mask is not None:
+            return mask
         P = self.p
         key = self.class_of(i)
         mask = self._masks.get(key)
@@ -149,7 +155,11 @@ class Usage:
             elig = self._elig.get(key[0])
             if elig is None:
                 elig = self._elig[key[0]] = np.array(P.eligible_by_signature[key[0]], dtype=bool)
-            mask = self._masks[key] = elig & np.all(self.cap >= self.req[i], axis=1)
+            mask = elig.copy()
+            for r, q in enumerate(self.rows[i]):
+                mask &= self.cap_t[r] >= q
+            self._masks[key] = mask
+        self._pod_masks[i] = mask
         return mask
 
     def room(self, i: int, exclude: int | None = None) -> np.ndarray:

@@ -44,19 +44,28 @@ PARAMS = {
 class _Model:
     """The original's variables and constraints, with each objective term as an expression."""
 
-    def __init__(self, problem: PodPacking, force_pending: bool):
+    def __init__(self, problem: PodPacking, force_pending: bool, deadline: float | None = None):
+        """Past `deadline` (a `time.monotonic()` value) the build stops with `TimeUp`: no stage
+        has run, so there is no answer (as the original's when its window ends first)."""
         from ortools.sat.python import cp_model
+
+        from optkit.solve import TimeUp
 
         P = self.p = problem
         m = self.m = cp_model.CpModel()
         self.placed = [m.new_bool_var(f"placed_{i}") for i in range(P.n_pods)]
-        self.assign = {
-            (i, j): m.new_bool_var(f"a_{i}_{j}") for i in range(P.n_pods) for j in P.candidates[i]
-        }
+        self.assign = {}
+        for i in range(P.n_pods):
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeUp
+            for j in P.candidates[i]:
+                self.assign[i, j] = m.new_bool_var(f"a_{i}_{j}")
         by_node: dict[int, list[int]] = {}
         for i, j in self.assign:
             by_node.setdefault(j, []).append(i)
         for j, pods in by_node.items():
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeUp
             for r in range(len(P.resources)):
                 c = P.capacity_matrix[j][r]
                 if c is not None:
@@ -185,7 +194,8 @@ def priority_matters(problem: PodPacking, opts: SolveOptions) -> Outcome:
     from ortools.sat.python import cp_model
 
     faithful = bool(opts.params["faithful"])
-    model = _Model(problem, force_pending=faithful)
+    end = None if opts.time_limit is None else opts.started + opts.time_limit
+    model = _Model(problem, force_pending=faithful, deadline=end)
     if not model.ok:
         return Outcome(message="a non-movable pod cannot stay on its node (MODEL_INVALID)")
     solver = cp_model.CpSolver()
