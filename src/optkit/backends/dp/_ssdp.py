@@ -216,7 +216,7 @@ class SSDP:
             wrong.sort(key=lambda j: (-abs(1 - cnt[j]), -int(self.p[j])))
             memo += wrong[: self.add_per_round]
             self.stats["memorised"] = len(memo)
-            base = F if prev is None and not forward else G
+            base = G if forward else F  # the cost of the other half in the unmemorised network
             out = self.memo_pass(u, base, memo, forward, prev, cap)
             if out is None:
                 break

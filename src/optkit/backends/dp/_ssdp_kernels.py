@@ -169,12 +169,15 @@ def _grow(a, size, cap):
 
 
 @nb.njit(cache=True, inline="always")
-def _other(t, j, want, has_other, base, olo, ohi, omask, oval):
-    """The cost of the other half of a path through node (t, j) whose states in the other
-    direction carry `want`: from the previous pass (binary search; INF when that state was
-    pruned), or base[t, j] before there is one."""
+def _pruned(v, t, j, want, cut, has_other, base, olo, ohi, omask, oval):
+    """True if no path through node (t, j) whose half so far costs v and whose states in the
+    other direction carry `want` can beat the upper bound (`cut`). The other half costs at least
+    base[t, j] (the unmemorised network's cost, checked first: no search) and, once there is a
+    previous pass, that pass's state for `want` (binary search; pruned if it was pruned)."""
+    if v + base[t, j] > cut:
+        return True
     if not has_other:
-        return base[t, j]
+        return False
     a, b = olo[t, j], ohi[t, j]
     while a < b:
         m = (a + b) // 2
@@ -182,9 +185,7 @@ def _other(t, j, want, has_other, base, olo, ohi, omask, oval):
             a = m + 1
         else:
             b = m
-    if a < ohi[t, j] and omask[a] == want:
-        return oval[a]
-    return INF
+    return not (a < ohi[t, j] and omask[a] == want) or v + oval[a] > cut
 
 
 @nb.njit(cache=True, inline="always")
@@ -279,7 +280,7 @@ def memo_forward(t0, t1, net, bit, left_p, cut, other, lo, hi, store, cap_max, b
     previous state, val2 and pred2 the same for the cheapest path whose previous job differs
     (no path goes j i j), and done = p(S); state 0 is the empty start. A state is dropped when
     no path through it can beat the upper bound (`cut`, with the other half of the path bounded
-    by `other`, see `_other`) or when the memorised jobs left do not fit before T. Returns the
+    by `other`, see `_pruned`) or when the memorised jobs left do not fit before T. Returns the
     store, the next time to extend and whether the store had room (at most cap_max states).
     """
     p, d, w, u, alive = net
@@ -319,7 +320,7 @@ def memo_forward(t0, t1, net, bit, left_p, cut, other, lo, hi, store, cap_max, b
                     if v >= INF:
                         continue
                     s |= bj
-                    if v + _other(t, j, ofull & ~s, has_other, base, olo, ohi, omask, oval) > cut:
+                    if _pruned(v, t, j, ofull & ~s, cut, has_other, base, olo, ohi, omask, oval):
                         continue
                     buf, m = _push(buf, m, s, v, k, done[k] + pj)
             if m == 0:
@@ -353,7 +354,7 @@ def memo_backward(t0, t1, net, bit, left_p, cut, other, lo, hi, store, cap_max, 
             bj = bit[j]
             m = 0
             if t == T:
-                if _other(t, j, ofull, has_other, base, olo, ohi, omask, oval) <= cut:
+                if not _pruned(0.0, t, j, ofull, cut, has_other, base, olo, ohi, omask, oval):
                     buf, m = _push(buf, m, np.uint64(0), 0.0, -1, 0)
             else:
                 for k in range(n):
@@ -373,7 +374,7 @@ def memo_backward(t0, t1, net, bit, left_p, cut, other, lo, hi, store, cap_max, 
                         if v >= INF:
                             continue
                         want = ofull & ~r
-                        if v + _other(t, j, want, has_other, base, olo, ohi, omask, oval) > cut:
+                        if _pruned(v, t, j, want, cut, has_other, base, olo, ohi, omask, oval):
                             continue
                         buf, m = _push(buf, m, r, v, q, done[q] + pk)
             if m == 0:
