@@ -7,7 +7,7 @@ t); its cost plus sum u is a lower bound for every u. The stages, each a tighter
 
 1. Multipliers: subgradient optimisation of that bound on the network whose arcs bar any
    adjacent pair that an interchange would improve and whose paths never go j i j (each node
-   keeps its cheapest path and the cheapest with another previous job). Every 20 passes that
+   keeps its cheapest path and the cheapest with another previous job). Every 10 passes that
    raised the bound, the nodes are eliminated (stage 2), so that the passes get cheaper.
 2. Elimination: with the best u, a forward and a backward pass give for each node the cheapest
    path through it; nodes whose bound cannot beat the upper bound (dynasearch's answer) go,
@@ -45,7 +45,7 @@ MIN_STEP = 1e-2
 #: passes without a better bound before the subgradient step is halved
 PATIENCE = 20
 #: the multipliers' passes eliminate nodes after each this many (if the bound rose)
-ELIMINATE_EVERY = 20
+ELIMINATE_EVERY = 10
 
 
 @dataclass
@@ -73,7 +73,7 @@ class SSDP:
         upper: tuple[int, list[int]],
         deadline: float,
         on_bound: Callable[[int], None] | None = None,
-        max_states: int = 30_000_000,
+        max_states: int = 20_000_000,
         add_per_round: int = 3,
         sg_block: int = 100,
         first_states: int = 250_000,
