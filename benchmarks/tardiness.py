@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import statistics
 import sys
@@ -295,9 +296,10 @@ def prove(data, time_limit: float, seed: int) -> list[dict]:
     with ProcessPoolExecutor(1, mp_context=ctx) as warm:  # compile (or load) the kernels once
         warm.submit(_prove_one, generate(seed=0, n=20), 60.0, seed).result()
     for problem, optimum in data:
+        load = os.getloadavg()[0]
         with ProcessPoolExecutor(1, mp_context=ctx) as pool:
             row = pool.submit(_prove_one, problem, time_limit, seed).result()
-        row |= {"instance": problem.name, "optimum": optimum}
+        row |= {"instance": problem.name, "optimum": optimum, "load_avg": load}
         row["disagrees"] = disagrees(row)
         rows.append(row)
         if row["disagrees"]:
@@ -328,6 +330,9 @@ def proof_summary(rows: list[dict]) -> dict:
         "max_proof_s": max(times) if times else None,
         "peak_mib": max(r["peak_mib"] for r in rows) if rows else None,
         "mean_load_s": statistics.fmean(r["load_s"] for r in rows) if rows else None,
+        "load_avg": [min(r["load_avg"] for r in rows), max(r["load_avg"] for r in rows)]
+        if rows
+        else None,
         "disagreements": sum(r["disagrees"] for r in rows),
         "unproven": [r["instance"] for r in rows if r["status"] != "optimal"],
     }
@@ -342,7 +347,7 @@ def proof_table(cache: Path) -> str:
     header = ["set", "instances", "time limit s"]
     header += [f"proven <= {s:g} s" for s in PROOF_WITHIN]
     header += ["mean s to proof", "(CPU s)", "max s to proof", "peak MiB", "disagreements"]
-    header += ["load s"]
+    header += ["load s", "load average"]
     header += ["not proven"]
     body = []
     for r in runs:
@@ -358,6 +363,7 @@ def proof_table(cache: Path) -> str:
                 f"{r['peak_mib']:.0f}",
                 r["disagreements"],
                 "-" if r.get("mean_load_s") is None else f"{r['mean_load_s']:.2f}",
+                "-" if r.get("load_avg") is None else "{:.1f}-{:.1f}".format(*r["load_avg"]),
                 ", ".join(r["unproven"][:8]) + (" ..." if len(r["unproven"]) > 8 else ""),
             ]
         )
@@ -370,12 +376,13 @@ def proof_table(cache: Path) -> str:
         "optimality, and (CPU s) the CPU time the solving process got meanwhile; peak MiB: the",
         "largest resident memory of one such process (Python, NumPy and numba included).",
         "Each process first solves a small instance (n = 14) so that importing numba and loading",
-        "the compiled kernels (a one-off cost per process, about 1 s) is not counted in the time",
-        "to proof; load s: its mean wall time.",
+        "the compiled kernels (a one-off cost per process) is not counted in the time to proof;",
+        "load s: the mean wall time of that first solve.",
         "Disagreements: a proven objective other than the shipped optimum, an",
         "objective below it or a bound above it (each would be a bug; the count must be 0).",
-        "The machine was shared with other jobs (2 cores, often 4 to 9 runnable processes), so",
-        "wall times are inflated against a quiet machine: compare them with the CPU times.",
+        "The machine was shared with other jobs (2 cores; load average: the range of the 1-minute",
+        "load average during the run), so wall times are inflated against a quiet machine:",
+        "compare them with the CPU times.",
         "",
         markdown_table(header, body),
         "",

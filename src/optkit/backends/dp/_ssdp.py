@@ -39,7 +39,7 @@ from optkit.backends.dp import _ssdp_kernels as K
 EPS = 1e-6
 #: the memorising pass looks at the clock after each this many times or new states
 ROWS_PER_CHUNK = 256
-STATES_PER_CHUNK = 300_000
+STATES_PER_CHUNK = 100_000
 #: the subgradient step below which the multipliers are taken as converged
 MIN_STEP = 1e-2
 #: passes without a better bound before the subgradient step is halved
