@@ -5,18 +5,21 @@ After Tanaka, Fujikuma and Araki (J. Scheduling 12, 2009). The jobs run without 
 shortest path over the time-indexed network of `_ssdp_kernels` (nodes (t, j): job j completes at
 t); its cost plus sum u is a lower bound for every u. The stages, each a tighter relaxation:
 
-1. Multipliers: subgradient optimisation of that bound, first on the network where only a job
-   following itself is barred, then on the one whose arcs also bar any adjacent pair that an
-   interchange would improve.
+1. Multipliers: subgradient optimisation of that bound on the network whose arcs bar any
+   adjacent pair that an interchange would improve and whose paths never go j i j (each node
+   keeps its cheapest path and the cheapest with another previous job). Every 10 passes that
+   raised the bound, the nodes are eliminated (stage 2), so that the passes get cheaper.
 2. Elimination: with the best u, a forward and a backward pass give for each node the cheapest
-   path through it; nodes whose bound cannot beat the upper bound (dynasearch's answer) go.
+   path through it; nodes whose bound cannot beat the upper bound (dynasearch's answer) go,
+   for good (a node's bound holds whatever the multipliers).
 3. Sublimation: jobs that the relaxed optimum repeats or misses are memorised: states become
-   (t, j, S) with S the memorised jobs done, so that each of them occurs exactly once. Jobs are
+   (t, j, S) with S the memorised jobs done, so that each of them occurs exactly once (and,
+   as in stage 1, no path goes j i j). Jobs are
    added until the relaxed optimum is a sequence (then optimal) or no state can beat the upper
    bound (then the upper bound is optimal). Passes alternate between forward and backward, and
    each prunes its states with the previous pass's states of the other half of the path.
 
-Stages 2 (its adjacent phase) to 3 repeat in rounds with a growing cap on the states. The bound
+Stages 1 to 3 repeat in rounds with a growing cap on the states. The bound
 only grows, and each improvement is recorded in `stats["bounds"]`; the objective is integral, so
 a bound above UB - 1 proves UB optimal.
 """
@@ -36,13 +39,13 @@ from optkit.backends.dp import _ssdp_kernels as K
 EPS = 1e-6
 #: the memorising pass looks at the clock after each this many times or new states
 ROWS_PER_CHUNK = 256
-STATES_PER_CHUNK = 300_000
+STATES_PER_CHUNK = 100_000
 #: the subgradient step below which the multipliers are taken as converged
 MIN_STEP = 1e-2
 #: passes without a better bound before the subgradient step is halved
 PATIENCE = 20
-#: the adjacent multipliers' passes eliminate nodes after each this many (if the bound rose)
-ELIMINATE_EVERY = 20
+#: the multipliers' passes eliminate nodes after each this many (if the bound rose)
+ELIMINATE_EVERY = 10
 
 
 @dataclass
@@ -70,9 +73,9 @@ class SSDP:
         upper: tuple[int, list[int]],
         deadline: float,
         on_bound: Callable[[int], None] | None = None,
-        max_states: int = 30_000_000,
+        max_states: int = 20_000_000,
         add_per_round: int = 3,
-        sg_iterations: tuple[int, int] = (400, 100),
+        sg_block: int = 100,
         first_states: int = 250_000,
     ):
         self.p = np.asarray(p, np.int64)
@@ -85,7 +88,7 @@ class SSDP:
         self.on_bound = on_bound
         self.max_states = max_states
         self.add_per_round = add_per_round
-        self.sg_iterations = sg_iterations
+        self.sg_block = sg_block
         self.first_states = first_states
         self.bound = 0
         self.stats: dict = {"bounds": []}
@@ -123,18 +126,17 @@ class SSDP:
 
     # -- the stages -------------------------------------------------------------------------------
     def run(self) -> Answer:
-        """Multipliers, then rounds of (more multipliers, elimination, sublimation), each round
+        """Rounds of (a block of multiplier passes, elimination, sublimation), each round
         allowed four times the states of the last: an instance that the memorising passes prove
         with few states is not held up by multipliers it does not need, and one that needs better
         multipliers gets them before its states grow."""
         if self.n == 0 or self.ub == 0:
             self.bound = self.ub
             return self.answer()
-        u, path, _ = self.subgradient(np.zeros(self.n), False, self.sg_iterations[0], 2.0)
-        step, cap = 2.0, self.first_states
+        u, path, step, cap = np.zeros(self.n), None, 2.0, self.first_states
         while not self.proven() and not self.expired():
             if step >= MIN_STEP:
-                u, path, step = self.subgradient(u, True, self.sg_iterations[1], step)
+                u, path, step = self.subgradient(u, self.sg_block, step)
                 if self.proven() or self.expired():
                     break
             F, G = self.eliminate(u)
@@ -150,22 +152,17 @@ class SSDP:
     def counts(self, path: np.ndarray) -> np.ndarray:
         return np.bincount(path, minlength=self.n)
 
-    def subgradient(self, u, adjacent: bool, iterations: int, step: float):
+    def subgradient(self, u, iterations: int, step: float):
         """Polyak steps towards UB, halved after `patience` passes without a better bound.
         Returns the best multipliers, their relaxed optimum's path and the step reached."""
         best_u, best_lb, best_path = u.copy(), -math.inf, None
         stall, patience, fresh = 0, PATIENCE, False
-        stage = "multipliers" + (" (adjacent)" if adjacent else "")
+        stage = "multipliers"
         passes = 0
         for passes in range(1, iterations + 1):  # noqa: B007 - counted after the loop
-            if adjacent:
-                F, P = K.forward2(self.p, self.d, self.w, u, self.alive)
-                lb = float(F[-1, :, 0].min()) + float(u.sum())
-                path = K.path_of2(F, P, self.p)
-            else:
-                F, pred = K.forward(self.p, self.d, self.w, u, self.alive, False)
-                lb = float(F[-1].min()) + float(u.sum())
-                path = K.path_of(F, pred, self.p)
+            F, P = K.forward(self.p, self.d, self.w, u, self.alive)
+            lb = float(F[-1, :, 0].min()) + float(u.sum())
+            path = K.path_of(F, P, self.p)
             g = 1.0 - self.counts(path)
             if lb > best_lb + EPS:
                 best_u, best_lb, best_path, stall, fresh = u.copy(), lb, path, 0, True
@@ -174,7 +171,7 @@ class SSDP:
                 stall += 1
                 if stall >= patience:
                     step, stall = step / 2, 0
-            if adjacent and fresh and passes % ELIMINATE_EVERY == 0:
+            if fresh and passes % ELIMINATE_EVERY == 0:
                 self.eliminate(best_u)  # a thinner network: faster passes, a higher bound
                 fresh = False
             if not g.any():  # the relaxed optimum is a sequence: optimal
@@ -191,8 +188,8 @@ class SSDP:
     def eliminate(self, u: np.ndarray) -> np.ndarray:
         """Remove the nodes through which no path beats the upper bound; returns the forward and
         backward costs F and G (bounds on the two halves of any path through a node)."""
-        F, P = K.forward2(self.p, self.d, self.w, u, self.alive)
-        G, S, best = K.backward2(self.p, self.d, self.w, u, self.alive)
+        F, P = K.forward(self.p, self.d, self.w, u, self.alive)
+        G, S, best = K.backward(self.p, self.d, self.w, u, self.alive)
         self.raise_bound(best + u.sum(), "elimination")
         cut = self.ub - 1 - float(u.sum()) + EPS
         self.alive &= K.through(F, P, G, S) <= cut
@@ -219,7 +216,7 @@ class SSDP:
             wrong.sort(key=lambda j: (-abs(1 - cnt[j]), -int(self.p[j])))
             memo += wrong[: self.add_per_round]
             self.stats["memorised"] = len(memo)
-            base = F if prev is None and not forward else G
+            base = G if forward else F  # the cost of the other half in the unmemorised network
             out = self.memo_pass(u, base, memo, forward, prev, cap)
             if out is None:
                 break

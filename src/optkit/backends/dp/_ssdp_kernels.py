@@ -16,8 +16,6 @@ import numba as nb
 import numpy as np
 
 INF = 1e30
-#: how many of the cheapest predecessors a node keeps at hand
-TOP = 4
 
 
 @nb.njit(cache=True, inline="always")
@@ -31,60 +29,7 @@ def precedes(i, j, t, p, d, w):
 
 
 @nb.njit(cache=True)
-def forward(p, d, w, u, alive, adjacent=True):
-    """F[t, j] = cheapest path from 0 to node (t, j), pred[t, j] its previous job (n: none).
-    Without `adjacent` only a job following itself is barred (O(nT), for the first multipliers).
-
-    Each row keeps its TOP cheapest entries; a node looks at the whole row only when all of them
-    are barred from preceding it."""
-    rows, n = alive.shape
-    F = np.full((rows, n), INF)
-    pred = np.full((rows, n), -1, np.int32)
-    top = np.full((rows, TOP), -1, np.int32)
-    for t in range(1, rows):
-        for j in range(n):
-            tp = t - p[j]
-            if tp < 0 or not alive[t, j]:
-                continue
-            c = w[j] * max(0, t - d[j]) - u[j]
-            if tp == 0:
-                F[t, j] = c
-                pred[t, j] = n
-                continue
-            arg = -1
-            full = True
-            for q in range(TOP):
-                i = top[tp, q]
-                if i < 0:
-                    full = False
-                    break
-                if i != j and (not adjacent or precedes(i, j, t, p, d, w)):
-                    arg = i
-                    full = False
-                    break
-            if full:  # all of the cheapest few are barred: look at the whole row
-                best = INF
-                for i in range(n):
-                    if F[tp, i] < best and i != j and precedes(i, j, t, p, d, w):
-                        best = F[tp, i]
-                        arg = i
-            if arg >= 0:
-                F[t, j] = F[tp, arg] + c
-                pred[t, j] = arg
-        for i in range(n):  # keep the TOP cheapest of row t, in order
-            v = F[t, i]
-            if v >= INF or (top[t, TOP - 1] >= 0 and v >= F[t, top[t, TOP - 1]]):
-                continue
-            q = TOP - 1
-            while q > 0 and (top[t, q - 1] < 0 or v < F[t, top[t, q - 1]]):
-                top[t, q] = top[t, q - 1]
-                q -= 1
-            top[t, q] = i
-    return F, pred
-
-
-@nb.njit(cache=True)
-def forward2(p, d, w, u, alive):
+def forward(p, d, w, u, alive):
     """The network with interchange arcs and without 2-cycles (j i j): F[t, j, 0] = cheapest path
     from 0 to node (t, j), F[t, j, 1] = cheapest one whose previous job differs from the first's;
     P[t, j, r] their previous jobs (n: none). A path into (t, j) from (t - p_j, i) uses i's
@@ -131,8 +76,8 @@ def forward2(p, d, w, u, alive):
 
 
 @nb.njit(cache=True)
-def backward2(p, d, w, u, alive):
-    """The mirror of `forward2`: G[t, j, r] = cheapest (r = 0) and second cheapest (r = 1, with
+def backward(p, d, w, u, alive):
+    """The mirror of `forward`: G[t, j, r] = cheapest (r = 0) and second cheapest (r = 1, with
     another next job) path from node (t, j) to T, c_j(t) excluded; S their next jobs (n: none);
     also the cheapest whole path."""
     rows, n = alive.shape
@@ -183,7 +128,7 @@ def backward2(p, d, w, u, alive):
 
 @nb.njit(cache=True)
 def through(F, P, G, S):
-    """The cheapest path through each node of `forward2` and `backward2`'s network: its cheapest
+    """The cheapest path through each node of `forward` and `backward`'s network: its cheapest
     halves unless they would make a 2-cycle (the same job before and after)."""
     rows, n = F.shape[0], F.shape[1]
     out = np.empty((rows, n))
@@ -197,8 +142,8 @@ def through(F, P, G, S):
 
 
 @nb.njit(cache=True)
-def path_of2(F, P, p):
-    """The jobs of `forward2`'s cheapest path ending at T, in order."""
+def path_of(F, P, p):
+    """The jobs of `forward`'s cheapest path ending at T, in order."""
     rows, n = F.shape[0], F.shape[1]
     t = rows - 1
     j = np.argmin(F[t, :, 0])
@@ -217,58 +162,6 @@ def path_of2(F, P, p):
 
 
 @nb.njit(cache=True)
-def backward(p, d, w, u, alive):
-    """G[t, j] = cheapest path from node (t, j) to time T (c_j(t) excluded); also the cheapest
-    whole path (which equals min_j F[T, j] of `forward` on the same network)."""
-    rows, n = alive.shape
-    T = rows - 1
-    G = np.full((rows, n), INF)
-    G[T, :] = 0.0
-    H = np.empty(n)  # H[k] = cheapest path from "k starts at t" to T
-    best = INF
-    for t in range(T - 1, -1, -1):
-        for k in range(n):
-            te = t + p[k]
-            if te <= T and alive[te, k] and G[te, k] < INF:
-                H[k] = w[k] * max(0, te - d[k]) - u[k] + G[te, k]
-            else:
-                H[k] = INF
-        order = np.argsort(H)
-        if t == 0:
-            best = H[order[0]]
-            break
-        for j in range(n):
-            if t < p[j] or not alive[t, j]:
-                continue
-            for kk in range(n):
-                k = order[kk]
-                if H[k] >= INF:
-                    break
-                if k != j and precedes(j, k, t + p[k], p, d, w):
-                    G[t, j] = H[k]
-                    break
-    return G, best
-
-
-@nb.njit(cache=True)
-def path_of(F, pred, p):
-    """The jobs of the cheapest path ending at T, in order (from `forward`'s arrays)."""
-    rows, n = F.shape
-    t = rows - 1
-    j = np.argmin(F[t])
-    out = []
-    while True:
-        out.append(j)
-        i = pred[t, j]
-        t -= p[j]
-        if i == n:
-            break
-        j = i
-    out.reverse()
-    return np.array(out, np.int64)
-
-
-@nb.njit(cache=True)
 def _grow(a, size, cap):
     out = np.empty(cap, a.dtype)
     out[:size] = a[:size]
@@ -276,12 +169,15 @@ def _grow(a, size, cap):
 
 
 @nb.njit(cache=True, inline="always")
-def _other(t, j, want, has_other, base, olo, ohi, omask, oval):
-    """The cost of the other half of a path through node (t, j) whose states in the other
-    direction carry `want`: from the previous pass (binary search; INF when that state was
-    pruned), or base[t, j] before there is one."""
+def _pruned(v, t, j, want, cut, has_other, base, olo, ohi, omask, oval):
+    """True if no path through node (t, j) whose half so far costs v and whose states in the
+    other direction carry `want` can beat the upper bound (`cut`). The other half costs at least
+    base[t, j] (the unmemorised network's cost, checked first: no search) and, once there is a
+    previous pass, that pass's state for `want` (binary search; pruned if it was pruned)."""
+    if v + base[t, j] > cut:
+        return True
     if not has_other:
-        return base[t, j]
+        return False
     a, b = olo[t, j], ohi[t, j]
     while a < b:
         m = (a + b) // 2
@@ -289,9 +185,7 @@ def _other(t, j, want, has_other, base, olo, ohi, omask, oval):
             a = m + 1
         else:
             b = m
-    if a < ohi[t, j] and omask[a] == want:
-        return oval[a]
-    return INF
+    return not (a < ohi[t, j] and omask[a] == want) or v + oval[a] > cut
 
 
 @nb.njit(cache=True, inline="always")
@@ -386,7 +280,7 @@ def memo_forward(t0, t1, net, bit, left_p, cut, other, lo, hi, store, cap_max, b
     previous state, val2 and pred2 the same for the cheapest path whose previous job differs
     (no path goes j i j), and done = p(S); state 0 is the empty start. A state is dropped when
     no path through it can beat the upper bound (`cut`, with the other half of the path bounded
-    by `other`, see `_other`) or when the memorised jobs left do not fit before T. Returns the
+    by `other`, see `_pruned`) or when the memorised jobs left do not fit before T. Returns the
     store, the next time to extend and whether the store had room (at most cap_max states).
     """
     p, d, w, u, alive = net
@@ -426,7 +320,7 @@ def memo_forward(t0, t1, net, bit, left_p, cut, other, lo, hi, store, cap_max, b
                     if v >= INF:
                         continue
                     s |= bj
-                    if v + _other(t, j, ofull & ~s, has_other, base, olo, ohi, omask, oval) > cut:
+                    if _pruned(v, t, j, ofull & ~s, cut, has_other, base, olo, ohi, omask, oval):
                         continue
                     buf, m = _push(buf, m, s, v, k, done[k] + pj)
             if m == 0:
@@ -460,7 +354,7 @@ def memo_backward(t0, t1, net, bit, left_p, cut, other, lo, hi, store, cap_max, 
             bj = bit[j]
             m = 0
             if t == T:
-                if _other(t, j, ofull, has_other, base, olo, ohi, omask, oval) <= cut:
+                if not _pruned(0.0, t, j, ofull, cut, has_other, base, olo, ohi, omask, oval):
                     buf, m = _push(buf, m, np.uint64(0), 0.0, -1, 0)
             else:
                 for k in range(n):
@@ -480,7 +374,7 @@ def memo_backward(t0, t1, net, bit, left_p, cut, other, lo, hi, store, cap_max, 
                         if v >= INF:
                             continue
                         want = ofull & ~r
-                        if v + _other(t, j, want, has_other, base, olo, ohi, omask, oval) > cut:
+                        if _pruned(v, t, j, want, cut, has_other, base, olo, ohi, omask, oval):
                             continue
                         buf, m = _push(buf, m, r, v, q, done[q] + pk)
             if m == 0:

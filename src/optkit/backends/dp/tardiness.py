@@ -29,11 +29,11 @@ MAX_NODES = 25_000_000
     bounds=True,
     requires=("numpy", "numba"),
     versions=("numpy", "numba"),
-    params={"subset_max_n": 12, "max_states": 30_000_000},
+    params={"subset_max_n": 12, "max_states": 20_000_000},
 )
 def dp(problem: Tardiness, opts: SolveOptions) -> Outcome:
     """Subset DP for n <= `subset_max_n`, SSDP beyond (bounded by `max_states` memorised states,
-    36 bytes each, twice that while the store grows). No release dates: those need idle time, which neither route models."""
+    40 bytes each, twice that while the store grows). No release dates: those need idle time, which neither route models."""
     if problem.release_dates is not None and any(problem.release_dates):
         return Outcome(
             termination=Termination.ERROR,
