@@ -17,7 +17,7 @@ from optkit.result import Termination
 from optkit.solve import Outcome, SolveOptions
 
 #: dynasearch kicks for the upper bound: this many per job (iteration-bounded, so repeatable)
-UB_KICKS_PER_JOB = 5
+UB_KICKS_PER_JOB = 20
 #: the SSDP's time-indexed arrays hold n (sum p + 1) entries each (8 bytes, several arrays)
 MAX_NODES = 25_000_000
 
