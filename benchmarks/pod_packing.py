@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import optkit
-from benchmarks._common import SHARED, machine, markdown_table, write_section
+from benchmarks._common import ROOT, SHARED, machine, markdown_table, write_section
 from optkit.backends.heuristics.pod_packing import Cluster, kube_schedule
 from optkit.problems.pod_objective import ORDERS
 from optkit.problems.pod_packing import generate, read_kwok, with_placement
@@ -294,7 +294,7 @@ def main(argv=None) -> None:
     )
     ap.add_argument(
         "--cache",
-        default="/tmp/optkit_pod_packing_parts.json",
+        default=str(ROOT / "benchmarks" / "results" / "pod_packing_parts.json"),
         help="parts already run (markdown), so that the section can be assembled from several runs",
     )
     ap.add_argument("--out", default=None, help="write per-scenario rows (JSONL) here")
@@ -324,10 +324,10 @@ def main(argv=None) -> None:
         + "`:"
     )
     import sys
-    from pathlib import Path
 
     parts = set(args.parts.split(","))
     cache_path = Path(args.cache)
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     rows = []
     if "grid" in parts:
