@@ -333,10 +333,11 @@ def minmax_pod_packing(problem: PodPacking, opts: SolveOptions) -> Outcome:
 
     def run_engine(trial, play, tier_deadline, stall=None):
         nonlocal backend, termination
-        # the engine's set-up alone takes 0.1-0.4 s (200 nodes x 800 pods, loaded machine): it
-        # is not started with less than a quarter of the limit (at most 0.25 s) to go
-        margin = min(0.25, 0.25 * opts.time_limit) if opts.time_limit is not None else 0.0
-        if tier_deadline is not None and time.monotonic() >= tier_deadline - margin:
+        # the engine's set-up grows with its variables (pod x allowed node): 0.5-1 us each on a
+        # quiet machine (2 ms on 16 nodes x 128 pods, 0.1 s on 200 x 800), 2-3 times that under
+        # load; it is not started unless its set-up fits before the tier's deadline
+        setup = min(0.25, 0.02 + 2e-6 * sum(len(pk.cand_arr[i]) for i in play))
+        if tier_deadline is not None and time.monotonic() >= tier_deadline - setup:
             termination = Termination.TIME_LIMIT
             return trial
         trial, res = _engine(
@@ -376,12 +377,13 @@ def minmax_pod_packing(problem: PodPacking, opts: SolveOptions) -> Outcome:
                 key=lambda i: (-pk.prio[i], -pk.size[i], i),
             ),
         )
-        half = (
+        # its moves search is quadratic: a quarter of the tier's time, the engine needs the rest
+        quarter = (
             None
             if tier_deadline is None
-            else time.monotonic() + 0.5 * max(0.0, tier_deadline - time.monotonic())
+            else time.monotonic() + 0.25 * max(0.0, tier_deadline - time.monotonic())
         )
-        bfd = _insert_with_moves(pk, bfd, by_size, half)
+        bfd = _insert_with_moves(pk, bfd, by_size, quarter)
         # a: start positions for the tier's pods, best fit for the others, then the engine; while a
         # node stays overloaded, leave one of this tier's pods pending per overloaded node and rerun
         trial = list(where)
