@@ -242,6 +242,26 @@ def test_neighbourhoods_move_a_pod_of_equal_priority_where_the_repair_cannot():
     assert r.objective == [-3, 2]
 
 
+def test_fast_path_answer_carries_the_bound_of_its_trivially_optimal_terms():
+    # lns="on" takes the fast path (repair, neighbourhoods, no model): the top tier is placed with
+    # nothing disrupted, which no plan beats; the lower tier's pending pod cannot run anywhere
+    p = pp(
+        [{"name": "A", "capacity": {"cpu": 10}}],
+        [
+            {"name": "hi", "requests": {"cpu": 6}, "priority": 2},
+            {"name": "lo", "requests": {"cpu": 6}, "priority": 1, "node": "A"},
+        ],
+    )
+    r = optkit.solve(p, "cpsat", time_limit=2, threads=1, lns="on")
+    assert r.stats["path"] == "repair"
+    assert r.objective == [-1, 0, -1, 1] == brute_force(p)  # lo evicted for hi
+    assert r.status == Status.FEASIBLE and r.bound == [-1, 0, -2, 0]
+    # a plan that meets every trivial bound is proven optimal without a model
+    q = pp([{"name": "A", "capacity": {"cpu": 10}}], [{"name": "a", "requests": {"cpu": 6}}])
+    r = optkit.solve(q, "cpsat", time_limit=2, threads=1, lns="on")
+    assert r.stats["path"] == "repair" and r.status == Status.OPTIMAL and r.objective == [-1, 0]
+
+
 # -- priority-matters on hand examples ------------------------------------------------------------
 
 

@@ -58,6 +58,28 @@ class _Incumbent:
         return True
 
 
+def answer_without_model(problem: PodPacking, where: Sequence[int | None], **fields) -> Outcome:
+    """The outcome of a placement found without a model (the fast path's repair and neighbourhoods):
+    its proven bound is the leading terms that meet their trivial bounds (no placement does better
+    there), then each later term's trivial bound; optimal when every term meets its bound."""
+    from optkit.solve import Outcome
+
+    obj = problem.objective_of(where)
+    lows = pod_objective.lower_bounds(problem)
+    k = next((k for k, (o, lo) in enumerate(zip(obj, lows)) if o > lo), len(lows))
+    solution = problem.to_solution(list(where))
+    if k == len(lows):
+        return Outcome(solution=solution, objective=obj, proven_optimal=True, **fields)
+    bound = obj[:k] + lows[k:]
+    return Outcome(
+        solution=solution,
+        objective=obj,
+        termination=Termination.TIME_LIMIT,
+        bound=bound,
+        **fields,
+    )
+
+
 def solve_lexicographic(
     problem: PodPacking,
     stages: Stages,

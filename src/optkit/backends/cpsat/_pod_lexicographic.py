@@ -19,10 +19,9 @@ from ortools.sat.python import cp_model
 from optkit.backends.cpsat._common import parameters, proven_bound
 from optkit.backends.cpsat.pod_models import PodModel
 from optkit.backends.cpsat.pod_neighbourhoods import improve
-from optkit.problems.pod_lex import StageAnswer, solve_lexicographic
+from optkit.problems.pod_lex import StageAnswer, answer_without_model, solve_lexicographic
 from optkit.problems.pod_packing import PodPacking
 from optkit.problems.pod_repair import candidate_pairs, collector_paused, repair_usage
-from optkit.result import Termination
 from optkit.solve import Outcome, SolveOptions, TimeUp
 
 #: candidate pairs the model builder gets through per second (measured on this machine, shared,
@@ -145,12 +144,7 @@ def _solve_by_terms(problem: PodPacking, opts: SolveOptions, fast: bool) -> Outc
     if not exact:
         where = improve(problem, opts, u, end)
         stats.update(where.stats, path="repair")
-        return Outcome(
-            solution=problem.to_solution(where.where),
-            objective=problem.objective_of(where.where),
-            termination=Termination.TIME_LIMIT,
-            stats=stats,
-        )
+        return answer_without_model(problem, where.where, stats=stats)
     if opts.time_limit is not None:  # a short run of neighbourhoods: a better start
         improve(problem, opts, u, time.monotonic() + LNS_SHARE * opts.remaining())
     starts, known = [list(u.where), repaired], []

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 
-from optkit.problems.pod_lex import StageAnswer, solve_lexicographic
+from optkit.problems.pod_lex import StageAnswer, answer_without_model, solve_lexicographic
 from optkit.problems.pod_packing import PodPacking
 from optkit.problems.pod_repair import candidate_pairs, repair
 from optkit.registry import register
@@ -139,10 +139,9 @@ def mip(problem: PodPacking, opts: SolveOptions) -> Outcome:
             out = solve_lexicographic(problem, stages, opts, [repaired])
             out.stats["build_s"] = round(stages.build_s, 4)
             return out
-    return Outcome(
-        solution=problem.to_solution(repaired),
-        objective=problem.objective_of(repaired),
-        termination=Termination.TIME_LIMIT,
+    return answer_without_model(
+        problem,
+        repaired,
         message="the model could not be built and handed to HiGHS in the window: the repair's plan",
         stats={"path": "repair", "estimated_build_s": round(est, 3)},
     )
