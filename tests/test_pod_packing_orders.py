@@ -4,6 +4,7 @@ the targeted repair, and the `priority-matters` baseline on hand examples with k
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -260,6 +261,76 @@ def test_fast_path_answer_carries_the_bound_of_its_trivially_optimal_terms():
     q = pp([{"name": "A", "capacity": {"cpu": 10}}], [{"name": "a", "requests": {"cpu": 6}}])
     r = optkit.solve(q, "cpsat", time_limit=2, threads=1, lns="on")
     assert r.stats["path"] == "repair" and r.status == Status.OPTIMAL and r.objective == [-1, 0]
+
+
+class _ScriptedStages:
+    """Stages whose answers are scripted per call of `minimise(k)`; records every call."""
+
+    def __init__(self, answers):
+        self.answers, self.calls = answers, []
+
+    def minimise(self, k):
+        self.calls.append(("minimise", k))
+        return self.answers[k].pop(0)
+
+    def fix(self, k, value, proven=True):
+        self.calls.append(("fix", k, value, proven))
+
+    def release(self, k):
+        self.calls.append(("release", k))
+
+    def hint(self, where):
+        pass
+
+
+def test_driver_gives_the_time_left_to_the_first_unproven_term_once():
+    from optkit.problems.pod_lex import StageAnswer, solve_lexicographic
+
+    # two pods of 6 on a node of 10: one runs; per-tier terms [placed>=1, disruption>=1]
+    p = pp(
+        [{"name": "A", "capacity": {"cpu": 10}}],
+        [{"name": "a", "requests": {"cpu": 6}}, {"name": "b", "requests": {"cpu": 6}}],
+    )
+    stages = _ScriptedStages(
+        {
+            # first pass: term 0 left unproven with nothing placed; second pass: proven
+            0: [StageAnswer("feasible", [None, None], -2), StageAnswer("optimal", [0, None], -1)],
+            1: [StageAnswer("optimal", [None, None], 0)],
+        }
+    )
+    opts = SolveOptions(time_limit=60.0)
+    out = solve_lexicographic(p, stages, opts)
+    assert out.proven_optimal and out.objective == [-1, 0] == brute_force(p)
+    assert out.stats["statuses"] == ["feasible", "optimal", "revisit", "optimal", "bound"]
+    assert ("release", 0) in stages.calls
+    # 3 s of 60 left (under a tenth): no revisit; the first pass's answer and its proven bound
+    stages = _ScriptedStages(
+        {0: [StageAnswer("feasible", [0, None], -2)], 1: [StageAnswer("optimal", [0, None], 0)]}
+    )
+    opts = SolveOptions(time_limit=60.0, started=time.monotonic() - 57.0)
+    out = solve_lexicographic(p, stages, opts)
+    assert not out.proven_optimal and out.objective == [-1, 0] and out.bound == [-2, 0]
+    assert out.stats["statuses"] == ["feasible", "optimal"]
+    assert not any(call[0] == "release" for call in stages.calls)
+
+
+@pytest.mark.parametrize("backend", ["cpsat", "mip"])
+def test_stages_release_drops_the_fixes_of_a_term_and_the_later_ones(backend):
+    from optkit.backends.cpsat._pod_lexicographic import CpsatStages
+    from optkit.backends.mip.pod_packing import MipStages
+
+    p = pp(
+        [{"name": "A", "capacity": {"cpu": 10}}],
+        [{"name": "a", "requests": {"cpu": 6}}, {"name": "b", "requests": {"cpu": 6}}],
+    )
+    stages = {"cpsat": CpsatStages, "mip": MipStages}[backend](p, SolveOptions(time_limit=10.0))
+    stages.fix(0, 0)  # nothing placed
+    assert (
+        stages.minimise(0).status == "optimal" and p.objective_of(stages.minimise(0).where)[0] == 0
+    )
+    stages.release(0)
+    ans = stages.minimise(0)
+    assert ans.status == "optimal" and p.objective_of(ans.where) == [-1, 0]
 
 
 # -- priority-matters on hand examples ------------------------------------------------------------

@@ -4,10 +4,16 @@ next (shared by the CP-SAT and MIP backends; they only build and run models).
 A backend hands in `Stages`: `minimise(k)` solves with term k as the objective (the terms before it
 fixed), `fix(k, value, proven)` adds term k == value (a proven optimum) or term k <= value (the
 incumbent's level of a term left unproven: the later terms are still improved, as the Priority
-Matters solver does), `hint(where)` warms the next solve. The driver keeps the best placement seen
-(by the instance's objective), skips a solve when the incumbent already meets the term's trivial
-bound, and returns the proven bound: the proven prefix, the first unproven term's bound, then the
-trivial bound of every later term.
+Matters solver does), `release(k)` drops the fixes of term k and the later ones, `hint(where)`
+warms the next solve. The driver keeps the best placement seen (by the instance's objective), skips
+a solve when the incumbent already meets the term's trivial bound, and returns the proven bound:
+the proven prefix, the first unproven term's bound, then the trivial bound of every later term.
+
+A backend gives a term part of the time left when later terms follow, and the later terms often
+finish early (a disruption term over a fixed placement count); the window they leave goes back
+to the first term left unproven (its hold and the later ones released, minimised again from the
+incumbent), then to the terms after it, at most `REVISITS` times. An earlier term outranks
+everything after it.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ class Stages(Protocol):
     def minimise(self, k: int) -> StageAnswer: ...
 
     def fix(self, k: int, value: int, proven: bool = True) -> None: ...
+
+    def release(self, k: int) -> None: ...
 
     def hint(self, where: Sequence[int | None]) -> None: ...
 
@@ -80,6 +88,16 @@ def answer_without_model(problem: PodPacking, where: Sequence[int | None], **fie
     )
 
 
+#: the first unproven term is revisited when at least this share of the window is left
+REVISIT_SHARE = 0.1
+#: at most this many times (each revisit gives the term half the time left, as the first pass)
+REVISITS = 3
+
+
+def _time_to_revisit(opts: SolveOptions) -> bool:
+    return opts.time_limit is not None and opts.remaining() >= REVISIT_SHARE * opts.time_limit
+
+
 def solve_lexicographic(
     problem: PodPacking,
     stages: Stages,
@@ -104,37 +122,46 @@ def solve_lexicographic(
     statuses: list[str] = []
     bound: list[int] | None = None
     settled = True  # every term so far proven
+    revisits = 0
     t0 = time.monotonic()
-    for k in range(len(lows)):
+    k = 0
+    while k < len(lows):
         if settled and best.obj is not None and best.obj[:k] == proven and best.obj[k] <= lows[k]:
             statuses.append("bound")
             proven.append(best.obj[k])
             stages.fix(k, best.obj[k])
-            continue
-        if opts.expired():
+        elif opts.expired():
             if settled:
-                bound = proven + lows[k:] if k else None
+                bound = proven + lows[k:] if (k or revisits) else None
             break
-        ans = stages.minimise(k)
-        statuses.append(ans.status)
-        if best.offer(ans.where):
+        else:
+            ans = stages.minimise(k)
+            statuses.append(ans.status)
+            if best.offer(ans.where):
+                stages.hint(best.where)
+            if ans.status == "infeasible" and k == 0:
+                return Outcome(proven_infeasible=True, stats={"statuses": statuses})
+            if best.obj is None:
+                if ans.status == "error":
+                    return Outcome(termination=Termination.ERROR, message=ans.detail)
+                bound = [max(lows[0], ans.bound)] + lows[1:] if ans.bound is not None else None
+                break
+            if settled and ans.status == "optimal" and best.obj[:k] == proven:
+                proven.append(best.obj[k])
+                stages.fix(k, best.obj[k])
+            else:
+                if settled:  # the first term left unproven: the bound ends here
+                    if ans.bound is not None:  # a proven bound of this term, kept for a revisit
+                        lows[k] = max(lows[k], ans.bound)
+                    bound = proven + lows[k:] if (k or ans.bound is not None) else None
+                    settled = False
+                stages.fix(k, best.obj[k], proven=False)  # keep the incumbent's level
+        k += 1
+        if k == len(lows) and not settled and revisits < REVISITS and _time_to_revisit(opts):
+            revisits, settled, k = revisits + 1, True, len(proven)
+            statuses.append("revisit")
+            stages.release(k)
             stages.hint(best.where)
-        if ans.status == "infeasible" and k == 0:
-            return Outcome(proven_infeasible=True, stats={"statuses": statuses})
-        if best.obj is None:
-            if ans.status == "error":
-                return Outcome(termination=Termination.ERROR, message=ans.detail)
-            bound = [max(lows[0], ans.bound)] + lows[1:] if ans.bound is not None else None
-            break
-        if settled and ans.status == "optimal" and best.obj[:k] == proven:
-            proven.append(best.obj[k])
-            stages.fix(k, best.obj[k])
-            continue
-        if settled:  # the first term left unproven: the bound ends here
-            term_bound = lows[k] if ans.bound is None else max(lows[k], ans.bound)
-            bound = proven + [term_bound] + lows[k + 1 :] if (k or ans.bound is not None) else None
-            settled = False
-        stages.fix(k, best.obj[k], proven=False)  # keep the incumbent's level, improve the rest
     stats = {"statuses": statuses, "lex_wall_s": round(time.monotonic() - t0, 4)}
     if best.where is None:
         return Outcome(termination=Termination.TIME_LIMIT, bound=bound, stats=stats)

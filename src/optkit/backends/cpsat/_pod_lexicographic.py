@@ -51,6 +51,7 @@ class CpsatStages:
         # a feasible stage infeasible (kwok_nodes8_pods32_prio2_util105_r2, per-tier, third term)
         self.pm = PodModel(problem, aggregate=False, deadline=deadline)
         self.exprs = [self._expr(term) for term in problem.objective_terms]
+        self.fixed: list[tuple[int, cp_model.Constraint]] = []  # (term, its fix)
 
     def _expr(self, term):
         pm = self.pm
@@ -86,7 +87,15 @@ class CpsatStages:
         return StageAnswer(name, where, bound, solver.status_name(status))
 
     def fix(self, k: int, value: int, proven: bool = True) -> None:
-        self.pm.m.add(self.exprs[k] == value if proven else self.exprs[k] <= value)
+        ct = self.pm.m.add(self.exprs[k] == value if proven else self.exprs[k] <= value)
+        self.fixed.append((k, ct))
+
+    def release(self, k: int) -> None:
+        # CP-SAT's model cannot drop a constraint; an emptied one constrains nothing
+        for j, ct in self.fixed:
+            if j >= k:
+                ct.proto.clear_linear()
+        self.fixed = [(j, ct) for j, ct in self.fixed if j < k]
 
     def hint(self, where) -> None:
         self.pm.m.clear_hints()

@@ -70,6 +70,10 @@ class MipStages:
                 if c is not None and sum(req[i][r] for i in pods) > c:
                     prob += pulp.lpSum(req[i][r] * self.x[i, j] for i in pods) <= c, f"cap_{j}_{r}"
         self.terms = [self._expr(t) for t in P.objective_terms]
+        # each term's value as a variable, so that fixing and releasing a term are its bounds
+        self.held = [prob.add_variable(f"term_{k}") for k in range(len(self.terms))]
+        for k, (held, term) in enumerate(zip(self.held, self.terms)):
+            prob += held == term, f"held_{k}"
         self.build_s = time.monotonic() - t0
 
     def _expr(self, term):
@@ -104,8 +108,12 @@ class MipStages:
         return StageAnswer(status, where, bound, ans.detail)
 
     def fix(self, k: int, value: int, proven: bool = True) -> None:
-        term = self.terms[k]
-        self.prob += (term == value) if proven else (term <= value), f"term_{k}"
+        self.held[k].lowBound = value if proven else None
+        self.held[k].upBound = value
+
+    def release(self, k: int) -> None:
+        for held in self.held[k:]:
+            held.lowBound = held.upBound = None
 
     def hint(self, where) -> None:
         """PuLP's HiGHS interface takes no start; the driver keeps the incumbent itself."""
