@@ -332,6 +332,9 @@ def _tiers(problem: PodPacking, opts: SolveOptions, ranges) -> Outcome:
         if status != cp_model.OPTIMAL:
             solver = cp_model.CpSolver()
             parameters(solver, opts)
+            if opts.time_limit is not None:  # the answer's relabelling and checks come after it
+                reserve = min(0.05, 0.05 * opts.time_limit)
+                solver.parameters.max_time_in_seconds = max(1e-3, opts.remaining() - reserve)
             status = solver.solve(pm.m)
             finish(solver, status)
         status_names.append(solver.status_name(status))
