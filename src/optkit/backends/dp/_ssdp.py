@@ -12,12 +12,13 @@ t); its cost plus sum u is a lower bound for every u. The stages, each a tighter
 2. Elimination: with the best u, a forward and a backward pass give for each node the cheapest
    path through it; nodes whose bound cannot beat the upper bound (dynasearch's answer) go,
    for good (a node's bound holds whatever the multipliers).
-3. Sublimation: jobs that the relaxed optimum repeats or misses are memorised: states become
-   (t, j, S) with S the memorised jobs done, so that each of them occurs exactly once (and,
-   as in stage 1, no path goes j i j). Jobs are
-   added until the relaxed optimum is a sequence (then optimal) or no state can beat the upper
-   bound (then the upper bound is optimal). Passes alternate between forward and backward, and
-   each prunes its states with the previous pass's states of the other half of the path.
+3. Sublimation: jobs are memorised, three at a time, those with the fewest nodes left first
+   (as in Tanaka's SiPS library: each adds few states): states become (t, j, S) with S the
+   memorised jobs done, so that each of them occurs exactly once (and, as in stage 1, no path
+   goes j i j). Jobs are added until the relaxed optimum is a sequence (then optimal) or no
+   state can beat the upper bound (then the upper bound is optimal). Passes alternate between
+   forward and backward, and each prunes its states with the previous pass's states of the
+   other half of the path.
 
 Stages 1 to 3 repeat in rounds with a growing cap on the states. The bound
 only grows, and each improvement is recorded in `stats["bounds"]`; the objective is integral, so
@@ -210,11 +211,16 @@ class SSDP:
         forward = True
         while not self.proven() and not self.expired():
             cnt = self.counts(path)
-            wrong = [j for j in np.flatnonzero(cnt != 1).tolist() if j not in memo]
-            if not wrong or len(memo) >= 64:
+            if not (cnt != 1).any() or len(memo) >= 64:
                 break
-            wrong.sort(key=lambda j: (-abs(1 - cnt[j]), -int(self.p[j])))
-            memo += wrong[: self.add_per_round]
+            # the jobs with the fewest nodes left first (each adds the fewest states), ties to
+            # the jobs that the relaxed optimum misses or repeats most
+            nodes = self.alive.sum(axis=0)
+            rest = [j for j in range(self.n) if j not in memo]
+            if not rest:
+                break
+            rest.sort(key=lambda j: (int(nodes[j]), -abs(1 - int(cnt[j]))))
+            memo += rest[: self.add_per_round]
             self.stats["memorised"] = len(memo)
             base = G if forward else F  # the cost of the other half in the unmemorised network
             out = self.memo_pass(u, base, memo, forward, prev, cap)
