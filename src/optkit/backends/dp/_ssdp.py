@@ -47,6 +47,8 @@ MIN_STEP = 1e-2
 PATIENCE = 20
 #: the multipliers' passes eliminate nodes after each this many (if the bound rose)
 ELIMINATE_EVERY = 10
+#: the most jobs memorised (a state's set is a 64-bit mask)
+MAX_MEMO = 64
 
 
 @dataclass
@@ -211,7 +213,7 @@ class SSDP:
         forward = True
         while not self.proven() and not self.expired():
             cnt = self.counts(path)
-            if not (cnt != 1).any() or len(memo) >= 64:
+            if not (cnt != 1).any() or len(memo) >= MAX_MEMO:
                 break
             # the jobs with the fewest nodes left first (each adds the fewest states), ties to
             # the jobs that the relaxed optimum misses or repeats most
@@ -220,7 +222,7 @@ class SSDP:
             if not rest:
                 break
             rest.sort(key=lambda j: (int(nodes[j]), -abs(1 - int(cnt[j]))))
-            memo += rest[: self.add_per_round]
+            memo += rest[: min(self.add_per_round, MAX_MEMO - len(memo))]
             self.stats["memorised"] = len(memo)
             base = G if forward else F  # the cost of the other half in the unmemorised network
             out = self.memo_pass(u, base, memo, forward, prev, cap)
