@@ -97,6 +97,7 @@ class SSDP:
         self.stats: dict = {"bounds": []}
         self.started = time.monotonic()
         self.full = False  # the last memorising pass ran out of room
+        self.memo_capped = False  # the last sublimation memorised MAX_MEMO jobs
         # node (t, j) exists only once j can have completed
         self.alive = np.arange(self.T + 1)[:, None] >= self.p[None, :]
 
@@ -145,8 +146,10 @@ class SSDP:
             F, G = self.eliminate(u)
             if self.proven() or self.expired():
                 break
-            self.full = False
+            self.full = self.memo_capped = False
             self.sublimate(u, F, G, path, min(cap, self.max_states))
+            if self.memo_capped and step >= MIN_STEP:
+                continue  # all the jobs it may memorise did not settle it: better multipliers
             if not self.full or cap >= self.max_states:
                 break
             cap *= 4
@@ -213,7 +216,10 @@ class SSDP:
         forward = True
         while not self.proven() and not self.expired():
             cnt = self.counts(path)
-            if not (cnt != 1).any() or len(memo) >= MAX_MEMO:
+            if not (cnt != 1).any():
+                break
+            if len(memo) >= MAX_MEMO:
+                self.memo_capped = True
                 break
             # the jobs with the fewest nodes left first (each adds the fewest states), ties to
             # the jobs that the relaxed optimum misses or repeats most
