@@ -49,6 +49,9 @@ PATIENCE = 20
 ELIMINATE_EVERY = 10
 #: the most jobs memorised (a state's set is a 64-bit mask)
 MAX_MEMO = 64
+#: where n > MAX_MEMO, the last this many memorised are jobs that the relaxed optimum repeats or
+#: misses (the fewest-nodes rule may fill the masks with jobs it already gets right)
+LAST_WRONG = 16
 
 
 @dataclass
@@ -228,6 +231,9 @@ class SSDP:
             if not rest:
                 break
             rest.sort(key=lambda j: (int(nodes[j]), -abs(1 - int(cnt[j]))))
+            if self.n > MAX_MEMO and len(memo) >= MAX_MEMO - LAST_WRONG:
+                # not every job fits: the last ones memorised are those the optimum gets wrong
+                rest.sort(key=lambda j: int(cnt[j]) == 1)
             memo += rest[: min(self.add_per_round, MAX_MEMO - len(memo))]
             self.stats["memorised"] = len(memo)
             base = G if forward else F  # the cost of the other half in the unmemorised network
