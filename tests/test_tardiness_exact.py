@@ -88,6 +88,23 @@ def test_ssdp_memorises_jobs_to_prove():
     assert result.stats["memorised"] > 0
 
 
+def test_ssdp_memorises_at_most_max_memo_jobs(monkeypatch):
+    """With the cap on memorised jobs lowered to 2 (fewer than the 3 of a round, too few to
+    settle this instance by memorising), the cap holds and whatever it then reports (after more
+    multiplier passes, while the step has not converged) is right: no error, a bound never
+    above the optimum, `optimal` only with the optimum."""
+    from optkit.backends.dp import _ssdp
+
+    monkeypatch.setattr(_ssdp, "MAX_MEMO", 2)
+    problem = generate(seed=29, n=14)
+    exact = optkit.solve(problem, "dp", subset_max_n=14).objective
+    result = optkit.solve(problem, "dp", subset_max_n=0, time_limit=20)
+    assert result.status in (Status.OPTIMAL, Status.FEASIBLE), result.message
+    assert result.stats["memorised"] == 2
+    assert result.objective >= exact and result.bound is not None and result.bound <= exact
+    assert (result.status == Status.OPTIMAL) == (result.objective == result.bound == exact)
+
+
 @SETTINGS
 @given(tiny_instances(release=True))
 def test_cpsat_equals_brute_force_with_release_dates(problem):
