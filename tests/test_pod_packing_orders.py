@@ -312,6 +312,13 @@ def test_driver_gives_the_time_left_to_the_first_unproven_term_once():
     assert not out.proven_optimal and out.objective == [-1, 0] and out.bound == [-2, 0]
     assert out.stats["statuses"] == ["feasible", "optimal"]
     assert not any(call[0] == "release" for call in stages.calls)
+    # a term the backend refused (no time to hand the model over) is not revisited
+    stages = _ScriptedStages(
+        {0: [StageAnswer("unknown", None, None)], 1: [StageAnswer("optimal", [0, None], 0)]}
+    )
+    out = solve_lexicographic(p, stages, SolveOptions(time_limit=60.0), starts=[[0, None]])
+    assert out.stats["statuses"] == ["unknown", "optimal"] and out.objective == [-1, 0]
+    assert not any(call[0] == "release" for call in stages.calls)
 
 
 @pytest.mark.parametrize("backend", ["cpsat", "mip"])

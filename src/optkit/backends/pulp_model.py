@@ -74,14 +74,15 @@ def backend_solver(
     )
 
 
-def ensure_time_to_hand_over(opts: SolveOptions, build_s: float) -> None:
+def ensure_time_to_hand_over(opts: SolveOptions, build_s: float, per_build: float = 1.0) -> None:
     """Raise `TimeUp` unless the time left covers handing the model to the solver.
 
     PuLP passes a model on in Python, one column and row at a time, at about the pace at which
     it was built: a model that took `build_s` seconds to build needs about as long again before
-    the solver's own clock starts. When that is not left, the caller's start is the answer.
+    the solver's own clock starts (`per_build` times as long where a model measured slower: pod
+    packing's). When that is not left, the caller's start is the answer.
     """
-    if opts.time_limit is not None and opts.remaining() < build_s:
+    if opts.time_limit is not None and opts.remaining() < per_build * build_s:
         raise TimeUp
 
 

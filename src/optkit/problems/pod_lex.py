@@ -12,7 +12,8 @@ the proven prefix, the first unproven term's bound, then the trivial bound of ev
 A backend gives a term part of the time left when later terms follow, and the later terms often
 finish early (a disruption term over a fixed placement count); the window they leave goes back
 to the first term left unproven (its hold and the later ones released, minimised again from the
-incumbent), then to the terms after it, at most `REVISITS` times. An earlier term outranks
+incumbent), then to the terms after it, at most `REVISITS` times; only when that term's solve
+ran and was stopped (not when the backend refused it for lack of time). An earlier term outranks
 everything after it.
 """
 
@@ -123,6 +124,7 @@ def solve_lexicographic(
     bound: list[int] | None = None
     settled = True  # every term so far proven
     revisits = 0
+    searched = False  # the first unproven term's solve ran (and was stopped), not refused
     t0 = time.monotonic()
     k = 0
     while k < len(lows):
@@ -154,10 +156,11 @@ def solve_lexicographic(
                     if ans.bound is not None:  # a proven bound of this term, kept for a revisit
                         lows[k] = max(lows[k], ans.bound)
                     bound = proven + lows[k:] if (k or ans.bound is not None) else None
-                    settled = False
+                    settled, searched = False, ans.status == "feasible"
                 stages.fix(k, best.obj[k], proven=False)  # keep the incumbent's level
         k += 1
-        if k == len(lows) and not settled and revisits < REVISITS and _time_to_revisit(opts):
+        revisit = not settled and searched and revisits < REVISITS
+        if k == len(lows) and revisit and _time_to_revisit(opts):
             revisits, settled, k = revisits + 1, True, len(proven)
             statuses.append("revisit")
             stages.release(k)
