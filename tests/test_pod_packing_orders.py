@@ -263,6 +263,25 @@ def test_fast_path_answer_carries_the_bound_of_its_trivially_optimal_terms():
     assert r.stats["path"] == "repair" and r.status == Status.OPTIMAL and r.objective == [-1, 0]
 
 
+@settings(max_examples=60, deadline=None)
+@given(tiny())
+def test_trivial_bounds_hold_for_every_placement_and_count_the_pods_with_a_node(problem):
+    from optkit.problems.pod_objective import lower_bounds
+
+    lows = lower_bounds(problem)  # tested per class of pods, without the per-pod lists
+    options = [list(problem.candidates[i]) + [None] for i in range(problem.n_pods)]
+    for combo in itertools.product(*options):
+        report = problem.check(problem.to_solution(list(combo)))
+        if report.feasible:
+            assert all(v >= lo for v, lo in zip(report.objective, lows))
+    # a pending pod counts exactly when it has a node (a running one always counts: it may run)
+    counted = [
+        i for i in range(problem.n_pods) if problem.candidates[i] or problem.current[i] is not None
+    ]
+    for lo, term in zip(lows, problem.objective_terms):
+        assert lo == -term.gain * sum(term.counts(problem.pods[i].priority) for i in counted)
+
+
 class _ScriptedStages:
     """Stages whose answers are scripted per call of `minimise(k)`; records every call."""
 

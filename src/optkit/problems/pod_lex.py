@@ -28,6 +28,7 @@ from optkit.result import Termination
 
 if TYPE_CHECKING:
     from optkit.problems.pod_packing import PodPacking
+    from optkit.problems.pod_repair import Usage
     from optkit.solve import Outcome, SolveOptions
 
 
@@ -67,14 +68,16 @@ class _Incumbent:
         return True
 
 
-def answer_without_model(problem: PodPacking, where: Sequence[int | None], **fields) -> Outcome:
-    """The outcome of a placement found without a model (the fast path's repair and neighbourhoods):
-    its proven bound is the leading terms that meet their trivial bounds (no placement does better
-    there), then each later term's trivial bound; optimal when every term meets its bound."""
+def answer_without_model(problem: PodPacking, usage: Usage, **fields) -> Outcome:
+    """The outcome of the placement `usage.where` found without a model (the fast path's repair and
+    neighbourhoods): its proven bound is the leading terms that meet their trivial bounds (no
+    placement does better there), then each later term's trivial bound; optimal when every term
+    meets its bound. The repair's node masks say which pods have a node."""
     from optkit.solve import Outcome
 
+    where = usage.where
     obj = problem.objective_of(where)
-    lows = pod_objective.lower_bounds(problem)
+    lows = pod_objective.lower_bounds(problem, lambda i: bool(usage.eligible(i).any()))
     k = next((k for k, (o, lo) in enumerate(zip(obj, lows)) if o > lo), len(lows))
     solution = problem.to_solution(list(where))
     if k == len(lows):

@@ -17,7 +17,7 @@ Orders (the instance's `objective` field):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -118,14 +118,44 @@ def objective(problem: PodPacking, where: Sequence[int | None]) -> list[int]:
     return [term.value(problem.priorities, sums) for term in problem.objective_terms]
 
 
-def lower_bounds(problem: PodPacking) -> list[int]:
-    """A trivial lower bound of each term on its own: every pod that has a node placed, nothing
-    disrupted."""
+def lower_bounds(problem: PodPacking, has_node: Callable[[int], bool] | None = None) -> list[int]:
+    """A trivial lower bound of each term on its own: every pod that may have a node placed,
+    nothing disrupted. "May have a node": running now, or `has_node(i)` (default: some node that
+    allows pod i fits it when empty, tested once per class of pods). The per-pod candidate lists
+    take 0.6 s to build at 1,000 nodes x 8,000 pods; the fast path, which never builds them,
+    passes the repair's cached node masks (the default's per-class test alone takes 0.3 s at
+    5,000 x 40,000)."""
+    if has_node is None:
+        has_node = _has_node_by_class(problem)
     placeable: dict[int, int] = defaultdict(int)
     for i, pod in enumerate(problem.pods):
-        if problem.candidates[i]:
+        if problem.current[i] is not None or has_node(i):
             placeable[pod.priority] += 1
     return [
         -term.gain * sum(n for p, n in placeable.items() if term.counts(p))
         for term in problem.objective_terms
     ]
+
+
+def _has_node_by_class(problem: PodPacking) -> Callable[[int], bool]:
+    """Does some node that allows pod i fit it when empty? Memoised per (constraints, requests)."""
+    import numpy as np
+
+    caps = np.array(
+        [
+            [np.iinfo(np.int64).max if c is None else c for c in row]
+            for row in problem.capacity_matrix
+        ],
+        dtype=np.int64,
+    ).reshape(problem.n_nodes, len(problem.resources))
+    memo: dict[tuple, bool] = {}
+
+    def has_node(i: int) -> bool:
+        key = (problem.pod_signature[i], tuple(problem.request_matrix[i]))
+        if key not in memo:
+            fits = np.all(caps >= np.array(key[1], dtype=np.int64), axis=1)
+            allowed = np.array(problem.eligible_by_signature[key[0]], dtype=bool)
+            memo[key] = bool((fits & allowed).any())
+        return memo[key]
+
+    return has_node

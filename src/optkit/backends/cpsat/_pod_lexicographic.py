@@ -151,9 +151,8 @@ def _solve_by_terms(problem: PodPacking, opts: SolveOptions, fast: bool) -> Outc
             exact, stats["build"] = False, "out of time"
     stats["repair_s"] = round(time.monotonic() - t0, 4)
     if not exact:
-        where = improve(problem, opts, u, end)
-        stats.update(where.stats, path="repair")
-        return answer_without_model(problem, where.where, stats=stats)
+        stats.update(improve(problem, opts, u, end).stats, path="repair")  # improves u in place
+        return answer_without_model(problem, u, stats=stats)
     if opts.time_limit is not None:  # a short run of neighbourhoods: a better start
         improve(problem, opts, u, time.monotonic() + LNS_SHARE * opts.remaining())
     starts, known = [list(u.where), repaired], []

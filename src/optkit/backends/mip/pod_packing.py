@@ -22,7 +22,7 @@ import time
 
 from optkit.problems.pod_lex import StageAnswer, answer_without_model, solve_lexicographic
 from optkit.problems.pod_packing import PodPacking
-from optkit.problems.pod_repair import candidate_pairs, repair
+from optkit.problems.pod_repair import candidate_pairs, repair_usage
 from optkit.registry import register
 from optkit.result import Termination
 from optkit.solve import Outcome, SolveOptions, TimeUp
@@ -138,7 +138,8 @@ def mip(problem: PodPacking, opts: SolveOptions) -> Outcome:
     """Term-by-term MIP of the assignment model (PuLP; backend=highs|cbc), from the targeted repair."""
     t0 = time.monotonic()
     window = opts.remaining(default=60.0)
-    repaired = repair(problem, deadline=t0 + REPAIR_SHARE * window)
+    usage = repair_usage(problem, deadline=t0 + REPAIR_SHARE * window)
+    repaired = list(usage.where)
     opts.report(problem.to_solution(repaired))
     est = candidate_pairs(problem) / BUILD_PAIRS_PER_S
     if opts.time_limit is None or 2 * est <= opts.remaining():
@@ -154,7 +155,7 @@ def mip(problem: PodPacking, opts: SolveOptions) -> Outcome:
             return out
     return answer_without_model(
         problem,
-        repaired,
+        usage,
         message="the model could not be built and handed to HiGHS in the window: the repair's plan",
         stats={"path": "repair", "estimated_build_s": round(est, 3)},
     )
