@@ -282,6 +282,15 @@ def test_trivial_bounds_hold_for_every_placement_and_count_the_pods_with_a_node(
         assert lo == -term.gain * sum(term.counts(problem.pods[i].priority) for i in counted)
 
 
+def test_minmax_answers_with_the_repair_when_its_encoding_does_not_fit_the_window():
+    # 200 nodes x 1,600 pods: 320,000 candidate pairs, about 0.1 s to encode; at 0.1 s the
+    # targeted repair's plan is the answer
+    p = generate(seed=0, nodes=200, pods_per_node=8, priorities=4, util=1.0)
+    r = optkit.solve(p, "minmax", time_limit=0.1)
+    assert r.stats["path"] == "repair" and r.status == Status.FEASIBLE
+    assert not p.better(p.evaluate_current().objective, r.objective)  # never worse than before
+
+
 class _ScriptedStages:
     """Stages whose answers are scripted per call of `minimise(k)`; records every call."""
 
