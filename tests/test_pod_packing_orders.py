@@ -291,6 +291,20 @@ def test_minmax_answers_with_the_repair_when_its_encoding_does_not_fit_the_windo
     assert not p.better(p.evaluate_current().objective, r.objective)  # never worse than before
 
 
+@pytest.mark.parametrize("solver", ["kube-default", "ffd", "bfd"])
+def test_heuristics_leave_the_queue_pending_past_their_deadline(solver):
+    from optkit.backends.heuristics.pod_packing import _fit_decreasing, kube_schedule
+
+    p = generate(seed=0, nodes=8, pods_per_node=8, priorities=2, util=1.0)
+    late = 0.0  # a deadline already past: nothing new is placed, running pods stay
+    if solver == "kube-default":
+        where = kube_schedule(p, deadline=late)
+    else:
+        where = _fit_decreasing(p, best_fit=solver == "bfd", repair=True, deadline=late)
+    assert p.check(p.to_solution(where)).feasible
+    assert all(j is None for i, j in enumerate(where) if p.current[i] is None)
+
+
 class _ScriptedStages:
     """Stages whose answers are scripted per call of `minimise(k)`; records every call."""
 
