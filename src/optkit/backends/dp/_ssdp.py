@@ -84,12 +84,16 @@ class SSDP:
         sg_block: int = 100,
         first_states: int = 250_000,
     ):
-        self.p = np.asarray(p, np.int64)
-        self.d = np.asarray(d, np.int64)
-        self.w = np.asarray(w, np.int64)
+        # inside, the jobs are numbered in the order of (d, p, -w): the tie-break of the
+        # network's arcs is then a linear extension of the pairs that `K.dominates` orders
+        self.order = sorted(range(len(p)), key=lambda j: (d[j], p[j], -w[j], j))
+        inner = {j: k for k, j in enumerate(self.order)}
+        self.p = np.asarray([p[j] for j in self.order], np.int64)
+        self.d = np.asarray([d[j] for j in self.order], np.int64)
+        self.w = np.asarray([w[j] for j in self.order], np.int64)
         self.n = len(p)
         self.T = int(self.p.sum())
-        self.ub, self.seq = upper[0], list(upper[1])
+        self.ub, self.seq = upper[0], [inner[j] for j in upper[1]]
         self.deadline = deadline
         self.on_bound = on_bound
         self.max_states = max_states
@@ -101,8 +105,18 @@ class SSDP:
         self.started = time.monotonic()
         self.full = False  # the last memorising pass ran out of room
         self.memo_capped = False  # the last sublimation memorised MAX_MEMO jobs
-        # node (t, j) exists only once j can have completed
-        self.alive = np.arange(self.T + 1)[:, None] >= self.p[None, :]
+        self.alive = self.windows()
+
+    def windows(self) -> np.ndarray:
+        """The nodes (t, j) that the dominant sequences can use: j completes no earlier than
+        the jobs that dominate it plus p_j, no later than T less the jobs it dominates."""
+        n, p, d, w = self.n, self.p, self.d, self.w
+        dom = np.array([[K.dominates(i, j, p, d, w) for j in range(n)] for i in range(n)])
+        dom = dom.reshape(n, n)
+        earliest = p + p @ dom  # column j: the jobs that dominate j
+        latest = self.T - dom @ p  # row j: the jobs that j dominates
+        t = np.arange(self.T + 1)[:, None]
+        return (t >= earliest[None, :]) & (t <= latest[None, :])
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def expired(self) -> bool:
@@ -129,7 +143,8 @@ class SSDP:
 
     def answer(self) -> Answer:
         self.stats["seconds"] = round(time.monotonic() - self.started, 4)
-        return Answer(self.seq, self.ub, min(self.bound, self.ub), self.stats)
+        sequence = [self.order[k] for k in self.seq]
+        return Answer(sequence, self.ub, min(self.bound, self.ub), self.stats)
 
     # -- the stages -------------------------------------------------------------------------------
     def run(self) -> Answer:

@@ -19,9 +19,22 @@ INF = 1e30
 
 
 @nb.njit(cache=True, inline="always")
+def dominates(i, j, p, d, w):
+    """True if job i goes before job j in some optimal sequence for a reason that does not
+    depend on the others: i < j, p_i <= p_j, w_i >= w_j and d_i <= d_j (swapping j and i when j
+    comes first costs nothing more). With the jobs numbered in the order of (d, p, -w), these
+    pairs are a partial order whose linear extension is the numbering, so one optimal sequence
+    respects all of them and the tie-break of `precedes` at once (see `_ssdp.SSDP`)."""
+    return i < j and p[i] <= p[j] and w[i] >= w[j] and d[i] <= d[j]
+
+
+@nb.njit(cache=True, inline="always")
 def precedes(i, j, t, p, d, w):
     """True if job i may run right before job j when j completes at t: the pair costs less than
-    (or, tied, i < j) the interchanged pair. Some optimal sequence has no other adjacent pair."""
+    (or, tied, i < j) the interchanged pair and j does not dominate i. Some optimal sequence has
+    no other adjacent pair."""
+    if dominates(j, i, p, d, w):
+        return False
     s = t - p[i] - p[j]
     a = w[i] * max(0, s + p[i] - d[i]) + w[j] * max(0, t - d[j])
     b = w[j] * max(0, s + p[j] - d[j]) + w[i] * max(0, t - d[i])
