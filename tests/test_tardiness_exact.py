@@ -94,8 +94,8 @@ def tie_heavy_instances(draw):
 @given(tie_heavy_instances())
 def test_ssdp_network_keeps_an_optimal_sequence(instance):
     """Given only a poor upper bound (an arbitrary sequence's cost + 1), the SSDP must find an
-    optimal sequence itself: the dominance rules, time windows and interchange arcs together
-    leave at least one optimal sequence in its network."""
+    optimal sequence itself: the pair orders (`_precedence`), time windows and interchange arcs
+    together leave at least one optimal sequence in its network."""
     from optkit.backends.dp._ssdp import SSDP
 
     p, d, w, seq = instance
@@ -114,7 +114,7 @@ def test_ssdp_network_keeps_an_optimal_sequence(instance):
 @pytest.mark.slow
 def test_ssdp_memorises_jobs_to_prove(wt40):
     """An instance where the relaxation leaves a gap that only memorised jobs close."""
-    problem, optimum = wt40[116]
+    problem, optimum = wt40[112]
     result = optkit.solve(problem, "dp", time_limit=60)
     assert result.status == Status.OPTIMAL, result.message
     assert result.objective == result.bound == optimum
@@ -130,7 +130,7 @@ def test_ssdp_memorises_at_most_max_memo_jobs(monkeypatch, wt40):
     from optkit.backends.dp import _ssdp
 
     monkeypatch.setattr(_ssdp, "MAX_MEMO", 2)
-    problem, exact = wt40[116]
+    problem, exact = wt40[112]
     result = optkit.solve(problem, "dp", time_limit=10)
     assert result.status in (Status.OPTIMAL, Status.FEASIBLE), result.message
     assert result.stats["memorised"] == 2
