@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -77,28 +78,60 @@ def test_ssdp_equals_brute_force(problem):
     assert result.objective == result.bound == brute_force(problem)
 
 
+@st.composite
+def tie_heavy_instances(draw):
+    """n <= 8, p, w and d from narrow ranges, so that many pairs tie or dominate each other."""
+    n = draw(st.integers(2, 8))
+    ints = lambda lo, hi: st.lists(st.integers(lo, hi), min_size=n, max_size=n)  # noqa: E731
+    p = draw(ints(1, draw(st.sampled_from([2, 3, 20]))))
+    w = draw(ints(0, draw(st.sampled_from([1, 3, 10]))))
+    d = draw(ints(0, sum(p)))
+    return p, d, w, draw(st.permutations(range(n)))
+
+
 @pytest.mark.slow
-def test_ssdp_memorises_jobs_to_prove():
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tie_heavy_instances())
+def test_ssdp_network_keeps_an_optimal_sequence(instance):
+    """Given only a poor upper bound (an arbitrary sequence's cost + 1), the SSDP must find an
+    optimal sequence itself: the pair orders (`_precedence`), time windows and interchange arcs
+    together leave at least one optimal sequence in its network."""
+    from optkit.backends.dp._ssdp import SSDP
+
+    p, d, w, seq = instance
+    problem = Tardiness(processing_times=p, due_dates=d, weights=w)
+
+    def cost(order):
+        done = np.cumsum(np.take(p, order))
+        return int(np.dot(np.take(w, order), np.maximum(0, done - np.take(d, order))))
+
+    answer = SSDP(p, d, w, (cost(seq) + 1, seq), deadline=time.monotonic() + 60).run()
+    optimum = brute_force(problem)
+    assert sorted(answer.sequence) == list(range(len(p)))
+    assert answer.cost == cost(answer.sequence) == answer.bound == optimum
+
+
+@pytest.mark.slow
+def test_ssdp_memorises_jobs_to_prove(wt40):
     """An instance where the relaxation leaves a gap that only memorised jobs close."""
-    problem = generate(seed=29, n=14)
-    result = optkit.solve(problem, "dp", subset_max_n=0)
-    exact = optkit.solve(problem, "dp", subset_max_n=14)
-    assert result.status == exact.status == Status.OPTIMAL
-    assert result.objective == exact.objective and result.bound == exact.objective
+    problem, optimum = wt40[112]
+    result = optkit.solve(problem, "dp", time_limit=60)
+    assert result.status == Status.OPTIMAL, result.message
+    assert result.objective == result.bound == optimum
     assert result.stats["memorised"] > 0
 
 
-def test_ssdp_memorises_at_most_max_memo_jobs(monkeypatch):
-    """With the cap on memorised jobs lowered to 2 (fewer than the 3 of a round, too few to
+@pytest.mark.slow
+def test_ssdp_memorises_at_most_max_memo_jobs(monkeypatch, wt40):
+    """With the cap on memorised jobs lowered to 2 (fewer than the 5 of a round, too few to
     settle this instance by memorising), the cap holds and whatever it then reports (after more
     multiplier passes, while the step has not converged) is right: no error, a bound never
     above the optimum, `optimal` only with the optimum."""
     from optkit.backends.dp import _ssdp
 
     monkeypatch.setattr(_ssdp, "MAX_MEMO", 2)
-    problem = generate(seed=29, n=14)
-    exact = optkit.solve(problem, "dp", subset_max_n=14).objective
-    result = optkit.solve(problem, "dp", subset_max_n=0, time_limit=20)
+    problem, exact = wt40[112]
+    result = optkit.solve(problem, "dp", time_limit=10)
     assert result.status in (Status.OPTIMAL, Status.FEASIBLE), result.message
     assert result.stats["memorised"] == 2
     assert result.objective >= exact and result.bound is not None and result.bound <= exact

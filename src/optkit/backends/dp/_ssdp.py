@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from optkit.backends.dp import _ssdp_kernels as K
+from optkit.backends.dp._precedence import precedences
 
 #: float slack on bound comparisons (values are sums of at most n integers and the multipliers)
 EPS = 1e-6
@@ -84,12 +85,16 @@ class SSDP:
         sg_block: int = 100,
         first_states: int = 250_000,
     ):
-        self.p = np.asarray(p, np.int64)
-        self.d = np.asarray(d, np.int64)
-        self.w = np.asarray(w, np.int64)
+        # inside, the jobs are numbered in a topological order of the known pairs (`before`),
+        # so that the tie-break of the network's arcs agrees with them (see `_precedence`)
+        self.order, self.before = precedences(p, d, w)
+        inner = {j: k for k, j in enumerate(self.order)}
+        self.p = np.asarray([p[j] for j in self.order], np.int64)
+        self.d = np.asarray([d[j] for j in self.order], np.int64)
+        self.w = np.asarray([w[j] for j in self.order], np.int64)
         self.n = len(p)
         self.T = int(self.p.sum())
-        self.ub, self.seq = upper[0], list(upper[1])
+        self.ub, self.seq = upper[0], [inner[j] for j in upper[1]]
         self.deadline = deadline
         self.on_bound = on_bound
         self.max_states = max_states
@@ -101,8 +106,16 @@ class SSDP:
         self.started = time.monotonic()
         self.full = False  # the last memorising pass ran out of room
         self.memo_capped = False  # the last sublimation memorised MAX_MEMO jobs
-        # node (t, j) exists only once j can have completed
-        self.alive = np.arange(self.T + 1)[:, None] >= self.p[None, :]
+        self.alive = self.windows()
+
+    def windows(self) -> np.ndarray:
+        """The nodes (t, j) that the sequences respecting `before` can use: j completes no
+        earlier than p_j plus the jobs known to precede it, no later than T less those known to
+        follow it."""
+        earliest = self.p + self.p @ self.before  # column j: the jobs known to precede j
+        latest = self.T - self.before @ self.p  # row j: the jobs known to follow j
+        t = np.arange(self.T + 1)[:, None]
+        return (t >= earliest[None, :]) & (t <= latest[None, :])
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def expired(self) -> bool:
@@ -129,7 +142,8 @@ class SSDP:
 
     def answer(self) -> Answer:
         self.stats["seconds"] = round(time.monotonic() - self.started, 4)
-        return Answer(self.seq, self.ub, min(self.bound, self.ub), self.stats)
+        sequence = [self.order[k] for k in self.seq]
+        return Answer(sequence, self.ub, min(self.bound, self.ub), self.stats)
 
     # -- the stages -------------------------------------------------------------------------------
     def run(self) -> Answer:
@@ -169,7 +183,7 @@ class SSDP:
         stage = "multipliers"
         passes = 0
         for passes in range(1, iterations + 1):  # noqa: B007 - counted after the loop
-            F, P = K.forward(self.p, self.d, self.w, u, self.alive)
+            F, P = K.forward(self.p, self.d, self.w, u, self.alive, self.before)
             lb = float(F[-1, :, 0].min()) + float(u.sum())
             path = K.path_of(F, P, self.p)
             g = 1.0 - self.counts(path)
@@ -197,8 +211,8 @@ class SSDP:
     def eliminate(self, u: np.ndarray) -> np.ndarray:
         """Remove the nodes through which no path beats the upper bound; returns the forward and
         backward costs F and G (bounds on the two halves of any path through a node)."""
-        F, P = K.forward(self.p, self.d, self.w, u, self.alive)
-        G, S, best = K.backward(self.p, self.d, self.w, u, self.alive)
+        F, P = K.forward(self.p, self.d, self.w, u, self.alive, self.before)
+        G, S, best = K.backward(self.p, self.d, self.w, u, self.alive, self.before)
         self.raise_bound(best + u.sum(), "elimination")
         cut = self.ub - 1 - float(u.sum()) + EPS
         self.alive &= K.through(F, P, G, S) <= cut
@@ -252,7 +266,7 @@ class SSDP:
         for k, j in enumerate(memo):
             bit[j] = np.uint64(1) << np.uint64(k)
         full = np.uint64((1 << len(memo)) - 1)
-        net = (self.p, self.d, self.w, u, self.alive)
+        net = (self.p, self.d, self.w, u, self.alive, self.before)
         left_p = int(self.p[memo].sum())
         cut = self.ub - 1 - float(u.sum()) + EPS
         if prev is None:

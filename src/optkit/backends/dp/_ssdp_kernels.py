@@ -19,9 +19,12 @@ INF = 1e30
 
 
 @nb.njit(cache=True, inline="always")
-def precedes(i, j, t, p, d, w):
-    """True if job i may run right before job j when j completes at t: the pair costs less than
-    (or, tied, i < j) the interchanged pair. Some optimal sequence has no other adjacent pair."""
+def precedes(i, j, t, p, d, w, before):
+    """True if job i may run right before job j when j completes at t: j need not precede i
+    (`before`, see `_precedence`) and the pair costs less than (or, tied, i < j) the interchanged
+    pair. Some optimal sequence has no other adjacent pair."""
+    if before[j, i]:
+        return False
     s = t - p[i] - p[j]
     a = w[i] * max(0, s + p[i] - d[i]) + w[j] * max(0, t - d[j])
     b = w[j] * max(0, s + p[j] - d[j]) + w[i] * max(0, t - d[i])
@@ -29,7 +32,7 @@ def precedes(i, j, t, p, d, w):
 
 
 @nb.njit(cache=True)
-def forward(p, d, w, u, alive):
+def forward(p, d, w, u, alive, before):
     """The network with interchange arcs and without 2-cycles (j i j): F[t, j, 0] = cheapest path
     from 0 to node (t, j), F[t, j, 1] = cheapest one whose previous job differs from the first's;
     P[t, j, r] their previous jobs (n: none). A path into (t, j) from (t - p_j, i) uses i's
@@ -58,7 +61,7 @@ def forward(p, d, w, u, alive):
                 f = F[tp, i, 0]
                 if f >= b2:
                     break
-                if i == j or not precedes(i, j, t, p, d, w):
+                if i == j or not precedes(i, j, t, p, d, w, before):
                     continue
                 v = f if P[tp, i, 0] != j else F[tp, i, 1]
                 if v < b1:
@@ -76,7 +79,7 @@ def forward(p, d, w, u, alive):
 
 
 @nb.njit(cache=True)
-def backward(p, d, w, u, alive):
+def backward(p, d, w, u, alive, before):
     """The mirror of `forward`: G[t, j, r] = cheapest (r = 0) and second cheapest (r = 1, with
     another next job) path from node (t, j) to T, c_j(t) excluded; S their next jobs (n: none);
     also the cheapest whole path."""
@@ -112,7 +115,7 @@ def backward(p, d, w, u, alive):
                 h = H[k, 0]
                 if h >= b2:
                     break
-                if k == j or not precedes(j, k, t + p[k], p, d, w):
+                if k == j or not precedes(j, k, t + p[k], p, d, w, before):
                     continue
                 v = h if S[t + p[k], k, 0] != j else H[k, 1]
                 if v < b1:
@@ -283,7 +286,7 @@ def memo_forward(t0, t1, net, bit, left_p, cut, other, lo, hi, store, cap_max, b
     by `other`, see `_pruned`) or when the memorised jobs left do not fit before T. Returns the
     store, the next time to extend and whether the store had room (at most cap_max states).
     """
-    p, d, w, u, alive = net
+    p, d, w, u, alive, before = net
     has_other, base, olo, ohi, omask, oval, ofull = other
     n = alive.shape[1]
     T = alive.shape[0] - 1
@@ -309,7 +312,7 @@ def memo_forward(t0, t1, net, bit, left_p, cut, other, lo, hi, store, cap_max, b
                 else:
                     if i == n or i == j or hi[tp, i] == lo[tp, i]:
                         continue
-                    if not precedes(i, j, t, p, d, w):
+                    if not precedes(i, j, t, p, d, w, before):
                         continue
                     a, b = lo[tp, i], hi[tp, i]
                 for k in range(a, b):
@@ -338,7 +341,7 @@ def memo_backward(t0, t1, net, bit, left_p, cut, other, lo, hi, store, cap_max, 
     """The mirror of `memo_forward`, over times t0 down to t1+1: a state (t, j, R) carries the
     set R of memorised jobs done after t, val the cheapest cost of the jobs after t (c_j(t)
     excluded) and `pred` its next state (-1 at T)."""
-    p, d, w, u, alive = net
+    p, d, w, u, alive, before = net
     has_other, base, olo, ohi, omask, oval, ofull = other
     n = alive.shape[1]
     T = alive.shape[0] - 1
@@ -361,7 +364,7 @@ def memo_backward(t0, t1, net, bit, left_p, cut, other, lo, hi, store, cap_max, 
                     te = t + p[k]
                     if k == j or te > T or hi[te, k] == lo[te, k]:
                         continue
-                    if not precedes(j, k, te, p, d, w):
+                    if not precedes(j, k, te, p, d, w, before):
                         continue
                     ck = w[k] * max(0, te - d[k]) - u[k]
                     bk = bit[k]
@@ -390,7 +393,7 @@ def memo_backward(t0, t1, net, bit, left_p, cut, other, lo, hi, store, cap_max, 
 @nb.njit(cache=True)
 def memo_start(net, bit, full, lo, hi, store):
     """The cheapest whole path of a backward memorising network: (cost, its first state)."""
-    p, d, w, u, alive = net
+    p, d, w, u, alive, before = net
     job, mask, val, succ, done, val2, succ2, count = store
     best, arg = INF, -1
     for k in range(alive.shape[1]):
