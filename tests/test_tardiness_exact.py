@@ -312,3 +312,15 @@ print("ok", a.objective)
 """
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stdout.startswith("ok"), run.stderr
+
+
+def test_ssdp_path_walk_of_a_network_without_a_path_is_empty():
+    """No path from 0 to T (every node gone): the walk returns nothing instead of reading past
+    its arrays (a crash, not an error, in compiled code)."""
+    from optkit.backends.dp import _ssdp_kernels as K
+
+    F = np.full((6, 2, 2), K.INF)
+    P = np.full((6, 2, 2), -1, np.int32)
+    assert len(K.path_of(F, P, np.array([2, 3]))) == 0
+    F[5, 1, 0], P[5, 1, 0] = 1.0, 0  # a dangling node at T whose predecessor has no path
+    assert len(K.path_of(F, P, np.array([2, 3]))) == 0

@@ -146,10 +146,13 @@ def through(F, P, G, S):
 
 @nb.njit(cache=True)
 def path_of(F, P, p):
-    """The jobs of `forward`'s cheapest path ending at T, in order."""
+    """The jobs of `forward`'s cheapest path ending at T, in order; empty when the network has
+    no path (the walk would read past its arrays)."""
     rows, n = F.shape[0], F.shape[1]
     t = rows - 1
     j = np.argmin(F[t, :, 0])
+    if F[t, j, 0] >= INF:
+        return np.empty(0, np.int64)
     r = 0
     out = []
     while True:
@@ -158,6 +161,8 @@ def path_of(F, P, p):
         t -= p[j]
         if i == n:
             break
+        if i < 0 or t <= 0:
+            return np.empty(0, np.int64)
         r = 0 if P[t, i, 0] != j else 1
         j = i
     out.reverse()
