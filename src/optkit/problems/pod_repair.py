@@ -24,7 +24,7 @@ import contextlib
 import gc
 import heapq
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,13 +36,9 @@ if TYPE_CHECKING:
 PREEMPTION_NODES = 8
 
 
-def candidate_pairs(problem: PodPacking, sample: int = 256) -> int:
-    """Pod-node pairs of the assignment model: exact up to `sample` pods, else estimated from
-    `sample` pods spread over the instance (cheap at any size: one node mask per pod class)."""
-    n = problem.n_pods
-    if not n or not problem.n_nodes:
-        return 0
-    req = problem.request_matrix
+def class_nodes(problem: PodPacking) -> Callable[[int], np.ndarray]:
+    """Pod i's allowed nodes that fit it when empty (a boolean mask), memoised per class of pods
+    (constraints, requests): cheap at any size, where per-pod candidate lists are not."""
     cap = np.array(
         [
             [np.iinfo(np.int64).max if c is None else c for c in row]
@@ -50,18 +46,30 @@ def candidate_pairs(problem: PodPacking, sample: int = 256) -> int:
         ],
         dtype=np.int64,
     ).reshape(problem.n_nodes, len(problem.resources))
-    counts: dict[tuple, int] = {}
+    masks: dict[tuple, np.ndarray] = {}
     eligible: dict[str, np.ndarray] = {}
-    picks = range(n) if n <= sample else range(0, n, n // sample)
-    total = 0
-    for i in picks:
-        key = (problem.pod_signature[i], tuple(req[i]))
-        if key not in counts:
+
+    def nodes(i: int) -> np.ndarray:
+        key = (problem.pod_signature[i], tuple(problem.request_matrix[i]))
+        mask = masks.get(key)
+        if mask is None:
             if key[0] not in eligible:
                 eligible[key[0]] = np.array(problem.eligible_by_signature[key[0]], dtype=bool)
-            fits = np.all(cap >= np.array(key[1]), axis=1)
-            counts[key] = int((eligible[key[0]] & fits).sum())
-        total += counts[key]
+            mask = masks[key] = eligible[key[0]] & np.all(cap >= np.array(key[1]), axis=1)
+        return mask
+
+    return nodes
+
+
+def candidate_pairs(problem: PodPacking, sample: int = 256) -> int:
+    """Pod-node pairs of the assignment model: exact up to `sample` pods, else estimated from
+    `sample` pods spread over the instance (cheap at any size: one node mask per pod class)."""
+    n = problem.n_pods
+    if not n or not problem.n_nodes:
+        return 0
+    nodes = class_nodes(problem)
+    picks = range(n) if n <= sample else range(0, n, n // sample)
+    total = sum(int(nodes(i).sum()) for i in picks)
     return round(total * n / len(picks))
 
 
