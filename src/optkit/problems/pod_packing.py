@@ -229,6 +229,15 @@ class PodPacking(Problem):
         return [[self.capacity(j, r) for r in R] for j in range(self.n_nodes)]
 
     @cached_property
+    def capacity_array(self):
+        """`capacity_matrix` as a nodes x resources int64 NumPy array, no limit as int64's max."""
+        import numpy as np
+
+        big = np.iinfo(np.int64).max
+        rows = [[big if c is None else c for c in row] for row in self.capacity_matrix]
+        return np.array(rows, dtype=np.int64).reshape(self.n_nodes, len(self.resources))
+
+    @cached_property
     def priorities(self) -> tuple[int, ...]:
         """Distinct pod priorities, highest first: one objective tier each."""
         return tuple(sorted({p.priority for p in self.pods}, reverse=True))
@@ -319,13 +328,7 @@ class PodPacking(Problem):
 
         if not self.n_nodes:
             return tuple(() for _ in self.pods)
-        caps = np.array(
-            [
-                [np.iinfo(np.int64).max if c is None else c for c in row]
-                for row in self.capacity_matrix
-            ],
-            dtype=np.int64,
-        ).reshape(self.n_nodes, len(self.resources))
+        caps = self.capacity_array
         by_req: dict[tuple[int, ...], object] = {}
         by_sig: dict[str, object] = {}
         out = []

@@ -39,13 +39,7 @@ PREEMPTION_NODES = 8
 def class_nodes(problem: PodPacking) -> Callable[[int], np.ndarray]:
     """Pod i's allowed nodes that fit it when empty (a boolean mask), memoised per class of pods
     (constraints, requests): cheap at any size, where per-pod candidate lists are not."""
-    cap = np.array(
-        [
-            [np.iinfo(np.int64).max if c is None else c for c in row]
-            for row in problem.capacity_matrix
-        ],
-        dtype=np.int64,
-    ).reshape(problem.n_nodes, len(problem.resources))
+    cap = problem.capacity_array
     masks: dict[tuple, np.ndarray] = {}
     eligible: dict[str, np.ndarray] = {}
 
