@@ -249,6 +249,73 @@ def test_spread_and_tie_break_by_hand():
     assert [p.nodes[j].name for j in kube_schedule(p, tie_break="index")] == ["n3", "n1", "n2"]
 
 
+@st.composite
+def owned_clusters(draw):
+    """Running and pending pods of a few ReplicaSets; some nodes with a NoExecute taint."""
+    n_nodes = draw(st.integers(1, 4))
+    nodes = [
+        {
+            "name": f"n{j}",
+            "capacity": {"cpu": 10, "memory": 10},
+            "taints": [{"key": "k", "effect": "NoExecute"}] if draw(st.booleans()) else [],
+        }
+        for j in range(n_nodes)
+    ]
+    pods = []
+    for i in range(draw(st.integers(0, 8))):
+        pod = {"name": f"p{i}", "requests": {"cpu": draw(st.integers(0, 3))}}
+        if draw(st.booleans()):
+            pod["owner"] = f"ReplicaSet/rs-{draw(st.integers(0, 2))}"
+        if draw(st.booleans()):
+            pod["node"] = f"n{draw(st.integers(0, n_nodes - 1))}"
+            pod["movable"] = draw(st.integers(0, 3)) > 0
+        if draw(st.booleans()):
+            pod["tolerations"] = [{"key": "k", "operator": "Exists"}]
+        pods.append(pod)
+    return pp(nodes, pods)
+
+
+@settings(max_examples=60, deadline=None)
+@given(owned_clusters(), st.data())
+def test_bulk_placement_and_lazy_owner_counts_match_one_by_one(problem, data):
+    import numpy as np
+
+    staying = [
+        j if j is not None and problem.may_stay(i, j) else None
+        for i, j in enumerate(problem.current)
+    ]
+    assert problem.staying == tuple(staying)
+    running = [i for i, j in enumerate(staying) if j is not None]
+    one, bulk = Cluster(problem), Cluster(problem)
+    for i in running:
+        one.place(i, staying[i])
+    bulk.place_all(running, [staying[i] for i in running])
+    if data.draw(st.booleans()):  # one owner's counts made dense before the changes below
+        bulk.owner_count("ReplicaSet/rs-0")
+    changes = (
+        st.lists(st.sampled_from(range(problem.n_pods)), max_size=6)
+        if problem.n_pods
+        else st.just([])
+    )
+    for i in data.draw(changes):
+        if bulk.where[i] is None:
+            j = data.draw(st.integers(0, problem.n_nodes - 1))
+            one.place(i, j)
+            bulk.place(i, j)
+        else:
+            one.remove(i)
+            bulk.remove(i)
+    assert bulk.where == one.where and bulk.start == one.start and bulk.on_node == one.on_node
+    for name in ("used", "used_nz", "used_actual"):
+        assert (getattr(bulk, name) == getattr(one, name)).all()
+    for owner in {pod.owner for pod in problem.pods if pod.owner}:
+        direct = np.zeros(problem.n_nodes, dtype=np.int64)
+        for i, j in enumerate(bulk.where):
+            if j is not None and problem.pods[i].owner == owner:
+                direct[j] += 1
+        assert bulk.owner_count(owner).tolist() == direct.tolist()
+
+
 def test_preemption_evicts_lower_priority():
     p = pp(
         [{"name": "a", "capacity": {"cpu": 1000, "memory": 1000}}],

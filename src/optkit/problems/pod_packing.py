@@ -312,6 +312,18 @@ class PodPacking(Problem):
             if taint.effect == "NoExecute"
         )
 
+    @cached_property
+    def staying(self) -> tuple[int | None, ...]:
+        """Per pod, its current node if it may stay there (`may_stay`), else None; `may_stay` is asked
+        only on the nodes with a NoExecute taint."""
+        no_execute = {
+            j for j, n in enumerate(self.nodes) if any(t.effect == "NoExecute" for t in n.taints)
+        }
+        return tuple(
+            j if j is not None and (j not in no_execute or self.may_stay(i, j)) else None
+            for i, j in enumerate(self.current)
+        )
+
     def allowed(self, pod_index: int, node_index: int) -> bool:
         """May pod i be on node j in a solution (eligibility, staying, movability; not resources)?"""
         cur = self.current[pod_index]

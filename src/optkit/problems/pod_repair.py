@@ -199,17 +199,7 @@ def collector_paused() -> Iterator[None]:
 def start_from_current(problem: PodPacking) -> Usage:
     """The current placement, each overcommitted node shedding its lowest-priority movable pods."""
     P = problem
-    # a movable pod may stay unless its node has a NoExecute taint it does not tolerate
-    no_execute = {
-        j for j, n in enumerate(P.nodes) if any(t.effect == "NoExecute" for t in n.taints)
-    }
-    keep = [
-        j
-        if j is not None and (not P.pods[i].movable or j not in no_execute or P.may_stay(i, j))
-        else None
-        for i, j in enumerate(P.current)
-    ]
-    u = Usage(P, keep)
+    u = Usage(P, list(P.staying))
     for j in np.flatnonzero(np.any(u.free < 0, axis=0)):
         j = int(j)
         movable = sorted(

@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections import defaultdict
 from heapq import heappop, heappush
 
 from optkit.problems.pod_packing import (
@@ -94,8 +95,11 @@ class Cluster:
         ] * problem.n_pods  # placement clock (for preemption's start time)
         self.clock = 0
         self.on_node: list[set[int]] = [set() for _ in problem.nodes]
-        # PodTopologySpread bookkeeping: owner -> matching pod count per node
-        self.owner_count: dict[str, object] = {}
+        # PodTopologySpread bookkeeping: owner -> matching pod count per node, made dense on the
+        # first score that asks (15,000 ReplicaSets x 5,000 nodes would be 600 MB); until then the
+        # nodes of the owner's placed pods
+        self._owner_count: dict[str, object] = {}
+        self._owner_nodes: dict[str, list[int]] = defaultdict(list)
         self.zone = [n.labels.get(ZONE) for n in problem.nodes]
         self.has_zone = any(z is not None for z in self.zone)
         # PreferNoSchedule taints per node (TaintToleration score)
@@ -121,10 +125,32 @@ class Cluster:
         self.start[i] = self.clock
         owner = self.p.pods[i].owner
         if owner:
-            counts = self.owner_count.setdefault(
-                owner, self.np.zeros(self.p.n_nodes, dtype=self.np.int64)
-            )
-            counts[j] += 1
+            if owner in self._owner_count:
+                self._owner_count[owner][j] += 1
+            else:
+                self._owner_nodes[owner].append(j)
+
+    def place_all(self, pods: list[int], nodes: list[int]) -> None:
+        """`place` for each pod in turn, in bulk: the running pods of a cluster of 40,000 took 0.4 s
+        one by one."""
+        np = self.np
+        if not pods:
+            return
+        i, j = np.asarray(pods), np.asarray(nodes)
+        np.add.at(self.used, j, self.req[i])
+        np.add.at(self.used_nz, j, self.nz[i])
+        np.add.at(self.used_actual, j, self.actual2[i])
+        for k, (a, b) in enumerate(zip(pods, nodes), start=self.clock + 1):
+            self.where[a] = b
+            self.on_node[b].add(a)
+            self.start[a] = k
+            owner = self.p.pods[a].owner
+            if owner:
+                if owner in self._owner_count:
+                    self._owner_count[owner][b] += 1
+                else:
+                    self._owner_nodes[owner].append(b)
+        self.clock += len(pods)
 
     def remove(self, i: int) -> None:
         j = self.where[i]
@@ -136,7 +162,19 @@ class Cluster:
         self.on_node[j].discard(i)
         owner = self.p.pods[i].owner
         if owner:
-            self.owner_count[owner][j] -= 1
+            if owner in self._owner_count:
+                self._owner_count[owner][j] -= 1
+            else:
+                self._owner_nodes[owner].remove(j)
+
+    def owner_count(self, owner: str):
+        """The pods of `owner` on each node (an array over the nodes)."""
+        counts = self._owner_count.get(owner)
+        if counts is None:
+            on = self._owner_nodes.pop(owner, [])
+            counts = self.np.bincount(on, minlength=self.p.n_nodes).astype(self.np.int64)
+            self._owner_count[owner] = counts
+        return counts
 
     def eligible_mask(self, i: int):
         """Nodes pod i passes the non-resource filters on."""
@@ -180,18 +218,15 @@ class Cluster:
         # PodTopologySpread, system default constraints (pods with an owner)
         owner = self.p.pods[i].owner
         if owner and self.spread:
-            counts = self.owner_count.get(owner)
-            cnt = counts[nodes] if counts is not None else np.zeros(len(nodes), dtype=np.int64)
+            counts = self.owner_count(owner)
+            cnt = counts[nodes]
             raw = cnt * math.log(len(nodes) + 2) + (3 - 1)
             if self.has_zone:
                 zones = [self.zone[j] for j in nodes]
                 zone_tot: dict[str, int] = {}
-                all_counts = (
-                    counts if counts is not None else np.zeros(self.p.n_nodes, dtype=np.int64)
-                )
                 for j in range(self.p.n_nodes):
                     if self.zone[j] is not None:
-                        zone_tot[self.zone[j]] = zone_tot.get(self.zone[j], 0) + int(all_counts[j])
+                        zone_tot[self.zone[j]] = zone_tot.get(self.zone[j], 0) + int(counts[j])
                 w = math.log(len({z for z in zones if z is not None}) + 2)
                 raw = raw + np.array(
                     [0.0 if z is None else zone_tot[z] * w + (5 - 1) for z in zones]
@@ -305,13 +340,11 @@ def kube_schedule(
     c.spread = spread
     rng = random.Random(seed)
     arrival = {i: k for k, i in enumerate(creation_order(problem))}
-    pending: list[int] = []
-    for i in sorted(range(problem.n_pods), key=lambda i: arrival[i]):
-        j = problem.current[i]
-        if j is not None and problem.may_stay(i, j):
-            c.place(i, j)
-        else:
-            pending.append(i)
+    stay = problem.staying
+    in_order = sorted(range(problem.n_pods), key=lambda i: arrival[i])
+    running = [i for i in in_order if stay[i] is not None]
+    c.place_all(running, [stay[i] for i in running])
+    pending = [i for i in in_order if stay[i] is None]
     for j in range(problem.n_nodes):
         while np.any(c.used[j] > c.cap[j]):
             movable = [k for k in c.on_node[j] if problem.pods[k].movable]
@@ -426,13 +459,9 @@ def _fit_decreasing(
         np.maximum(c.cap.max(axis=0), 1).astype(float) if P.n_nodes else np.ones(len(P.resources))
     )
     size = (c.req / scale).sum(axis=1) if P.n_pods else np.zeros(0)
-    pending = []
-    for i in range(P.n_pods):
-        j = P.current[i]
-        if j is not None and P.may_stay(i, j):
-            c.place(i, j)
-        else:
-            pending.append(i)
+    running = [i for i, j in enumerate(P.staying) if j is not None]
+    c.place_all(running, [P.staying[i] for i in running])
+    pending = [i for i, j in enumerate(P.staying) if j is None]
     for j in range(P.n_nodes):
         while np.any(c.used[j] > c.cap[j]):
             movable = [k for k in c.on_node[j] if P.pods[k].movable]
