@@ -318,6 +318,24 @@ def test_runtime_covers_the_checks_of_the_start_and_of_the_answer(fake_solver, m
     assert result.runtime_s >= 0.15
 
 
+@pytest.mark.parametrize("answer_s, window", [(0.0, 1.0), (0.3, 0.7), (5.0, 0.5)])
+def test_solver_window_leaves_the_answers_checks_their_time(
+    fake_solver, monkeypatch, answer_s, window
+):
+    """The solver's time limit is the caller's less the problem's estimate of the answer's checks
+    (at most half of it); the result states the caller's limit."""
+    seen = []
+
+    def solver(problem, opts):
+        seen.append(opts.time_limit)
+        return Outcome(solution={"sequence": [0, 1, 2]})
+
+    monkeypatch.setattr(Tardiness, "answer_seconds", lambda self: answer_s)
+    result = optkit.solve(PROBLEM, fake_solver(solver), time_limit=1.0)
+    assert seen == [pytest.approx(window)]
+    assert result.time_limit_s == 1.0
+
+
 def test_cbc_time_limit_is_read_from_the_clock_after_the_model_file_is_written():
     from optkit.backends.pulp_model import backend_solver
     from optkit.solve import SolveOptions

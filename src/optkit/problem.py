@@ -144,6 +144,12 @@ class Problem(Model):
     def evaluate(self, solution: Model) -> CheckReport:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def answer_seconds(self) -> float:
+        """An estimate of the seconds the facade's handling of an answer takes (`check` above all).
+        The solver's window is the time limit less this, so that the limit holds for the whole call;
+        negligible by default."""
+        return 0.0
+
     def render(self, solution: Any) -> str:
         """A text picture of a solution for people; problems with a natural one override this."""
         report = self.check(solution)

@@ -115,7 +115,7 @@ def solve(
     require(spec)
     _import_libraries(spec)
     opts = SolveOptions(
-        time_limit=time_limit,
+        time_limit=_window(problem, time_limit),
         threads=threads,
         seed=seed,
         initial_solution=initial_solution,
@@ -129,11 +129,19 @@ def solve(
         outcome = _run_with_wall_clock(spec, problem, opts)
     else:
         outcome = _run(spec, problem, opts)
-    result = _result(spec, problem, opts, outcome)
+    result = _result(spec, problem, opts, outcome, time_limit)
     if opts.initial_solution is not None:
         result = _no_worse_than_start(spec, problem, opts.initial_solution, result)
     # the whole call from the solver's clock on: the checks of the start and the answer included
     return replace(result, runtime_s=round(time.monotonic() - opts.started, 6))
+
+
+def _window(problem: Problem, time_limit: float | None) -> float | None:
+    """The solver's time limit: the caller's less the time the answer's checks will take (at most
+    half of it), so that the whole call keeps the caller's limit."""
+    if time_limit is None:
+        return None
+    return time_limit - min(problem.answer_seconds(), 0.5 * time_limit)
 
 
 #: modules a solver's first call imports, beyond its `requires` (ortools pulls in pandas)
@@ -221,8 +229,11 @@ def _run(spec: SolverSpec, problem: Problem, opts: SolveOptions) -> Outcome:
     return outcome
 
 
-def _result(spec: SolverSpec, problem: Problem, opts: SolveOptions, out: Outcome) -> Result:
-    """The checked result of `out` (its `runtime_s` is set by the caller)."""
+def _result(
+    spec: SolverSpec, problem: Problem, opts: SolveOptions, out: Outcome, time_limit: float | None
+) -> Result:
+    """The checked result of `out` under the caller's `time_limit` (its `runtime_s` is set by the
+    caller)."""
     base = dict(
         problem=problem.kind,
         instance=problem.name,
@@ -230,7 +241,7 @@ def _result(spec: SolverSpec, problem: Problem, opts: SolveOptions, out: Outcome
         solver_version=spec.version(),
         objective_terms=getattr(problem, "objective_names", None),
         runtime_s=0.0,
-        time_limit_s=opts.time_limit,
+        time_limit_s=time_limit,
         threads=opts.threads,
         seed=opts.seed,
         params=dict(opts.params),
