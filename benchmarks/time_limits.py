@@ -83,6 +83,7 @@ INSTANCES: dict[str, list[Callable[[], optkit.Problem]]] = {
     "pod-packing": [
         _gen("pod-packing", "80x10", nodes=80, pods_per_node=10, priorities=3),
         _gen("pod-packing", "200x4", nodes=200, pods_per_node=4, priorities=2),
+        _gen("pod-packing", "5000x8", nodes=5000, pods_per_node=8, priorities=4, util=1.0),
     ],
 }
 
