@@ -345,3 +345,29 @@ def test_cbc_time_limit_is_read_from_the_clock_after_the_model_file_is_written()
     opts.started -= 4.0  # four seconds of the limit already spent (building, writing the file)
     assert backend_solver(opts).timeLimit <= 6.0 - 0.2
     assert backend_solver(SolveOptions(params={"backend": "cbc"})).timeLimit is None
+
+
+def test_solve_freezes_older_objects_only_when_nothing_is_frozen(fake_solver):
+    """During a solve the objects from before it are frozen (left out of full collections); after
+    it nothing stays frozen, and an application's own freeze is left as it was."""
+    import gc
+
+    counts = []
+
+    def solver(problem, opts):
+        counts.append(gc.get_freeze_count())
+        return Outcome(solution={"sequence": [0, 1, 2]})
+
+    name = fake_solver(solver)
+    optkit.solve(PROBLEM, name)
+    assert counts[-1] > 0 and gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        made_since = [[] for _ in range(1000)]  # a second freeze would take these in
+        optkit.solve(PROBLEM, name)
+        assert made_since
+        # not frozen again (that would add the objects made since) and not unfrozen after
+        assert counts[-1] <= frozen and gc.get_freeze_count() > frozen // 2
+    finally:
+        gc.unfreeze()

@@ -7,12 +7,14 @@ objective, keeps a bound only when the solver proved one, and derives status and
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import multiprocessing as mp
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -114,26 +116,44 @@ def solve(
     spec = get_solver(problem.kind, solver)
     require(spec)
     _import_libraries(spec)
-    opts = SolveOptions(
-        time_limit=_window(problem, time_limit),
-        threads=threads,
-        seed=seed,
-        initial_solution=initial_solution,
-        params=spec.resolve_params(params),
-        callback=callback,
-    )
-    if opts.initial_solution is not None and not problem.check(opts.initial_solution).feasible:
-        raise InputError("initial_solution: not a feasible solution of this instance")
+    with _collector_skips_older_objects():
+        opts = SolveOptions(
+            time_limit=_window(problem, time_limit),
+            threads=threads,
+            seed=seed,
+            initial_solution=initial_solution,
+            params=spec.resolve_params(params),
+            callback=callback,
+        )
+        if opts.initial_solution is not None and not problem.check(opts.initial_solution).feasible:
+            raise InputError("initial_solution: not a feasible solution of this instance")
 
-    if hard_limit and time_limit is not None:
-        outcome = _run_with_wall_clock(spec, problem, opts)
-    else:
-        outcome = _run(spec, problem, opts)
-    result = _result(spec, problem, opts, outcome, time_limit)
-    if opts.initial_solution is not None:
-        result = _no_worse_than_start(spec, problem, opts.initial_solution, result)
-    # the whole call from the solver's clock on: the checks of the start and the answer included
-    return replace(result, runtime_s=round(time.monotonic() - opts.started, 6))
+        if hard_limit and time_limit is not None:
+            outcome = _run_with_wall_clock(spec, problem, opts)
+        else:
+            outcome = _run(spec, problem, opts)
+        result = _result(spec, problem, opts, outcome, time_limit)
+        if opts.initial_solution is not None:
+            result = _no_worse_than_start(spec, problem, opts.initial_solution, result)
+        # the whole call from the solver's clock on: the checks of the start and the answer included
+        return replace(result, runtime_s=round(time.monotonic() - opts.started, 6))
+
+
+@contextlib.contextmanager
+def _collector_skips_older_objects() -> Iterator[None]:
+    """Python's full garbage collections leave out the objects that exist before the solve (the
+    instance above all) until it ends (`gc.freeze`). Each full collection scans every object
+    alive: at 5,000 nodes x 40,000 pods one took 0.11-0.18 s, in the middle of a 1 s window.
+    Nothing is done when objects are frozen already (by an outer solve, or by the application,
+    whose frozen objects stay frozen)."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _window(problem: Problem, time_limit: float | None) -> float | None:
