@@ -249,6 +249,28 @@ def test_spread_and_tie_break_by_hand():
     assert [p.nodes[j].name for j in kube_schedule(p, tie_break="index")] == ["n3", "n1", "n2"]
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 9), st.integers(0, 4)), max_size=6),
+    st.integers(-3, 40),
+)
+def test_smallest_that_fit_counts_as_the_greedy_one_item_at_a_time(groups, capacity):
+    import numpy as np
+
+    from optkit.backends.cpsat.pod_models import _smallest_that_fit
+
+    items = sorted(q for q, n in groups for _ in range(n))
+    fit = used = 0
+    for q in items:
+        if used + q > capacity:
+            break
+        used += q
+        fit += 1
+    request = np.array([q for q, _ in groups], dtype=np.int64)
+    count = np.array([n for _, n in groups], dtype=np.int64)
+    assert _smallest_that_fit(request, count, capacity) == fit
+
+
 @st.composite
 def owned_clusters(draw):
     """Running and pending pods of a few ReplicaSets; some nodes with a NoExecute taint."""
