@@ -123,12 +123,7 @@ class Cluster:
         self.on_node[j].add(i)
         self.clock += 1
         self.start[i] = self.clock
-        owner = self.p.pods[i].owner
-        if owner:
-            if owner in self._owner_count:
-                self._owner_count[owner][j] += 1
-            else:
-                self._owner_nodes[owner].append(j)
+        self._count_owner(i, j, +1)
 
     def place_all(self, pods: list[int], nodes: list[int]) -> None:
         """`place` for each pod in turn, in bulk: the running pods of a cluster of 40,000 took 0.4 s
@@ -144,12 +139,7 @@ class Cluster:
             self.where[a] = b
             self.on_node[b].add(a)
             self.start[a] = k
-            owner = self.p.pods[a].owner
-            if owner:
-                if owner in self._owner_count:
-                    self._owner_count[owner][b] += 1
-                else:
-                    self._owner_nodes[owner].append(b)
+            self._count_owner(a, b, +1)
         self.clock += len(pods)
 
     def remove(self, i: int) -> None:
@@ -160,12 +150,20 @@ class Cluster:
         self.used_nz[j] -= self.nz[i]
         self.used_actual[j] -= self.actual2[i]
         self.on_node[j].discard(i)
+        self._count_owner(i, j, -1)
+
+    def _count_owner(self, i: int, j: int, change: int) -> None:
+        """Pod i placed on (+1) or removed from (-1) node j, in its owner's counts."""
         owner = self.p.pods[i].owner
-        if owner:
-            if owner in self._owner_count:
-                self._owner_count[owner][j] -= 1
-            else:
-                self._owner_nodes[owner].remove(j)
+        if not owner:
+            return
+        counts = self._owner_count.get(owner)
+        if counts is not None:
+            counts[j] += change
+        elif change > 0:
+            self._owner_nodes[owner].append(j)
+        else:
+            self._owner_nodes[owner].remove(j)
 
     def owner_count(self, owner: str):
         """The pods of `owner` on each node (an array over the nodes)."""
