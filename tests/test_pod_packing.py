@@ -338,6 +338,28 @@ def test_bulk_placement_and_lazy_owner_counts_match_one_by_one(problem, data):
         assert bulk.owner_count(owner).tolist() == direct.tolist()
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"nodes": [], "pods": []},
+        {"nodes": [{"name": "a", "capacity": {}}], "pods": []},
+        {"nodes": [{"name": "a", "capacity": {}}], "pods": [{"name": "p", "requests": {}}]},
+    ],
+    ids=["nothing", "a node, no pods", "no resources"],
+)
+@pytest.mark.parametrize("objective", [FIRST, "per-tier"])
+def test_every_solver_answers_degenerate_clusters(data, objective):
+    """Every solver answers, the exact ones optimally (priority-matters with its harmful quirks
+    fixed: faithful, it answers only from a stage it ran, and with no priority there is none)."""
+    problem = PodPacking.from_dict({**data, "objective": objective})
+    best = brute_force(problem)
+    for spec in optkit.registry.solver_specs("pod-packing"):
+        params = {"faithful": False} if spec.name == "priority-matters" else {}
+        result = optkit.solve(problem, spec.name, time_limit=2, **params)
+        assert result.status.has_solution, (spec.name, result.message)
+        assert result.objective == best or not spec.exact, spec.name
+
+
 def test_preemption_evicts_lower_priority():
     p = pp(
         [{"name": "a", "capacity": {"cpu": 1000, "memory": 1000}}],

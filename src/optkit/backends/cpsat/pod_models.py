@@ -309,7 +309,9 @@ class CountModel:
             self.m.add(total_of([self.n[g, j] for j in cands]) == t)
             self.placed.append(t)
         # per group: requests [group, resource] and pods; per node: free room (None: unlimited)
-        q = np.array([key.request for key in self.keys], dtype=np.int64).reshape(-1, len(R))
+        q = np.array([key.request for key in self.keys], dtype=np.int64).reshape(
+            len(self.keys), len(R)
+        )
         size = np.array([len(self.groups[key]) for key in self.keys], dtype=np.int64)
         free = [
             [None if cap[j][r] is None else cap[j][r] - fixed[j][r] for r in R]
