@@ -60,6 +60,7 @@ class PodModel:
         req, cap = P.request_matrix, P.capacity_matrix
         self.x: dict[tuple[int, int], object] = {}
         self.placed: dict[int, object] = {}
+        self._own_placed: list[int] = []  # pods whose placed variable is not one of their x
         by_node: dict[int, list[int]] = defaultdict(list)
         for i in self.pods:
             clock()
@@ -79,6 +80,7 @@ class PodModel:
                 self.placed[i] = lits[0]
             else:
                 y = self.m.new_bool_var(f"y{i}")
+                self._own_placed.append(i)
                 self.m.add(sum(lits) == y)
                 self.placed[i] = y
         for j in self.nodes:
@@ -201,13 +203,8 @@ class PodModel:
         hint = self.m.proto.solution_hint  # in one call each, not a call per variable
         hint.vars.extend([v.index for v in self.x.values()])
         hint.values.extend([int(where[i] == j) for i, j in self.x])
-        own = [
-            (y.index, int(where[i] is not None))
-            for i, y in self.placed.items()
-            if not any(y is self.x.get((i, j)) for j in self.p.candidates[i])
-        ]
-        hint.vars.extend([v for v, _ in own])
-        hint.values.extend([h for _, h in own])
+        hint.vars.extend([self.placed[i].index for i in self._own_placed])
+        hint.values.extend([int(where[i] is not None) for i in self._own_placed])
 
     def read(self, value) -> list[int | None]:
         where: list[int | None] = (
