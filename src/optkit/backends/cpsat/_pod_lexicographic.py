@@ -38,10 +38,6 @@ REPAIR_SHARE = 0.3
 LNS_SHARE = 0.2
 #: share of what is left that the placement-first solve gets for its placement bounds (per-tier)
 PLACEMENT_SHARE = 0.4
-#: seconds a pod kept free after the phases for the answer's assembly (solution, bounds, checks);
-#: the facade's window leaves as much again for its own check (without this, cpsat ran 1.01-1.09 s
-#: of 1 s at 5,000 nodes x 40,000 pods; with it 0.70-0.95 s)
-CHECK_S_PER_POD = 5e-6
 
 
 class CpsatStages:
@@ -140,8 +136,10 @@ def _solve_by_terms(problem: PodPacking, opts: SolveOptions, fast: bool) -> Outc
     exact = not fast and (
         opts.time_limit is None or pairs / BUILD_PAIRS_PER_S <= window * EXACT_SHARE
     )
-    # every phase ends by `end`, which leaves room for the answer's assembly
-    end = now + window - CHECK_S_PER_POD * problem.n_pods if opts.time_limit is not None else None
+    # every phase ends by `end`, which leaves the answer's assembly (solution, bounds, checks) as
+    # much time again as the facade keeps for its own check (without it, cpsat ran 1.01-1.09 s of
+    # 1 s at 5,000 nodes x 40,000 pods; with it 0.70-0.95 s)
+    end = now + window - problem.answer_seconds() if opts.time_limit is not None else None
     # the fast path: the repair first (it may take the whole window), the neighbourhoods after it
     u = repair_usage(problem, deadline=now + REPAIR_SHARE * window if exact else end)
     repaired = list(u.where)
